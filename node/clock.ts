@@ -1,0 +1,18 @@
+// Time and randomness enter fedmesh only through these two interfaces. The node injects the system
+// implementations (system-clock.ts); the simulator injects seeded, simulated ones.
+
+export interface Clock {
+  /** Milliseconds on a monotonic clock; only differences are meaningful. */
+  monotonicMs(): number
+  /** Wall-clock milliseconds since the Unix epoch (timestamps on the wire, audit entries). */
+  wallMs(): number
+  /** Calls fn every intervalMs until the returned function is called. */
+  every(intervalMs: number, fn: () => void): () => void
+}
+
+export interface Rng {
+  /** Uniform 32-bit unsigned integer. */
+  nextU32(): number
+  /** Fills a fresh array with random bytes (nonces, salts). */
+  bytes(length: number): Uint8Array
+}
