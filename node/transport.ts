@@ -1,0 +1,24 @@
+// The seam between protocols and the network. Libp2pTransport implements it over TCP/Noise/yamux/
+// gossipsub; the simulator implements it over a simulated network. Peers are named by their ed25519
+// public keys (32 bytes): the key is the identity, addresses are hints.
+
+/** A gossip handler's judgement, as gossipsub understands it: reject penalises the propagator. */
+export type Verdict = 'accept' | 'ignore' | 'reject'
+
+export type TopicHandler = (from: Uint8Array, bytes: Uint8Array) => Verdict
+export type RequestHandler = (from: Uint8Array, bytes: Uint8Array) => Promise<Uint8Array>
+
+export interface Transport {
+  readonly localKey: Uint8Array
+  /** Publishes to a topic; resolves with the number of peers it was sent to (0 if none yet). */
+  publish(topic: string, bytes: Uint8Array): Promise<number>
+  /** Handles a topic: the handler validates and acts; only 'accept'ed messages are forwarded. */
+  onTopic(topic: string, handler: TopicHandler): () => void
+  /** Sends one request on a channel and awaits the reply (bounded size, timeout). */
+  request(peer: Uint8Array, channel: string, bytes: Uint8Array, options?: { timeoutMs?: number }): Promise<Uint8Array>
+  onRequest(channel: string, handler: RequestHandler): () => void
+  /** Connects to one peer by its addresses (multiaddr strings in production, all of one peer). */
+  dial(addresses: string[]): Promise<void>
+  /** Keys of peers with an open connection. */
+  connectedPeers(): Uint8Array[]
+}
