@@ -14,10 +14,13 @@ export class MemoryStorage implements Storage {
 
   async batch (ops: ReadonlyArray<BatchOp>): Promise<void> {
     this.#assertOpen()
-    for (const op of ops) {
-      if (op.type === 'put') this.#data.set(op.key, Uint8Array.from(op.value))
+    // Copy every value before applying any op, so a bad op fails the whole batch (atomicity).
+    const copies = ops.map((op) => op.type === 'put' ? Uint8Array.from(op.value) : undefined)
+    ops.forEach((op, i) => {
+      const copy = copies[i]
+      if (copy !== undefined) this.#data.set(op.key, copy)
       else this.#data.delete(op.key)
-    }
+    })
   }
 
   async * iterate (prefix: string, options: { limit?: number, reverse?: boolean, gt?: string } = {}): AsyncIterable<[string, Uint8Array]> {
