@@ -5,7 +5,6 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, TopicValidatorResult, type GossipSub, type GossipsubOpts } from '@libp2p/gossipsub'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
@@ -29,7 +28,6 @@ const CHANNEL_LENGTH_MAX = 64
 export interface Libp2pTransportInit {
   identity: NodeIdentity
   listen: string[]
-  bootstrap?: string[]
   logger: Logger
   connectionsMax?: number
   /** gossipsub heartbeat; mesh repairs happen this often. */
@@ -72,7 +70,6 @@ export class Libp2pTransport implements Transport {
         appSpecificWeight: 1
       }
     }
-    const list = init.bootstrap ?? []
     const libp2p = await createLibp2p({
       privateKey: await init.identity.libp2pPrivateKey(),
       addresses: { listen: init.listen },
@@ -80,7 +77,6 @@ export class Libp2pTransport implements Transport {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionManager: { maxConnections: init.connectionsMax ?? 256, maxIncomingPendingConnections: 32 },
-      peerDiscovery: list.length > 0 ? [bootstrap({ list, timeout: 0, tagTTL: Infinity })] : [],
       services: {
         identify: identify(),
         ping: ping(),

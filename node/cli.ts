@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+import './polyfills.js'
+import { parseArgs } from 'node:util'
+import { existsSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseHostPort } from './api.js'
+import { resolveStartConfig, type StartFlags } from './config.js'
+import { CONFIG_FILE, defaultDataDir, loadOrCreateToken, readRuntime, readToken } from './data-dir.js'
+import { KEY_FILE, loadOrCreateIdentity } from './identity.js'
+import { peerIdOf } from './libp2p-transport.js'
+import { createLogger } from './log.js'
+import { FedmeshNode, type MemberView, type NodeStatus } from './node.js'
+
+const USAGE = `fedmesh — a peer-to-peer federation mesh node
+
+Usage: fedmesh <command> [options]
+
+Commands:
+  init        create the node key, API token and config in the data dir
+  start       run a node (joins a mesh with --bootstrap; a single-node mesh without)
+  id          print this node's public key and libp2p peer id
+  status      show the running node's status (via its admin API)
+  members     list the mesh members the running node knows
+
+Common options:
+  --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
+  --json           machine-readable output (id, status, members)
+
+start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
+  --org NAME             organisation (default 'default')
+  --listen MULTIADDR     repeatable (default /ip4/0.0.0.0/tcp/7400)
+  --bootstrap MULTIADDR  repeatable; a member's address to join through
+  --api HOST:PORT        admin API address (default 127.0.0.1:7401; port 0 picks a free one)
+  --capability NAME      repeatable; capabilities this node exposes
+  --heartbeat-ms N       announcement interval (default 1000)
+  --suspect-after-ms N   silence before a member is suspect (default 3 heartbeats)
+  --dead-after-ms N      silence before a member is dead (default 6 heartbeats)
+`
+
+type Command = (args: string[]) => Promise<number>
+
+const COMMANDS: Record<string, Command> = { init, start, id, status, members }
+
+async function main (argv: string[]): Promise<number> {
+  const [name, ...args] = argv
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  const command = COMMANDS[name]
+  if (command === undefined) {
+    process.stderr.write(`fedmesh: unknown command '${name}'\n\n${USAGE}`)
+    return 2
+  }
+  return await command(args)
+}
+
+const DATA_DIR_OPTION = { 'data-dir': { type: 'string' } } as const
+const JSON_OPTION = { json: { type: 'boolean', default: false } } as const
+
+async function init (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, org: { type: 'string' } } })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const { identity, created } = await loadOrCreateIdentity(dataDir)
+  await loadOrCreateToken(dataDir)
+  if (values.org !== undefined) {
+    const path = join(dataDir, CONFIG_FILE)
+    const config = await readFile(path, 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => ({}))
+    await writeFile(path, JSON.stringify({ ...config, org: values.org }, null, 2) + '\n', { mode: 0o600 })
+  }
+  process.stdout.write(`${created ? 'created' : 'existing'} node key in ${dataDir}\n  key      ${identity.publicKeyHex}\n  peer id  ${peerIdOf(identity.publicKey).toString()}\n`)
+  return 0
+}
+
+async function start (args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...DATA_DIR_OPTION,
+      org: { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      bootstrap: { type: 'string', multiple: true },
+      api: { type: 'string' },
+      capability: { type: 'string', multiple: true },
+      'heartbeat-ms': { type: 'string' },
+      'suspect-after-ms': { type: 'string' },
+      'dead-after-ms': { type: 'string' }
+    }
+  })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const flags: StartFlags = {
+    org: values.org,
+    listen: values.listen,
+    bootstrap: values.bootstrap,
+    api: values.api,
+    capabilities: values.capability,
+    heartbeatMs: values['heartbeat-ms'],
+    suspectAfterMs: values['suspect-after-ms'],
+    deadAfterMs: values['dead-after-ms']
+  }
+  const config = await resolveStartConfig(dataDir, flags)
+  const logger = createLogger('fedmesh')
+  const node = await FedmeshNode.start({
+    dataDir,
+    org: config.org,
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    api: parseHostPort(config.api),
+    capabilities: config.capabilities,
+    heartbeatMs: config.heartbeatMs,
+    ...(config.suspectAfterMs !== undefined ? { suspectAfterMs: config.suspectAfterMs } : {}),
+    ...(config.deadAfterMs !== undefined ? { deadAfterMs: config.deadAfterMs } : {}),
+    logger
+  })
+  process.stdout.write(startBanner(node))
+  await new Promise<void>((resolve) => {
+    let stopping = false
+    const shutdown = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      logger.info({ signal }, 'stopping: announcing leave')
+      node.stop().then(resolve, (err) => { logger.error({ err: (err as Error).message }, 'stop failed'); resolve() })
+    }
+    process.once('SIGINT', () => shutdown('SIGINT'))
+    process.once('SIGTERM', () => shutdown('SIGTERM'))
+  })
+  return 0
+}
+
+function startBanner (node: FedmeshNode): string {
+  const addrs = node.multiaddrs()
+  const local = addrs.find((a) => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/'))
+  const remote = addrs.find((a) => a !== local && !a.startsWith('/ip4/127.') && !a.startsWith('/ip6/::1/'))
+  return [
+    `fedmesh node started (org ${node.org})`,
+    `  key      ${node.key}`,
+    `  peer id  ${node.peerId}`,
+    `  api      ${node.apiUrl ?? 'disabled'}`,
+    '  listening on:',
+    ...addrs.map((a) => `    ${a}`),
+    ...(local !== undefined ? [`join from this machine:     fedmesh start --bootstrap ${local}`] : []),
+    ...(remote !== undefined ? [`join from another machine:  fedmesh start --bootstrap ${remote}`] : []),
+    ''
+  ].join('\n')
+}
+
+async function id (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  if (!existsSync(join(dataDir, KEY_FILE))) {
+    process.stderr.write(`fedmesh: no node key in ${dataDir} (run: fedmesh init --data-dir ${dataDir})\n`)
+    return 1
+  }
+  const { identity } = await loadOrCreateIdentity(dataDir)
+  const info = { key: identity.publicKeyHex, peerId: peerIdOf(identity.publicKey).toString() }
+  process.stdout.write(values.json ? JSON.stringify(info) + '\n' : `key      ${info.key}\npeer id  ${info.peerId}\n`)
+  return 0
+}
+
+async function status (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
+  const result = await callApi<NodeStatus>(values['data-dir'] ?? defaultDataDir(), '/v1/status')
+  if (result === undefined) return 1
+  if (values.json) {
+    process.stdout.write(JSON.stringify(result) + '\n')
+    return 0
+  }
+  const m = result.members
+  process.stdout.write([
+    `key          ${result.key}`,
+    `peer id      ${result.peerId}`,
+    `org          ${result.org}`,
+    `incarnation  ${result.incarnation}`,
+    `peers        ${result.peers}`,
+    `members      ${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`,
+    `uptime       ${Math.round(result.uptimeMs / 1000)} s`,
+    'addresses',
+    ...result.multiaddrs.map((a) => `  ${a}`),
+    ''
+  ].join('\n'))
+  return 0
+}
+
+async function members (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
+  const result = await callApi<MemberView[]>(values['data-dir'] ?? defaultDataDir(), '/v1/members')
+  if (result === undefined) return 1
+  if (values.json) {
+    process.stdout.write(JSON.stringify(result) + '\n')
+    return 0
+  }
+  const rows = result.map((m) => [m.key.slice(0, 16) + (m.self ? '*' : ' '), m.org, m.status, String(m.incarnation), `${(m.lastHeardAgoMs / 1000).toFixed(1)}s`, m.capabilities.join(',')])
+  process.stdout.write(table(['KEY', 'ORG', 'STATUS', 'INC', 'HEARD', 'CAPABILITIES'], rows))
+  return 0
+}
+
+function table (header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+/** GETs a path on the node running in dataDir, found through its runtime file. */
+async function callApi<T> (dataDir: string, path: string): Promise<T | undefined> {
+  const runtime = await readRuntime(dataDir)
+  const token = await readToken(dataDir)
+  if (runtime?.api == null || token === undefined) {
+    process.stderr.write(`fedmesh: no running node with an API in ${dataDir} (start one with: fedmesh start --data-dir ${dataDir})\n`)
+    return undefined
+  }
+  try {
+    const res = await fetch(runtime.api + path, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) })
+    if (!res.ok) {
+      process.stderr.write(`fedmesh: ${path} answered ${res.status}: ${await res.text()}\n`)
+      return undefined
+    }
+    return await res.json() as T
+  } catch (err) {
+    process.stderr.write(`fedmesh: node at ${runtime.api} is not answering (${(err as Error).message}); is it still running (pid ${runtime.pid})?\n`)
+    return undefined
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
+  process.stderr.write(`fedmesh: ${err.message}\n`)
+  process.exitCode = 1
+})

@@ -1,0 +1,84 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { API_PORT_DEFAULT } from './api.js'
+import { CONFIG_FILE } from './data-dir.js'
+import { LISTEN_DEFAULT } from './node.js'
+
+// `fedmesh start` settings. Each comes, in order of precedence, from a flag, an environment variable
+// (FEDMESH_<NAME>, lists comma-separated), <data-dir>/config.json, or the embedded default.
+export interface StartConfig {
+  org: string
+  listen: string[]
+  bootstrap: string[]
+  api: string
+  capabilities: string[]
+  heartbeatMs: number
+  suspectAfterMs: number | undefined
+  deadAfterMs: number | undefined
+}
+
+export const START_DEFAULTS: StartConfig = {
+  org: 'default',
+  listen: LISTEN_DEFAULT,
+  bootstrap: [],
+  api: `127.0.0.1:${API_PORT_DEFAULT}`,
+  capabilities: [],
+  heartbeatMs: 1000,
+  suspectAfterMs: undefined,
+  deadAfterMs: undefined
+}
+
+const ENV_NAMES: Record<keyof StartConfig, string> = {
+  org: 'FEDMESH_ORG',
+  listen: 'FEDMESH_LISTEN',
+  bootstrap: 'FEDMESH_BOOTSTRAP',
+  api: 'FEDMESH_API',
+  capabilities: 'FEDMESH_CAPABILITIES',
+  heartbeatMs: 'FEDMESH_HEARTBEAT_MS',
+  suspectAfterMs: 'FEDMESH_SUSPECT_AFTER_MS',
+  deadAfterMs: 'FEDMESH_DEAD_AFTER_MS'
+}
+
+export type StartFlags = Partial<Record<keyof StartConfig, string | string[] | undefined>>
+
+export async function resolveStartConfig (dataDir: string, flags: StartFlags, env: NodeJS.ProcessEnv = process.env): Promise<StartConfig> {
+  const file = await readConfigFile(dataDir)
+  const config = { ...START_DEFAULTS }
+  for (const name of Object.keys(START_DEFAULTS) as Array<keyof StartConfig>) {
+    const flag = flags[name]
+    const fromEnv = env[ENV_NAMES[name]]
+    const raw = (Array.isArray(flag) ? (flag.length > 0 ? flag : undefined) : flag) ?? fromEnv ?? file[name]
+    if (raw !== undefined) (config as Record<string, unknown>)[name] = coerce(name, raw)
+  }
+  return config
+}
+
+async function readConfigFile (dataDir: string): Promise<Record<string, unknown>> {
+  const path = join(dataDir, CONFIG_FILE)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch {
+    return {}
+  }
+  const value: unknown = JSON.parse(text)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${path} must hold a JSON object`)
+  for (const key of Object.keys(value)) {
+    if (!(key in START_DEFAULTS)) throw new Error(`${path}: unknown setting '${key}' (known: ${Object.keys(START_DEFAULTS).join(', ')})`)
+  }
+  return value as Record<string, unknown>
+}
+
+function coerce (name: keyof StartConfig, raw: unknown): unknown {
+  const isList = Array.isArray(START_DEFAULTS[name])
+  if (isList) {
+    const items = Array.isArray(raw) ? raw : String(raw).split(',')
+    return items.map((s) => String(s).trim()).filter((s) => s.length > 0)
+  }
+  if (name === 'heartbeatMs' || name === 'suspectAfterMs' || name === 'deadAfterMs') {
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer (milliseconds), got '${String(raw)}'`)
+    return n
+  }
+  return String(raw)
+}
