@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+
+// The protocol cores are deterministic state machines: time and randomness come in as arguments or
+// through injected Clock/Rng. This keeps them so by grepping for the ambient sources.
+const PURE_FILES = ['membership/membership-core.ts', 'membership/announcement.ts', 'membership/trust.ts']
+const PURE_DIRS = ['consensus', 'sanitize']
+const FORBIDDEN = /\bDate\.now\(|new Date\(|\bperformance\.now\(|\bMath\.random\(|\bsetTimeout\(|\bsetInterval\(|\bsetImmediate\(|\brandomBytes\(|\bgetRandomValues\(|from 'node:fs|from 'node:net|from 'node:http/
+
+async function tsFiles (dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])
+  return entries.filter((e) => e.isFile() && e.name.endsWith('.ts')).map((e) => join(e.parentPath, e.name))
+}
+
+describe('pure cores', () => {
+  it('never read the clock, randomness or the outside world', async () => {
+    const files = [...PURE_FILES, ...(await Promise.all(PURE_DIRS.map(tsFiles))).flat()]
+    assert.ok(files.length >= PURE_FILES.length)
+    const offenders: string[] = []
+    for (const file of files) {
+      const lines = (await readFile(file, 'utf8')).split('\n')
+      lines.forEach((line, i) => {
+        if (!line.trimStart().startsWith('//') && FORBIDDEN.test(line)) offenders.push(`${file}:${i + 1}: ${line.trim()}`)
+      })
+    }
+    assert.deepEqual(offenders, [])
+  })
+})
