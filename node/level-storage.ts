@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { Level } from 'level'
 import { FedmeshError } from './errors.js'
 import type { BatchOp, Storage } from './storage.js'
@@ -30,6 +32,8 @@ export class LevelStorage implements Storage {
 
   static async open (path: string, options: LevelStorageOptions = {}): Promise<LevelStorage> {
     const createIfMissing = options.createIfMissing ?? true
+    // LevelDB creates the directory (and a LOCK file) even when told not to create a database.
+    if (!createIfMissing && !existsSync(join(path, 'CURRENT'))) throw new StorageError('storage-missing', `no database at ${path}`)
     const db: Db = new Level<Buffer, Uint8Array>(path, { keyEncoding: 'buffer', valueEncoding: 'view', createIfMissing })
     try {
       await db.open()
@@ -92,9 +96,6 @@ function openError (path: string, err: unknown): StorageError {
   if (cause?.code === 'LEVEL_LOCKED') {
     return new StorageError('storage-locked',
       `database ${path} is locked: data dir in use by another fedmesh process?`, { cause: err })
-  }
-  if (cause?.message?.includes('does not exist') === true) {
-    return new StorageError('storage-missing', `no database at ${path}`, { cause: err })
   }
   return new StorageError('storage-open-failed', `cannot open database ${path}: ${cause?.message ?? String(err)}`, { cause: err })
 }
