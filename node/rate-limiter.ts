@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 // Token buckets keyed by string, with time passed in (pure). A bucket holds up to perMinute tokens,
 // refills continuously at perMinute per 60 s and starts full. take() is all-or-nothing across keys,
 // so a request limited by one bucket costs nothing from the others. The map is bounded: at
-// bucketsMax the least recently used bucket is dropped, which at worst refills that one key early.
+// bucketsMax the least recently used bucket is dropped, which at worst refills that one key early
+// (an attacker would need bucketsMax keys in active use to exploit it).
 
 export interface BucketRequest {
   key: string
@@ -38,15 +39,13 @@ export class RateLimiter {
       assert.ok(perMinute > 0, `perMinute must be positive: ${perMinute}`)
       return this.#level(key, perMinute, nowMs)
     })
-    for (const [i, tokens] of levels.entries()) {
-      if (tokens < 1) {
-        const { key, perMinute } = requests[i]!
-        return { ok: false, key, retryAfterMs: Math.ceil((1 - tokens) * MINUTE_MS / perMinute) }
-      }
-    }
-    for (const [i, tokens] of levels.entries()) this.#store(requests[i]!.key, tokens - 1, nowMs)
+    const empty = levels.findIndex((tokens) => tokens < 1)
+    // A refused request still counts as use, so a key being held back is the last to be dropped.
+    for (const [i, tokens] of levels.entries()) this.#store(requests[i]!.key, empty === -1 ? tokens - 1 : tokens, nowMs)
     assert.ok(this.#buckets.size <= this.bucketsMax)
-    return { ok: true }
+    if (empty === -1) return { ok: true }
+    const { key, perMinute } = requests[empty]!
+    return { ok: false, key, retryAfterMs: Math.ceil((1 - levels[empty]!) * MINUTE_MS / perMinute) }
   }
 
   #level (key: string, perMinute: number, nowMs: number): number {
