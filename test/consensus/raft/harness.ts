@@ -1,0 +1,137 @@
+import { decode, encode } from 'cborg'
+import {
+  type ConfState, type Entry, type MessageType, type RaftConfig, RaftCore, type RaftMessage, type ReadState,
+  RaftStorage, SessionTable, decodeRaftMessage, encodeRaftMessage
+} from '../../../consensus/raft/index.js'
+import { Prng } from '../../../simulations/prng.js'
+
+// An in-process network of Raft cores for story-style tests (etcd's raft_test.go network): messages
+// go through the wire codec; cut/isolate/ignore shape delivery; stabilize() runs to quiescence.
+
+export class TestNode {
+  readonly core: RaftCore
+  /** Applied normal entries' data (as strings), a tiny state machine; snapshots carry it whole. */
+  applied: string[] = []
+  readonly sessions = new SessionTable(8)
+  readonly readStates: ReadState[] = []
+  snapshotsInstalled = 0
+
+  constructor (readonly id: string, conf: ConfState | 'joining', options: Partial<RaftConfig>, seed: number) {
+    this.core = new RaftCore({
+      id,
+      rng: new Prng(seed),
+      storage: conf === 'joining' ? RaftStorage.joining() : RaftStorage.bootstrap(conf),
+      takeSnapshot: () => encode(this.applied),
+      ...options
+    })
+  }
+
+  apply (e: Entry): void {
+    if (e.type !== 'normal' || e.data.length === 0) return
+    this.sessions.applyOnce(e.requestId, () => {
+      this.applied.push(new TextDecoder().decode(e.data))
+      return new Uint8Array()
+    })
+  }
+}
+
+export class TestNetwork {
+  readonly nodes = new Map<string, TestNode>()
+  readonly #blocked = new Set<string>()
+  readonly #ignored = new Set<MessageType>()
+  readonly delivered: RaftMessage[] = []
+  #queue: RaftMessage[] = []
+
+  constructor (voters: string[], options: Partial<RaftConfig> = {}, learners: string[] = []) {
+    const conf = { voters: [...voters].sort(), learners: [...learners].sort() }
+    ;[...voters, ...learners].forEach((id, i) => this.nodes.set(id, new TestNode(id, conf, options, i + 1)))
+  }
+
+  /** A node joining later: it knows nobody and learns the configuration from the leader's log. */
+  addNode (id: string, options: Partial<RaftConfig> = {}): TestNode {
+    const node = new TestNode(id, 'joining', options, this.nodes.size + 1)
+    this.nodes.set(id, node)
+    return node
+  }
+
+  node (id: string): TestNode {
+    const n = this.nodes.get(id)
+    if (n === undefined) throw new Error(`no node ${id}`)
+    return n
+  }
+
+  core (id: string): RaftCore { return this.node(id).core }
+
+  cut (a: string, b: string): void {
+    this.#blocked.add(`${a}>${b}`)
+    this.#blocked.add(`${b}>${a}`)
+  }
+
+  isolate (id: string): void {
+    for (const other of this.nodes.keys()) if (other !== id) this.cut(id, other)
+  }
+
+  ignore (type: MessageType): void { this.#ignored.add(type) }
+
+  recover (): void {
+    this.#blocked.clear()
+    this.#ignored.clear()
+  }
+
+  leaders (): string[] {
+    return [...this.nodes.values()].filter((n) => n.core.status().role === 'leader').map((n) => n.id)
+  }
+
+  tick (times = 1): void {
+    for (let t = 0; t < times; t++) {
+      for (const n of this.nodes.values()) n.core.tick()
+      this.stabilize()
+    }
+  }
+
+  /** Processes readies and delivers messages until nothing moves (bounded). */
+  stabilize (): void {
+    for (let round = 0; round < 10_000; round++) {
+      let moved = false
+      for (const n of this.nodes.values()) {
+        if (!n.core.hasReady()) continue
+        moved = true
+        const rd = n.core.ready()
+        if (rd.snapshot !== undefined) {
+          n.applied = rd.snapshot.data.length === 0 ? [] : decode(rd.snapshot.data) as string[]
+          n.snapshotsInstalled++
+        }
+        for (const m of rd.messages) this.#queue.push(decodeRaftMessage(encodeRaftMessage(m)))
+        for (const e of rd.committedEntries) n.apply(e)
+        n.readStates.push(...rd.readStates)
+        n.core.advance(rd)
+      }
+      const queue = this.#queue
+      this.#queue = []
+      for (const m of queue) {
+        if (this.#blocked.has(`${m.from}>${m.to}`) || this.#ignored.has(m.type)) continue
+        moved = true
+        this.delivered.push(m)
+        this.nodes.get(m.to)?.core.step(m)
+      }
+      if (!moved) return
+    }
+    throw new Error('network did not stabilize')
+  }
+
+  /** Ticks until exactly one leader exists (bounded); returns it. */
+  electLeader (ticksMax = 200): string {
+    for (let t = 0; t < ticksMax; t++) {
+      this.tick()
+      const leaders = this.leaders()
+      if (leaders.length === 1) return leaders[0]!
+    }
+    throw new Error('no leader elected')
+  }
+
+  propose (id: string, text: string, requestId?: { client: string, seq: number }): void {
+    const result = this.core(id).propose(new TextEncoder().encode(text), requestId)
+    if (!result.ok) throw new Error(`proposal refused: ${result.reason}`)
+    this.stabilize()
+  }
+}
