@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
 import type { Storage, BatchOp } from '../node/storage.js'
 import { silentLogger, type Logger } from '../node/log.js'
-import { TrustBook, type QuarantineCrossing, type TrustEventType, type TrustOptions, type TrustRecordResult } from './trust.js'
+import { publicKeyOfPeerId, toHex } from '../node/identity.js'
+import {
+  TrustBook, gossipsubAppScore, type QuarantineCrossing, type TrustEventType, type TrustOptions, type TrustRecordResult
+} from './trust.js'
 
 // Persists a TrustBook through Storage, one key per peer (`trust/<peer>`, JSON). Write-behind:
 // record() only marks the peer dirty; flush() writes every dirty peer in one atomic batch (the
@@ -34,7 +37,8 @@ export class TrustStore {
     this.#storage = init.storage
     this.#logger = init.logger ?? silentLogger
     this.#dirtyPeersMax = init.dirtyPeersMax ?? 256
-    assert.ok(Number.isSafeInteger(this.#dirtyPeersMax) && this.#dirtyPeersMax > 0, 'dirtyPeersMax must be a positive integer')
+    assert.ok(Number.isSafeInteger(this.#dirtyPeersMax), 'dirtyPeersMax must be an integer')
+    assert.ok(this.#dirtyPeersMax > 0, 'dirtyPeersMax must be positive')
   }
 
   /** Loads every `trust/` record; corrupt ones are logged and deleted on the next flush. */
@@ -73,6 +77,16 @@ export class TrustStore {
     return crossings
   }
 
+  /**
+   * gossipsub's scoreParams.appSpecificScore for a libp2p peer id string (see gossipsubAppScore):
+   * `appSpecificScore: (p) => store.appSpecificScore(p, clock.wallMs())`. Neutral (0) for ids
+   * that do not carry an ed25519 key.
+   */
+  appSpecificScore (peerId: string, nowMs: number): number {
+    const key = publicKeyOfPeerId(peerId)
+    return key === undefined ? 0 : gossipsubAppScore(this.book.score(toHex(key), nowMs), this.book.options)
+  }
+
   /** Writes all dirty peers in one batch; resolves to the number of keys written or deleted. */
   async flush (): Promise<number> {
     const run = this.#tail.then(async () => await this.#flushOnce())
@@ -88,7 +102,8 @@ export class TrustStore {
     const ops: BatchOp[] = peers.map((peer) => {
       const key = TRUST_KEY_PREFIX + peer
       const record = this.book.serializePeer(peer)
-      return record === undefined ? { type: 'del', key } : { type: 'put', key, value: encoder.encode(JSON.stringify(record)) }
+      if (record === undefined) return { type: 'del', key }
+      return { type: 'put', key, value: encoder.encode(JSON.stringify(record)) }
     })
     try {
       await this.#storage.batch(ops)

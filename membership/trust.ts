@@ -189,7 +189,8 @@ export class TrustBook {
     const out: PeerTrust[] = []
     for (const [peer, entry] of this.#peers) {
       const score = this.#current(entry, nowMs)
-      out.push({ peer, score, quarantined: this.#below(score), updatedMs: entry.updatedMs, events: entry.events.map((e) => ({ ...e })) })
+      const events = entry.events.map((e) => ({ ...e }))
+      out.push({ peer, score, quarantined: this.#below(score), updatedMs: entry.updatedMs, events })
     }
     return out.sort((a, b) => a.score - b.score || (a.peer < b.peer ? -1 : 1))
   }
@@ -313,7 +314,10 @@ export const TRUST_SCORE_THRESHOLDS: Readonly<PeerScoreThresholds> = {
 const HEALTHY_APP_SCORE_SCALE = 10
 const QUARANTINED_APP_SCORE = -1000
 
-export function gossipsubAppScore (score: number, options: Pick<TrustOptions, 'prior' | 'quarantineBelow'> = DEFAULT_TRUST_OPTIONS): number {
+export function gossipsubAppScore (
+  score: number,
+  options: Pick<TrustOptions, 'prior' | 'quarantineBelow'> = DEFAULT_TRUST_OPTIONS
+): number {
   assert.ok(score >= 0 && score <= 1, `trust score out of range: ${score}`)
   const { prior, quarantineBelow } = options
   if (score >= quarantineBelow) return HEALTHY_APP_SCORE_SCALE * (score - prior)

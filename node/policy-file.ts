@@ -3,7 +3,9 @@ import { mkdir, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Clock } from './clock.js'
 import { silentLogger, type Logger } from './log.js'
-import { Policy, PolicyError, POLICY_TEXT_BYTES_MAX, type PolicyContext, type PolicyDecision, type PolicyRequest } from './policy.js'
+import {
+  Policy, PolicyError, POLICY_TEXT_BYTES_MAX, type PolicyContext, type PolicyDecision, type PolicyRequest
+} from './policy.js'
 import { systemClock } from './system-clock.js'
 
 // The shell around Policy: reads <data-dir>/policy.yaml and keeps it current. The directory is
@@ -28,9 +30,12 @@ export async function loadPolicyFile (path: string): Promise<{ policy: Policy, t
   try {
     const info = await handle.stat()
     if ((info.mode & 0o022) !== 0) {
-      throw new PolicyError(path, 1, `policy file is writable by group or others (mode ${(info.mode & 0o777).toString(8)}; run: chmod go-w ${path})`)
+      const mode = (info.mode & 0o777).toString(8)
+      throw new PolicyError(path, 1, `policy file is writable by group or others (mode ${mode}; run: chmod go-w ${path})`)
     }
-    if (info.size > POLICY_TEXT_BYTES_MAX) throw new PolicyError(path, 1, `policy file is larger than ${POLICY_TEXT_BYTES_MAX} bytes`)
+    if (info.size > POLICY_TEXT_BYTES_MAX) {
+      throw new PolicyError(path, 1, `policy file is larger than ${POLICY_TEXT_BYTES_MAX} bytes`)
+    }
     const text = await handle.readFile('utf8')
     return { policy: Policy.parse(text, path), text }
   } finally {
@@ -105,7 +110,8 @@ export class PolicyWatcher extends EventTarget {
       loaded = await loadPolicyFile(this.path)
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err
-      this.#logger.error({ code: err.code, path: err.source, line: err.line, reason: err.reason }, 'policy rejected; the previous policy stays in force')
+      const fields = { code: err.code, path: err.source, line: err.line, reason: err.reason }
+      this.#logger.error(fields, 'policy rejected; the previous policy stays in force')
       this.dispatchEvent(new CustomEvent('policy:rejected', { detail: err }))
       return false
     }

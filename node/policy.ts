@@ -146,7 +146,8 @@ export class Policy {
   }
 
   decide (request: PolicyRequest, context: PolicyContext): PolicyDecision {
-    assert.ok(Number.isSafeInteger(request.payloadBytes) && request.payloadBytes >= 0, 'payloadBytes must be an integer >= 0')
+    assert.ok(Number.isSafeInteger(request.payloadBytes), 'payloadBytes must be an integer')
+    assert.ok(request.payloadBytes >= 0, 'payloadBytes must be >= 0')
     assert.ok(context.trust >= 0 && context.trust <= 1, `trust must be in [0, 1]: ${context.trust}`)
     const who = `peer ${request.peer.slice(0, 16)}… of org '${request.org}'`
     const rules = this.#capabilities.get(request.capability)
@@ -167,7 +168,8 @@ export class Policy {
       }
       return { decision: 'allow', rule: rule.id, reason: `${who} is named by ${named} and within every limit` }
     }
-    return firstFailure ?? deny(DEFAULT_DENY, `${who} is named by none of the ${rules.length} rule(s) for '${request.capability}'`)
+    const unnamed = `${who} is named by none of the ${rules.length} rule(s) for '${request.capability}'`
+    return firstFailure ?? deny(DEFAULT_DENY, unnamed)
   }
 }
 
@@ -186,7 +188,8 @@ function limitFailure (rule: AllowRule, request: PolicyRequest, context: PolicyC
     const actual = readField(request.payload, condition.field)
     if (actual === undefined) return `payload field '${condition.field}' is missing`
     if (!holds(actual, condition)) {
-      return `payload field '${condition.field}' = ${JSON.stringify(actual)?.slice(0, 80)} fails ${condition.op} ${JSON.stringify(condition.value)}`
+      const shown = JSON.stringify(actual)?.slice(0, 80)
+      return `payload field '${condition.field}' = ${shown} fails ${condition.op} ${JSON.stringify(condition.value)}`
     }
   }
   return undefined
@@ -269,7 +272,8 @@ function parseCondition (reader: NodeReader, node: unknown): Condition {
   }
   const opName = reader.string(op.value, "'op'")
   if (!OPS.has(opName)) reader.fail(op.value, `unknown op '${opName}' (ops: ${[...OPS].join(', ')})`)
-  const condition: Condition = { field: reader.string(field.value, "'field' (a dotted path)", FIELD_PATH), op: opName as ConditionOp, value: null }
+  const path = reader.string(field.value, "'field' (a dotted path)", FIELD_PATH)
+  const condition: Condition = { field: path, op: opName as ConditionOp, value: null }
   if (opName === 'in') {
     condition.value = reader.seq(value.value, "'value' of op in", IN_VALUES_MAX).map((v) => reader.scalar(v))
   } else if (opName === 'eq' || opName === 'ne') {
@@ -340,7 +344,9 @@ class NodeReader {
   }
 
   number (node: unknown, what: string, min: number, max: number): number {
-    if (!isScalar(node) || typeof node.value !== 'number' || !Number.isFinite(node.value)) this.fail(node, `${what} must be a number`)
+    if (!isScalar(node) || typeof node.value !== 'number' || !Number.isFinite(node.value)) {
+      this.fail(node, `${what} must be a number`)
+    }
     if (node.value < min || node.value > max) this.fail(node, `${what} must be in [${min}, ${max}]`)
     return node.value
   }
@@ -355,7 +361,9 @@ class NodeReader {
     const value = isScalar(node) ? node.value : undefined
     const ok = value === null || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value)) ||
       (typeof value === 'string' && value.length <= STRING_VALUE_LENGTH_MAX)
-    if (!ok) this.fail(node, `a condition value must be a string (up to ${STRING_VALUE_LENGTH_MAX} characters), number, boolean or null`)
+    if (!ok) {
+      this.fail(node, `a condition value must be a string (up to ${STRING_VALUE_LENGTH_MAX} characters), number, boolean or null`)
+    }
     return value as Scalar
   }
 

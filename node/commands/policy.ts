@@ -29,14 +29,16 @@ export async function policyCommand (args: string[]): Promise<number> {
 class UsageError extends Error {}
 
 async function check (args: string[]): Promise<number> {
-  const { values, positionals } = parse({ args, options: { json: { type: 'boolean' } }, allowPositionals: true, strict: true })
+  const options = { json: { type: 'boolean' } } as const
+  const { values, positionals } = parse({ args, options, allowPositionals: true, strict: true })
   if (positionals.length !== 1) throw new UsageError('check takes exactly one FILE')
   const loaded = await load(positionals[0]!, values.json === true)
   if (loaded === undefined) return 1
   const { policy, text } = loaded
   if (text === undefined) return printError(new PolicyError(positionals[0]!, 1, 'no such file'), values.json === true)
   const result = { ok: true, file: positionals[0], capabilities: policy.capabilityCount, rules: policy.ruleCount }
-  console.log(values.json === true ? JSON.stringify(result) : `ok: ${result.capabilities} capabilities, ${result.rules} rules`)
+  const summary = `ok: ${result.capabilities} capabilities, ${result.rules} rules`
+  console.log(values.json === true ? JSON.stringify(result) : summary)
   return 0
 }
 
@@ -60,7 +62,9 @@ async function explain (args: string[]): Promise<number> {
     throw new UsageError('explain needs --peer, --org and --capability')
   }
   if (!/^[0-9a-fA-F]{64}$/.test(peer)) throw new UsageError('--peer must be a 64-hex ed25519 public key')
-  if (values.file !== undefined && values['data-dir'] !== undefined) throw new UsageError('give --data-dir or --file, not both')
+  if (values.file !== undefined && values['data-dir'] !== undefined) {
+    throw new UsageError('give --data-dir or --file, not both')
+  }
   const trust = values.trust === undefined ? DEFAULT_TRUST_OPTIONS.prior : Number(values.trust)
   if (!(trust >= 0 && trust <= 1)) throw new UsageError('--trust must be a number in [0, 1]')
   const payloadText = values.payload ?? '{}'
