@@ -20,6 +20,7 @@ export class RaftPersistence {
   /** The stored log occupies [#firstIndex, #lastIndex]; empty when first > last. */
   #firstIndex = 1
   #lastIndex = 0
+  #tail: Promise<void> = Promise.resolve()
 
   constructor (storage: Storage, group: string) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(group)) throw new RangeError('raft group names are 1-64 [A-Za-z0-9_-]')
@@ -56,8 +57,14 @@ export class RaftPersistence {
     return new RaftStorage({ hardState, snapshot, entries })
   }
 
-  /** Persists what a Ready asks for, durably, before its messages may be sent. */
-  async save (rd: RaftReady): Promise<void> {
+  /** Persists what a Ready asks for, durably, before its messages may be sent. Saves run in call order. */
+  save (rd: RaftReady): Promise<void> {
+    const done = this.#tail.then(async () => await this.#save(rd))
+    this.#tail = done.catch(() => {})
+    return done
+  }
+
+  async #save (rd: RaftReady): Promise<void> {
     const ops: BatchOp[] = []
     let first = this.#firstIndex
     let last = this.#lastIndex

@@ -262,7 +262,10 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
   advance (rd: RaftReady): void {
     assert.ok(this.#readyOutstanding, 'advance() without ready()')
     this.#readyOutstanding = false
-    if (rd.hardState !== undefined) this.#persistedHardState = rd.hardState
+    if (rd.hardState !== undefined) {
+      this.#persistedHardState = rd.hardState
+      this.storage.hardState = rd.hardState
+    }
     if (rd.snapshot !== undefined) {
       if (this.#receivedSnapshot === rd.snapshot) this.#receivedSnapshot = undefined
       this.#applied = Math.max(this.#applied, rd.snapshot.meta.index)
