@@ -36,8 +36,12 @@ export async function loadPolicyFile (path: string): Promise<{ policy: Policy, t
     if (info.size > POLICY_TEXT_BYTES_MAX) {
       throw new PolicyError(path, 1, `policy file is larger than ${POLICY_TEXT_BYTES_MAX} bytes`)
     }
+    if (!info.isFile()) throw new PolicyError(path, 1, 'policy path is not a regular file')
     const text = await handle.readFile('utf8')
     return { policy: Policy.parse(text, path), text }
+  } catch (err) {
+    if (err instanceof PolicyError) throw err
+    throw new PolicyError(path, 1, `cannot read policy file: ${(err as Error).message}`)
   } finally {
     await handle.close()
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Node } from 'yaml'
+import { Lexer, LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Node } from 'yaml'
 import { FedmeshError } from './errors.js'
 import { RateLimiter, type BucketRequest } from './rate-limiter.js'
 
@@ -77,6 +77,7 @@ const STRING_VALUE_LENGTH_MAX = 1024
 const PER_MINUTE_MAX = 1_000_000
 const PAYLOAD_BYTES_LIMIT_MAX = 64 * 1024 * 1024
 const RATE_BUCKETS_MAX = 10_000
+const NESTING_DEPTH_MAX = 32
 
 const CAPABILITY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
 const ORG_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -110,6 +111,7 @@ export class Policy {
     if (Buffer.byteLength(text) > POLICY_TEXT_BYTES_MAX) {
       throw new PolicyError(source, 1, `policy is larger than ${POLICY_TEXT_BYTES_MAX} bytes`)
     }
+    checkNesting(text, source)
     const lineCounter = new LineCounter()
     const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false })
     const reader: NodeReader = new NodeReader(source, lineCounter)
@@ -149,19 +151,20 @@ export class Policy {
     assert.ok(Number.isSafeInteger(request.payloadBytes), 'payloadBytes must be an integer')
     assert.ok(request.payloadBytes >= 0, 'payloadBytes must be >= 0')
     assert.ok(context.trust >= 0 && context.trust <= 1, `trust must be in [0, 1]: ${context.trust}`)
-    const who = `peer ${request.peer.slice(0, 16)}… of org '${request.org}'`
+    const peer = request.peer.toLowerCase()
+    const who = `peer ${peer.slice(0, 16)}… of org '${request.org}'`
     const rules = this.#capabilities.get(request.capability)
     if (rules === undefined) return deny(DEFAULT_DENY, `no rule allows capability '${request.capability}'`)
     let firstFailure: PolicyDecision | undefined
     for (const rule of rules) {
-      const named = rule.peers.has(request.peer.toLowerCase()) ? 'peer' : rule.orgs.has(request.org) ? 'org' : undefined
+      const named = rule.peers.has(peer) ? 'peer' : rule.orgs.has(request.org) ? 'org' : undefined
       if (named === undefined) continue
       const failure = limitFailure(rule, request, context)
       if (failure !== undefined) {
         firstFailure ??= deny(rule.id, `${who}: ${failure}`)
         continue
       }
-      const taken = this.#limiter.take(bucketRequests(rule, request), context.nowMs)
+      const taken = this.#limiter.take(bucketRequests(rule, peer, request.org), context.nowMs)
       if (!taken.ok) {
         const scope = taken.key.startsWith(`${rule.id}\0peer`) ? 'perPeerPerMinute' : 'perOrgPerMinute'
         return deny(rule.id, `${who}: rate limit ${scope} exceeded; retry after ${taken.retryAfterMs} ms`)
@@ -171,6 +174,30 @@ export class Policy {
     const unnamed = `${who} is named by none of the ${rules.length} rule(s) for '${request.capability}'`
     return firstFailure ?? deny(DEFAULT_DENY, unnamed)
   }
+}
+
+// yaml composes nodes recursively: a deeply nested document overflows the stack, and V8 has been
+// seen to abort the process soon after. A policy nests a few levels, so deep ones are refused first,
+// using yaml's own (iterative) lexer so that brackets inside strings and comments do not count.
+function checkNesting (text: string, source: string): void {
+  const deepIndent = /^[ \t-]{256}/m.exec(text)
+  if (deepIndent !== null) throw new PolicyError(source, lineOfOffset(text, deepIndent.index), 'policy is indented too deeply')
+  let line = 1
+  let depth = 0
+  for (const token of new Lexer().lex(text)) {
+    if (token === '{' || token === '[') {
+      if (++depth > NESTING_DEPTH_MAX) throw new PolicyError(source, line, `policy nests deeper than ${NESTING_DEPTH_MAX} levels`)
+    } else if (token === '}' || token === ']') {
+      depth--
+    }
+    for (let i = token.indexOf('\n'); i !== -1; i = token.indexOf('\n', i + 1)) line++
+  }
+}
+
+function lineOfOffset (text: string, offset: number): number {
+  let line = 1
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++
+  return line
 }
 
 function deny (rule: string, reason: string): PolicyDecision {
@@ -195,11 +222,11 @@ function limitFailure (rule: AllowRule, request: PolicyRequest, context: PolicyC
   return undefined
 }
 
-function bucketRequests (rule: AllowRule, request: PolicyRequest): BucketRequest[] {
+function bucketRequests (rule: AllowRule, peer: string, org: string): BucketRequest[] {
   const { perPeerPerMinute, perOrgPerMinute } = rule.rateLimit
   const out: BucketRequest[] = []
-  if (perPeerPerMinute !== undefined) out.push({ key: `${rule.id}\0peer\0${request.peer}`, perMinute: perPeerPerMinute })
-  if (perOrgPerMinute !== undefined) out.push({ key: `${rule.id}\0org\0${request.org}`, perMinute: perOrgPerMinute })
+  if (perPeerPerMinute !== undefined) out.push({ key: `${rule.id}\0peer\0${peer}`, perMinute: perPeerPerMinute })
+  if (perOrgPerMinute !== undefined) out.push({ key: `${rule.id}\0org\0${org}`, perMinute: perOrgPerMinute })
   return out
 }
 

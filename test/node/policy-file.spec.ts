@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { chmod, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -103,6 +103,11 @@ describe('PolicyWatcher (real files)', () => {
     await watcher.start()
     assert.equal(((await rejected).detail as PolicyError).line, 5)
     assert.equal(watcher.decide(REQUEST, CTX).decision, 'deny')
+  })
+
+  it('rejects a policy path that is not a regular file', async () => {
+    await mkdir(join(dir, POLICY_FILE))
+    await assert.rejects(loadPolicyFile(join(dir, POLICY_FILE)), (err: unknown) => err instanceof PolicyError && /not a regular file/.test(err.reason))
   })
 
   it('refuses a policy file that group or others may write', async () => {

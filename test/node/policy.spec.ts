@@ -100,6 +100,16 @@ describe('Policy.parse', () => {
     const err = parseError('#'.repeat(1024 * 1024 + 1))
     assert.match(err.reason, /larger than/)
   })
+
+  it('rejects deep nesting before yaml recurses into it, not counting brackets in strings', () => {
+    assert.equal(parseError('capabilities:\n  s: ' + '['.repeat(200_000)).line, 2)
+    assert.match(parseError('{"capabilities":\n' + '{"a":'.repeat(100_000)).reason, /nests deeper than 32/)
+    const stairs = Array.from({ length: 300 }, (_, i) => ' '.repeat(i + 1) + 'b:').join('\n')
+    assert.match(parseError('capabilities:\n' + stairs).reason, /indented too deeply/)
+    const quoted = 'capabilities:\n  s:\n    allow:\n      - orgs: [a]\n        when: [{ field: x, op: eq, value: "' +
+      '['.repeat(100) + '" }]  # ' + '{'.repeat(100) + '\n'
+    assert.equal(Policy.parse(quoted, 'p.yaml').rules('s')[0]!.when[0]!.value, '['.repeat(100))
+  })
 })
 
 describe('Policy.decide', () => {
