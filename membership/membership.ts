@@ -24,7 +24,7 @@ export interface MembershipInit extends Partial<MembershipConfig> {
   /** Grows on every restart (persisted by the node), so a restarted node outranks its old self. */
   incarnation: number
   addrs: () => string[]
-  capabilities?: string[]
+  capabilities?: () => string[]
   heartbeatMs?: number
   /** Dial announced addresses until this many peers are connected, so the mesh outlives its bootstrap. */
   peersTarget?: number
@@ -101,7 +101,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       incarnation: this.#init.incarnation,
       seq: ++this.#seq,
       addrs: this.#init.addrs().slice(0, 16),
-      capabilities: this.#init.capabilities ?? []
+      capabilities: this.#init.capabilities?.() ?? []
     })
     const bytes = sealEnvelope(signer, { type, org, body, timestampMs: clock.wallMs(), nonce: rng.bytes(NONCE_BYTES) })
     this.#lastAnnounceMs = clock.monotonicMs()

@@ -8,6 +8,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 export const CONFIG_FILE = 'config.json'
 export const RUNTIME_FILE = 'runtime.json'
 export const TOKEN_FILE = 'api.token'
+export const SALT_FILE = 'sanitize.salt'
 export const DB_DIR = 'db'
 
 export function defaultDataDir (): string {
@@ -43,17 +44,29 @@ export async function removeRuntime (dataDir: string): Promise<void> {
   await rm(join(dataDir, RUNTIME_FILE), { force: true })
 }
 
-/** The admin API bearer token, created (mode 0600) on first use. */
+/** The admin API bearer token (hex), created (mode 0600) on first use. */
 export async function loadOrCreateToken (dataDir: string): Promise<string> {
+  return (await loadOrCreateSecret(dataDir, TOKEN_FILE)).toString('hex')
+}
+
+/** The per-node salt for keyed pseudonyms in the sanitizer, created (mode 0600) on first use. */
+export async function loadOrCreateSalt (dataDir: string): Promise<Uint8Array> {
+  return new Uint8Array(await loadOrCreateSecret(dataDir, SALT_FILE))
+}
+
+// 32 random bytes kept as hex text in a file only the owner can read.
+async function loadOrCreateSecret (dataDir: string, name: string): Promise<Buffer> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const path = join(dataDir, TOKEN_FILE)
+  const path = join(dataDir, name)
   try {
-    return (await readFile(path, 'utf8')).trim()
+    const secret = Buffer.from((await readFile(path, 'utf8')).trim(), 'hex')
+    if (secret.length < 16) throw new Error(`${path} is malformed: expected at least 32 hex characters`)
+    return secret
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-    const token = randomBytes(32).toString('hex')
-    await writeFile(path, token + '\n', { mode: 0o600, flag: 'wx' })
-    return token
+    const secret = randomBytes(32)
+    await writeFile(path, secret.toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
+    return secret
   }
 }
 

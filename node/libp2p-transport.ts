@@ -6,6 +6,7 @@ import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { gossipsub, TopicValidatorResult, type GossipSub, type GossipsubOpts } from '@libp2p/gossipsub'
+import type { PeerScoreThresholds } from '@libp2p/gossipsub/score'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { PeerId, Stream } from '@libp2p/interface'
@@ -15,7 +16,7 @@ import { pipe } from 'it-pipe'
 import * as lp from 'it-length-prefixed'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
-import { publicKeyOfPeerId, toHex, type NodeIdentity } from './identity.js'
+import type { NodeIdentity } from './identity.js'
 import type { Logger } from './log.js'
 import type { RequestHandler, TopicHandler, Transport, Verdict } from './transport.js'
 
@@ -32,8 +33,8 @@ export interface Libp2pTransportInit {
   connectionsMax?: number
   /** gossipsub heartbeat; mesh repairs happen this often. */
   gossipHeartbeatMs?: number
-  /** Maps a peer key (hex) to gossipsub's application-specific score (trust feeds routing). */
-  appSpecificScore?: (peerKeyHex: string) => number
+  /** Trust feeds routing: gossipsub's application-specific score per peer id, and its thresholds. */
+  scoring?: { appSpecificScore: (peerId: string) => number, thresholds: Partial<PeerScoreThresholds>, topicScoreCap: number }
 }
 
 const VERDICTS: Record<Verdict, TopicValidatorResult> = {
@@ -63,12 +64,9 @@ export class Libp2pTransport implements Transport {
       Dhi: 8,
       Dout: 1
     }
-    if (init.appSpecificScore !== undefined) {
-      const score = init.appSpecificScore
-      gossipOptions.scoreParams = {
-        appSpecificScore: (peerIdText: string) => score(peerKeyHexOf(peerIdText)),
-        appSpecificWeight: 1
-      }
+    if (init.scoring !== undefined) {
+      gossipOptions.scoreParams = { appSpecificScore: init.scoring.appSpecificScore, appSpecificWeight: 1, topicScoreCap: init.scoring.topicScoreCap }
+      gossipOptions.scoreThresholds = init.scoring.thresholds
     }
     const libp2p = await createLibp2p({
       privateKey: await init.identity.libp2pPrivateKey(),
@@ -215,9 +213,4 @@ function decodeReply (frame: Uint8Array): Uint8Array {
 
 export function peerIdOf (publicKey: Uint8Array): PeerId {
   return peerIdFromPublicKey(publicKeyFromRaw(publicKey))
-}
-
-function peerKeyHexOf (peerIdText: string): string {
-  const key = publicKeyOfPeerId(peerIdText)
-  return key === undefined ? '' : toHex(key)
 }

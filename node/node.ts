@@ -1,33 +1,43 @@
 import './polyfills.js'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { decodeCanonical, encodeCanonical } from './codec.js'
+import { createSanitizer, type Sanitizer } from '../sanitize/index.js'
+import { Membership } from '../membership/membership.js'
+import type { Member, MemberChange, MemberStatus } from '../membership/membership-core.js'
+import { TRUST_SCORE_THRESHOLDS, TRUST_TOPIC_SCORE_CAP_MAX, type PeerTrust, type TrustEventType, type TrustOptions } from '../membership/trust.js'
+import { TrustStore } from '../membership/trust-store.js'
 import { API_PORT_DEFAULT, startApi, type ApiServer } from './api.js'
+import { AuditLog, type AuditEntry, type AuditInput } from './audit.js'
+import { CapabilityService, type CapabilityHandler } from './capabilities.js'
 import type { Clock, Rng } from './clock.js'
-import { DB_DIR, loadOrCreateToken, removeRuntime, writeRuntime } from './data-dir.js'
+import { decodeCanonical, encodeCanonical } from './codec.js'
+import { DB_DIR, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntime } from './data-dir.js'
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
 import { LevelStorage } from './level-storage.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { createLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
+import { PolicyWatcher } from './policy-file.js'
 import type { Storage } from './storage.js'
 import { cryptoRng, systemClock } from './system-clock.js'
-import { Membership } from '../membership/membership.js'
-import type { Member, MemberChange, MemberStatus } from '../membership/membership-core.js'
+import { nodeRoutes } from './routes.js'
 
-// FedmeshNode: the library API. Composes identity, storage, transport, membership and the admin
-// API; owns their lifecycle. Everything that touches the world is created here and injected.
+// FedmeshNode: the library API. Composes identity, storage, audit, trust, policy, sanitizer,
+// transport, membership, capabilities and the admin API, and owns their lifecycle. Everything that
+// touches the world is created here and injected into the parts.
 export interface FedmeshNodeInit {
   dataDir: string
   org?: string
   listen?: string[]
   bootstrap?: string[]
-  /** host:port of the admin API, or null for none. */
+  /** Admin API address, or null for none. */
   api?: { host: string, port: number } | null
   capabilities?: string[]
   heartbeatMs?: number
   suspectAfterMs?: number
   deadAfterMs?: number
+  /** Trust model settings (prior, halfLifeMs, quarantineBelow...). */
+  trust?: Partial<TrustOptions>
   logger?: Logger
   clock?: Clock
   rng?: Rng
@@ -41,6 +51,8 @@ export interface NodeStatus {
   multiaddrs: string[]
   peers: number
   members: Record<MemberStatus, number>
+  capabilities: string[]
+  audit: { seq: number, hash: string }
   uptimeMs: number
 }
 
@@ -51,34 +63,79 @@ export interface MemberView extends Omit<Member, 'lastHeardMs' | 'sinceMs'> {
 
 export interface FedmeshNodeEvents {
   'member:change': [MemberChange]
+  'peer:trust-changed': [{ peer: string, crossed: 'entered-quarantine' | 'left-quarantine', score: number }]
+}
+
+interface Parts {
+  dataDir: string
+  org: string
+  identity: NodeIdentity
+  storage: Storage
+  audit: AuditLog
+  trust: TrustStore
+  policy: PolicyWatcher
+  sanitizer: Sanitizer
+  transport: Libp2pTransport
+  logger: Logger
+  clock: Clock
+  rng: Rng
 }
 
 const INCARNATION_KEY = 'node/incarnation'
 export const LISTEN_DEFAULT = ['/ip4/0.0.0.0/tcp/7400']
 
+// Which announcement outcomes say something about the sender's conduct.
+const ANNOUNCEMENT_CONDUCT: Record<string, TrustEventType> = {
+  'bad-signature': 'invalid-signature',
+  'sender-mismatch': 'invalid-signature',
+  malformed: 'malformed',
+  oversize: 'malformed'
+}
+
 export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   readonly metrics: NodeMetrics
-  #api?: ApiServer
-  #stopBootstrap?: () => void
+  readonly membership: Membership
+  readonly capabilities: CapabilityService
+  readonly #parts: Parts
   readonly #startedMs: number
+  readonly #stopTimers: Array<() => void> = []
+  #api?: ApiServer
 
-  private constructor (
-    readonly dataDir: string,
-    readonly org: string,
-    readonly identity: NodeIdentity,
-    readonly storage: Storage,
-    readonly transport: Libp2pTransport,
-    readonly membership: Membership,
-    readonly logger: Logger,
-    readonly clock: Clock
-  ) {
+  private constructor (parts: Parts, init: FedmeshNodeInit, incarnation: number) {
     super()
+    this.#parts = parts
+    const { identity, org, transport, clock, rng, logger, trust } = parts
     this.#startedMs = clock.monotonicMs()
+    this.membership = new Membership({
+      signer: identity, org, transport, clock, rng, logger, incarnation,
+      addrs: () => transport.multiaddrs(),
+      capabilities: () => [...new Set([...(init.capabilities ?? []), ...this.capabilities.capabilities()])],
+      heartbeatMs: init.heartbeatMs,
+      suspectAfterMs: init.suspectAfterMs,
+      deadAfterMs: init.deadAfterMs,
+      admits: (key) => !trust.book.isQuarantined(key, clock.wallMs())
+    })
+    this.capabilities = new CapabilityService({
+      signer: identity, org, transport, clock, rng, logger,
+      sanitizer: parts.sanitizer,
+      decide: (request, context) => parts.policy.decide(request, context),
+      trustOf: (peer) => {
+        const nowMs = clock.wallMs()
+        return { score: trust.book.score(peer, nowMs), quarantined: trust.book.isQuarantined(peer, nowMs) }
+      },
+      conduct: (peer, event) => this.#conduct(peer, event),
+      audit: async (input) => await this.audit(input),
+      orgOf: (peer) => this.membership.core.get(peer)?.org
+    })
     this.metrics = new NodeMetrics({ peers: () => transport.connectedPeers().length, membersByStatus: () => this.#countByStatus() })
-    membership.on('change', (change) => this.emit('member:change', change))
-    membership.on('received', ({ verdict, reason, latencyMs }) => {
+    this.membership.on('change', (change) => this.#onMemberChange(change))
+    this.membership.on('received', ({ key, verdict, reason, latencyMs }) => {
       this.metrics.envelopes.inc({ result: verdict === 'accept' ? 'accepted' : verdict === 'ignore' ? 'ignored' : 'rejected', reason: reason ?? '' })
       if (latencyMs !== undefined) this.metrics.gossipLatency.observe(Math.max(0, latencyMs) / 1000)
+      if (key === undefined) return
+      const event = verdict === 'reject' ? ANNOUNCEMENT_CONDUCT[reason ?? 'malformed'] : verdict === 'accept' || reason === 'quarantined' ? 'valid-message' : undefined
+      if (event !== undefined) this.#conduct(key, event)
+      if (verdict === 'reject') void this.audit({ action: 'announcement.in', decision: 'reject', peer: key, detail: { reason: reason ?? '' } }).catch(() => undefined)
     })
   }
 
@@ -89,61 +146,80 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const org = init.org ?? 'default'
     const { identity } = await loadOrCreateIdentity(init.dataDir)
     const storage = await LevelStorage.open(join(init.dataDir, DB_DIR))
-    let transport: Libp2pTransport | undefined
+    const cleanup: Array<() => Promise<unknown>> = [async () => await storage.close()]
     try {
       const incarnation = await nextIncarnation(storage)
-      transport = await Libp2pTransport.create({ identity, listen: init.listen ?? LISTEN_DEFAULT, logger })
-      const t = transport
-      const membership = new Membership({
-        signer: identity, org, transport: t, clock, rng, logger, incarnation,
-        addrs: () => t.multiaddrs(),
-        capabilities: init.capabilities,
-        heartbeatMs: init.heartbeatMs,
-        suspectAfterMs: init.suspectAfterMs,
-        deadAfterMs: init.deadAfterMs
+      const audit = await AuditLog.open({ storage, signer: identity, clock })
+      cleanup.unshift(async () => await audit.close())
+      const trust = await TrustStore.load({ storage, logger, ...(init.trust !== undefined ? { trust: init.trust } : {}) })
+      const policy = new PolicyWatcher({ dataDir: init.dataDir, clock, logger })
+      await policy.start()
+      cleanup.unshift(async () => await policy.stop())
+      const sanitizer = createSanitizer({ salt: await loadOrCreateSalt(init.dataDir) })
+      const transport = await Libp2pTransport.create({
+        identity, listen: init.listen ?? LISTEN_DEFAULT, logger,
+        scoring: { appSpecificScore: (peerId) => trust.appSpecificScore(peerId, clock.wallMs()), thresholds: TRUST_SCORE_THRESHOLDS, topicScoreCap: TRUST_TOPIC_SCORE_CAP_MAX }
       })
-      const node = new FedmeshNode(init.dataDir, org, identity, storage, t, membership, logger, clock)
-      membership.start()
+      cleanup.unshift(async () => await transport.stop())
+      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, policy, sanitizer, transport, logger, clock, rng }, init, incarnation)
+      node.membership.start()
+      node.#stopTimers.push(clock.every(node.membership.heartbeatMs, () => node.#housekeeping()))
       node.#keepBootstrapped(init.bootstrap ?? [])
       if (init.api !== null) await node.#startApi(init.api ?? { host: '127.0.0.1', port: API_PORT_DEFAULT })
       await writeRuntime(init.dataDir, {
-        pid: process.pid, key: identity.publicKeyHex, peerId: t.libp2p.peerId.toString(), org,
-        api: node.apiUrl ?? null, multiaddrs: t.multiaddrs(), startedAt: new Date(clock.wallMs()).toISOString()
+        pid: process.pid, key: identity.publicKeyHex, peerId: node.peerId, org,
+        api: node.apiUrl ?? null, multiaddrs: transport.multiaddrs(), startedAt: new Date(clock.wallMs()).toISOString()
       })
-      logger.info({ key: identity.publicKeyHex, org, incarnation, multiaddrs: t.multiaddrs(), api: node.apiUrl }, 'node started')
+      await node.audit({ action: 'node.started', decision: 'info', detail: { incarnation: String(incarnation), org } })
+      logger.info({ key: identity.publicKeyHex, org, incarnation, multiaddrs: transport.multiaddrs(), api: node.apiUrl }, 'node started')
       return node
     } catch (err) {
-      await transport?.stop()
-      await storage.close()
+      for (const step of cleanup) await step().catch(() => undefined)
       throw err
     }
   }
 
-  get key (): string {
-    return this.identity.publicKeyHex
-  }
-
-  get peerId (): string {
-    return this.transport.libp2p.peerId.toString()
-  }
-
-  get apiUrl (): string | undefined {
-    return this.#api?.url
-  }
+  get key (): string { return this.#parts.identity.publicKeyHex }
+  get org (): string { return this.#parts.org }
+  get peerId (): string { return this.#parts.transport.libp2p.peerId.toString() }
+  get apiUrl (): string | undefined { return this.#api?.url }
+  get transport (): Libp2pTransport { return this.#parts.transport }
+  get auditLog (): AuditLog { return this.#parts.audit }
+  get policy (): PolicyWatcher { return this.#parts.policy }
 
   multiaddrs (): string[] {
-    return this.transport.multiaddrs()
+    return this.#parts.transport.multiaddrs()
+  }
+
+  /** Serves a capability to the peers and organisations the policy allows. */
+  expose (capability: string, handler: CapabilityHandler): void {
+    this.capabilities.expose(capability, handler)
+    void this.membership.announce()
+  }
+
+  /** Asks a peer (public key hex) to run a capability; payloads leaving the org are sanitized. */
+  async request (peer: string, capability: string, payload: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    return await this.capabilities.request(peer, capability, payload, options)
+  }
+
+  /** Appends to the audit log; resolves once the entry is durable. */
+  async audit (input: AuditInput): Promise<AuditEntry> {
+    return await this.#parts.audit.append(input)
   }
 
   /** Every known member including this node, ordered by key. */
   members (): MemberView[] {
-    const nowMs = this.clock.monotonicMs()
+    const nowMs = this.#parts.clock.monotonicMs()
     const self: MemberView = {
-      key: this.key, org: this.org, addrs: this.multiaddrs(), capabilities: [], incarnation: this.membership.incarnation,
+      key: this.key, org: this.org, addrs: this.multiaddrs(), capabilities: this.capabilities.capabilities(), incarnation: this.membership.incarnation,
       seq: 0, status: 'alive', self: true, lastHeardAgoMs: 0
     }
     const others = this.membership.members().map(({ lastHeardMs, sinceMs: _since, ...m }) => ({ ...m, self: false, lastHeardAgoMs: Math.round(nowMs - lastHeardMs) }))
     return [self, ...others].sort((a, b) => a.key < b.key ? -1 : 1)
+  }
+
+  trust (): PeerTrust[] {
+    return this.#parts.trust.book.snapshot(this.#parts.clock.wallMs())
   }
 
   status (): NodeStatus {
@@ -153,35 +229,68 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       org: this.org,
       incarnation: this.membership.incarnation,
       multiaddrs: this.multiaddrs(),
-      peers: this.transport.connectedPeers().length,
+      peers: this.#parts.transport.connectedPeers().length,
       members: this.#countByStatus(),
-      uptimeMs: Math.round(this.clock.monotonicMs() - this.#startedMs)
+      capabilities: this.capabilities.capabilities(),
+      audit: this.#parts.audit.head,
+      uptimeMs: Math.round(this.#parts.clock.monotonicMs() - this.#startedMs)
     }
   }
 
-  /** Graceful stop: announce leave, close the API, the transport and the database. */
+  /** Graceful stop: announce leave, then close the API, transport, audit log and database. */
   async stop (): Promise<void> {
-    this.#stopBootstrap?.()
+    const { audit, trust, policy, transport, storage, dataDir, logger } = this.#parts
+    for (const stopTimer of this.#stopTimers) stopTimer()
     await this.membership.stop()
     await this.#api?.close()
-    await this.transport.stop()
-    await this.storage.close()
-    await removeRuntime(this.dataDir)
-    this.logger.info({ key: this.key }, 'node stopped')
+    await transport.stop()
+    await policy.stop()
+    await this.audit({ action: 'node.stopped', decision: 'info' }).catch(() => undefined)
+    await audit.close()
+    await trust.flush()
+    await storage.close()
+    await removeRuntime(dataDir)
+    logger.info({ key: this.key }, 'node stopped')
+  }
+
+  #conduct (peer: string, event: TrustEventType): void {
+    const result = this.#parts.trust.record(peer, event, this.#parts.clock.wallMs())
+    if (result.crossed !== undefined) this.#reportCrossing(peer, result.crossed, result.score)
+  }
+
+  #reportCrossing (peer: string, crossed: 'entered-quarantine' | 'left-quarantine', score: number): void {
+    this.#parts.logger.warn({ peer, crossed, score }, 'peer trust crossed the quarantine threshold')
+    this.emit('peer:trust-changed', { peer, crossed, score })
+    void this.audit({ action: 'trust.threshold', decision: 'info', peer, detail: { crossed, score: score.toFixed(4) } }).catch(() => undefined)
+  }
+
+  #onMemberChange (change: MemberChange): void {
+    this.emit('member:change', change)
+    const m = change.member
+    void this.audit({ action: `member.${change.kind}`, decision: 'info', peer: m.key, org: m.org, detail: { incarnation: String(m.incarnation) } })
+      .catch((err) => this.#parts.logger.error({ err: (err as Error).message }, 'audit append failed'))
+  }
+
+  // Once per heartbeat: report trust crossings caused by drift alone, and persist trust scores.
+  #housekeeping (): void {
+    const { trust, clock, logger } = this.#parts
+    for (const { peer, crossed, score } of trust.crossings(clock.wallMs())) this.#reportCrossing(peer, crossed, score)
+    trust.flush().catch((err) => logger.error({ err: (err as Error).message }, 'trust flush failed'))
   }
 
   // Dial the bootstrap addresses at start and again whenever the node finds itself alone (the
   // bootstrap node may start later, or restart).
   #keepBootstrapped (addresses: string[]): void {
     if (addresses.length === 0) return
+    const { transport, logger, clock } = this.#parts
     const dialAll = (): void => {
-      if (this.transport.connectedPeers().length > 0) return
+      if (transport.connectedPeers().length > 0) return
       for (const address of addresses) {
-        this.transport.dial([address]).catch((err) => this.logger.warn({ address, err: (err as Error).message }, 'bootstrap dial failed'))
+        transport.dial([address]).catch((err) => logger.warn({ address, err: (err as Error).message }, 'bootstrap dial failed'))
       }
     }
     dialAll()
-    this.#stopBootstrap = this.clock.every(this.membership.heartbeatMs, dialAll)
+    this.#stopTimers.push(clock.every(this.membership.heartbeatMs, dialAll))
   }
 
   #countByStatus (): Record<MemberStatus, number> {
@@ -193,13 +302,9 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   async #startApi (address: { host: string, port: number }): Promise<void> {
     this.#api = await startApi({
       ...address,
-      token: await loadOrCreateToken(this.dataDir),
-      logger: this.logger,
-      routes: {
-        'GET /v1/status': async () => this.status(),
-        'GET /v1/members': async () => this.members(),
-        'GET /metrics': async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() })
-      }
+      token: await loadOrCreateToken(this.#parts.dataDir),
+      logger: this.#parts.logger,
+      routes: nodeRoutes(this)
     })
   }
 }
