@@ -13,6 +13,7 @@ const TOKEN_RUN_MIN = 16
 const SECRET_LENGTH_MIN = 24
 const SECRET_LENGTH_MAX = 512
 const SECRET_BITS_PER_CHAR_MIN = 3.9
+const SECRET_WORDY_RATIO_MAX = 0.5
 const EMAIL_LOCAL_MAX = 64
 const EMAIL_DOMAIN_MAX = 253
 const URL_USERINFO_MAX = 512
@@ -30,6 +31,7 @@ const PEM_BEGIN = '-----BEGIN '
 const PEM_DASHES = '-----'
 const FILE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'pdf'])
 const HASH_LABEL = /^(?:sha1|sha224|sha256|sha384|sha512|md5|blake2b|blake3)[-_]/i
+const WORD = /[A-Z]?[a-z]{4,}/g
 const HASH_NAMES = new Set(['hash', 'digest', 'checksum', 'etag', 'integrity', 'fingerprint', 'sha', 'commit'])
 
 const AWS_SECRET_VALUE = /^[A-Za-z0-9/+]{40}$/
@@ -109,7 +111,7 @@ function findTokenSecrets (text: string, runs: number[], labelHint: string, span
 /** Findings marked by a keyword rather than by their shape: PEM blocks, bearer tokens, SAS signatures. */
 function findLabelledTokens (text: string, spans: Span[]): void {
   if (text.includes(PEM_BEGIN)) findPrivateKeyBlocks(text, spans)
-  if (text.includes('earer') || text.includes('EARER')) collectGroup(BEARER, text, 'bearer-token', spans)
+  if (text.includes('earer') || text.includes('EARER')) collectGroup(BEARER, text, 'bearer-token', spans, bearerTokenLike)
   if (text.includes('uthorization') || text.includes('UTHORIZATION')) {
     collectGroup(AUTHORIZATION, text, 'bearer-token', spans)
   }
@@ -124,16 +126,18 @@ function collect (pattern: RegExp, text: string, category: Category, spans: Span
 }
 
 /** Like collect, for patterns whose group 1 (the value) ends the match: only the value is a finding. */
-function collectGroup (pattern: RegExp, text: string, category: Category, spans: Span[]): void {
+function collectGroup (
+  pattern: RegExp, text: string, category: Category, spans: Span[], accept: (value: string) => boolean = () => true
+): void {
   pattern.lastIndex = 0
   for (let match = pattern.exec(text); match !== null; match = pattern.exec(text)) {
     const value = match[1] as string
     const end = match.index + match[0].length
-    if (category !== 'bearer-token' || bearerTokenLike(value)) spans.push({ start: end - value.length, end, category })
+    if (accept(value)) spans.push({ start: end - value.length, end, category })
   }
 }
 
-/** "bearer bonds" is prose: a token has a digit or a token symbol in it. */
+/** "bearer bonds" is prose: a token has a digit or a token symbol in it (after "Authorization:" anything goes). */
 function bearerTokenLike (value: string): boolean {
   return /[\d._~+/-]/.test(value)
 }
@@ -214,7 +218,18 @@ function isHighEntropySecret (value: string, label: string | undefined): boolean
     entropyCounts[slot] = (entropyCounts[slot] as number) + 1
   }
   if (!nonHex || !(upper && lower && digit)) return false
-  return shannonBitsPerChar(entropyCounts, value.length) >= SECRET_BITS_PER_CHAR_MIN
+  return shannonBitsPerChar(entropyCounts, value.length) >= SECRET_BITS_PER_CHAR_MIN && !wordy(value)
+}
+
+/**
+ * "ProductCategoryElectronics2024" has the entropy of a key but is made of words: half or more of it in
+ * runs of 4+ lower-case letters. Random base62 reaches that ratio about 1% of the time at 24 characters.
+ */
+function wordy (value: string): boolean {
+  let wordChars = 0
+  WORD.lastIndex = 0
+  for (let match = WORD.exec(value); match !== null; match = WORD.exec(value)) wordChars += match[0].length
+  return wordChars >= value.length * SECRET_WORDY_RATIO_MAX
 }
 
 function isHexOrDash (code: number): boolean {

@@ -39,8 +39,7 @@ function classifyRun (text: string, start: number, end: number, spans: Span[]): 
     tokenEnds.push(index)
   }
   const edges: RunEdges = {
-    left: attachedLeft(text, start),
-    right: attachedRight(text, end),
+    attached: attachedLeft(text, start) || attachedRight(text, end),
     ipLeft: ipAttachedLeft(text, start),
     ipRight: ipAttachedRight(text, end)
   }
@@ -49,8 +48,8 @@ function classifyRun (text: string, start: number, end: number, spans: Span[]): 
     let taken = 0
     for (let width = Math.min(WINDOW_TOKENS_MAX, tokenCount - first); width >= 1 && taken === 0; width--) {
       const last = first + width - 1
-      const windowStart = tokenStarts[first] as number
       const windowEnd = tokenEnds[last] as number
+      const windowStart = unbalancedParenSkipped(text, tokenStarts[first] as number, windowEnd)
       const category = classifyWindow(text, windowStart, windowEnd, first === 0, last === tokenCount - 1, edges)
       if (category !== undefined) {
         spans.push({ start: windowStart, end: windowEnd, category })
@@ -61,21 +60,28 @@ function classifyRun (text: string, start: number, end: number, spans: Span[]): 
   }
 }
 
-interface RunEdges { left: boolean, right: boolean, ipLeft: boolean, ipRight: boolean }
+/** "(415) 555-2671" keeps its '(' ; "(422-564-1252)" loses it to the surrounding prose. */
+function unbalancedParenSkipped (text: string, start: number, end: number): number {
+  if (text.charCodeAt(start) !== 40) return start
+  const close = text.indexOf(')', start)
+  return close < 0 || close >= end ? start + 1 : start
+}
+
+/**
+ * attached: the run is glued to an identifier ("DE01 4590 2706 0191 8795 53", "INV-555-123-4567"), so no
+ * window of it is a card, SSN or phone. IPv4 windows are single tokens and judge only their own edges.
+ */
+interface RunEdges { attached: boolean, ipLeft: boolean, ipRight: boolean }
 
 function classifyWindow (
   text: string, start: number, end: number, atRunStart: boolean, atRunEnd: boolean, edges: RunEdges
 ): Span['category'] | undefined {
   const window = text.slice(start, end)
-  const attached = (atRunStart && edges.left) || (atRunEnd && edges.right)
-  if (!attached) {
-    const digitCount = countDigits(text, start, end)
-    if (digitCount >= 8) {
-      const digits = window.replace(NON_DIGITS, '')
-      if (isCard(window, digits)) return 'card'
-      if (isSsn(text, start, window)) return 'national-id'
-      if (isPhone(window, digits)) return 'phone'
-    }
+  if (!edges.attached && countDigits(text, start, end) >= 8) {
+    const digits = window.replace(NON_DIGITS, '')
+    if (isCard(window, digits)) return 'card'
+    if (isSsn(text, start, window)) return 'national-id'
+    if (isPhone(window, digits)) return 'phone'
   }
   const ipAttached = (atRunStart && edges.ipLeft) || (atRunEnd && edges.ipRight)
   if (!ipAttached && isIpv4(text, start, window)) return 'ip-address'
