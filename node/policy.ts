@@ -60,10 +60,15 @@ export interface PolicyContext {
   trust: number
 }
 
+/** Why a request was denied, for the caller to act on (reason is for people). */
+export type DenyCause = 'no-rule' | 'payload-too-large' | 'low-trust' | 'condition' | 'rate-limit'
+
 export interface PolicyDecision {
   decision: 'allow' | 'deny'
   rule: string
   reason: string
+  /** Set on every denial from Policy.decide(). */
+  cause?: DenyCause
 }
 
 export const DEFAULT_DENY = 'default-deny'
@@ -154,25 +159,25 @@ export class Policy {
     const peer = request.peer.toLowerCase()
     const who = `peer ${peer.slice(0, 16)}… of org '${request.org}'`
     const rules = this.#capabilities.get(request.capability)
-    if (rules === undefined) return deny(DEFAULT_DENY, `no rule allows capability '${request.capability}'`)
+    if (rules === undefined) return deny(DEFAULT_DENY, 'no-rule', `no rule allows capability '${request.capability}'`)
     let firstFailure: PolicyDecision | undefined
     for (const rule of rules) {
       const named = rule.peers.has(peer) ? 'peer' : rule.orgs.has(request.org) ? 'org' : undefined
       if (named === undefined) continue
       const failure = limitFailure(rule, request, context)
       if (failure !== undefined) {
-        firstFailure ??= deny(rule.id, `${who}: ${failure}`)
+        firstFailure ??= deny(rule.id, failure.cause, `${who}: ${failure.text}`)
         continue
       }
       const taken = this.#limiter.take(bucketRequests(rule, peer, request.org), context.nowMs)
       if (!taken.ok) {
         const scope = taken.key.startsWith(`${rule.id}\0peer`) ? 'perPeerPerMinute' : 'perOrgPerMinute'
-        return deny(rule.id, `${who}: rate limit ${scope} exceeded; retry after ${taken.retryAfterMs} ms`)
+        return deny(rule.id, 'rate-limit', `${who}: rate limit ${scope} exceeded; retry after ${taken.retryAfterMs} ms`)
       }
       return { decision: 'allow', rule: rule.id, reason: `${who} is named by ${named} and within every limit` }
     }
     const unnamed = `${who} is named by none of the ${rules.length} rule(s) for '${request.capability}'`
-    return firstFailure ?? deny(DEFAULT_DENY, unnamed)
+    return firstFailure ?? deny(DEFAULT_DENY, 'no-rule', unnamed)
   }
 }
 
@@ -200,23 +205,27 @@ function lineOfOffset (text: string, offset: number): number {
   return line
 }
 
-function deny (rule: string, reason: string): PolicyDecision {
-  return { decision: 'deny', rule, reason }
+function deny (rule: string, cause: DenyCause, reason: string): PolicyDecision {
+  return { decision: 'deny', rule, reason, cause }
 }
 
-function limitFailure (rule: AllowRule, request: PolicyRequest, context: PolicyContext): string | undefined {
+interface LimitFailure { cause: DenyCause, text: string }
+
+function limitFailure (rule: AllowRule, request: PolicyRequest, context: PolicyContext): LimitFailure | undefined {
   if (rule.maxPayloadBytes !== undefined && request.payloadBytes > rule.maxPayloadBytes) {
-    return `payload of ${request.payloadBytes} bytes exceeds maxPayloadBytes ${rule.maxPayloadBytes}`
+    const text = `payload of ${request.payloadBytes} bytes exceeds maxPayloadBytes ${rule.maxPayloadBytes}`
+    return { cause: 'payload-too-large', text }
   }
   if (rule.minTrust !== undefined && context.trust < rule.minTrust) {
-    return `trust ${context.trust.toFixed(3)} is below minTrust ${rule.minTrust}`
+    return { cause: 'low-trust', text: `trust ${context.trust.toFixed(3)} is below minTrust ${rule.minTrust}` }
   }
   for (const condition of rule.when) {
     const actual = readField(request.payload, condition.field)
-    if (actual === undefined) return `payload field '${condition.field}' is missing`
+    if (actual === undefined) return { cause: 'condition', text: `payload field '${condition.field}' is missing` }
     if (!holds(actual, condition)) {
       const shown = JSON.stringify(actual)?.slice(0, 80)
-      return `payload field '${condition.field}' = ${shown} fails ${condition.op} ${JSON.stringify(condition.value)}`
+      const text = `payload field '${condition.field}' = ${shown} fails ${condition.op} ${JSON.stringify(condition.value)}`
+      return { cause: 'condition', text }
     }
   }
   return undefined

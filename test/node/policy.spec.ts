@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'mocha'
-import { Policy, PolicyError, DEFAULT_DENY, type PolicyRequest } from '../../node/policy.js'
+import { Policy, PolicyError, DEFAULT_DENY, type DenyCause, type PolicyRequest } from '../../node/policy.js'
 
 const PEER = 'ab'.repeat(32)
 const OTHER = 'cd'.repeat(32)
@@ -118,6 +118,7 @@ describe('Policy.decide', () => {
   it('allows a request that a rule names and every limit admits', () => {
     const decision = Policy.parse(POLICY, 'p.yaml').decide(request(), ctx)
     assert.equal(decision.decision, 'allow')
+    assert.equal(decision.cause, undefined)
     assert.equal(decision.rule, 'summarize.allow[0]')
   })
 
@@ -128,7 +129,7 @@ describe('Policy.decide', () => {
       [request({ org: 'initech' }), /named by none of the 2 rule\(s\)/]
     ] as const) {
       const decision = policy.decide(req, ctx)
-      assert.deepEqual([decision.decision, decision.rule], ['deny', DEFAULT_DENY])
+      assert.deepEqual([decision.decision, decision.rule, decision.cause], ['deny', DEFAULT_DENY, 'no-rule'])
       assert.match(decision.reason, reason)
     }
     assert.equal(Policy.empty().decide(request(), { nowMs: 0, trust: 1 }).decision, 'deny')
@@ -136,20 +137,20 @@ describe('Policy.decide', () => {
 
   it('names the rule and the limit that failed', () => {
     const policy = Policy.parse(POLICY, 'p.yaml')
-    const failures: Array<[Partial<PolicyRequest>, number, RegExp]> = [
-      [{ payloadBytes: 1001 }, 0.5, /payload of 1001 bytes exceeds maxPayloadBytes 1000/],
-      [{}, 0.39, /trust 0.390 is below minTrust 0.4/],
-      [{ payload: { amount: 1001, meta: { kind: 'short' } } }, 0.5, /'amount' = 1001 fails le 1000/],
-      [{ payload: { amount: '10', meta: { kind: 'short' } } }, 0.5, /'amount' = "10" fails le/],
-      [{ payload: { meta: { kind: 'short' } } }, 0.5, /'amount' is missing/],
-      [{ payload: { amount: 10, meta: { kind: 'epic' } } }, 0.5, /'meta.kind' = "epic" fails in/],
-      [{ payload: { amount: 10, meta: 'short' } }, 0.5, /'meta.kind' is missing/],
-      [{ payload: 'not an object' }, 0.5, /'amount' is missing/],
-      [{ payload: null }, 0.5, /'amount' is missing/]
+    const failures: Array<[Partial<PolicyRequest>, number, DenyCause, RegExp]> = [
+      [{ payloadBytes: 1001 }, 0.5, 'payload-too-large', /payload of 1001 bytes exceeds maxPayloadBytes 1000/],
+      [{}, 0.39, 'low-trust', /trust 0.390 is below minTrust 0.4/],
+      [{ payload: { amount: 1001, meta: { kind: 'short' } } }, 0.5, 'condition', /'amount' = 1001 fails le 1000/],
+      [{ payload: { amount: '10', meta: { kind: 'short' } } }, 0.5, 'condition', /'amount' = "10" fails le/],
+      [{ payload: { meta: { kind: 'short' } } }, 0.5, 'condition', /'amount' is missing/],
+      [{ payload: { amount: 10, meta: { kind: 'epic' } } }, 0.5, 'condition', /'meta.kind' = "epic" fails in/],
+      [{ payload: { amount: 10, meta: 'short' } }, 0.5, 'condition', /'meta.kind' is missing/],
+      [{ payload: 'not an object' }, 0.5, 'condition', /'amount' is missing/],
+      [{ payload: null }, 0.5, 'condition', /'amount' is missing/]
     ]
-    for (const [overrides, trust, reason] of failures) {
+    for (const [overrides, trust, cause, reason] of failures) {
       const decision = policy.decide(request(overrides), { nowMs: 0, trust })
-      assert.deepEqual([decision.decision, decision.rule], ['deny', 'summarize.allow[0]'], JSON.stringify(overrides))
+      assert.deepEqual([decision.decision, decision.rule, decision.cause], ['deny', 'summarize.allow[0]', cause], JSON.stringify(overrides))
       assert.match(decision.reason, reason)
     }
   })
@@ -178,7 +179,7 @@ describe('Policy.decide', () => {
     const run = (peer: string, nowMs: number): string => policy.decide(request({ peer }), { nowMs, trust: 0.5 }).decision
     assert.deepEqual([run(PEER, 0), run(PEER, 0), run(PEER, 0)], ['allow', 'allow', 'allow'])
     const limited = policy.decide(request(), ctx)
-    assert.deepEqual([limited.decision, limited.rule], ['deny', 'summarize.allow[0]'])
+    assert.deepEqual([limited.decision, limited.rule, limited.cause], ['deny', 'summarize.allow[0]', 'rate-limit'])
     assert.match(limited.reason, /perPeerPerMinute exceeded; retry after 20000 ms/)
     // A second peer of the same org has its own peer bucket but shares the org's 5 per minute.
     assert.deepEqual([run(peer2, 0), run(peer2, 0)], ['allow', 'allow'])
