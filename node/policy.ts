@@ -157,9 +157,11 @@ export class Policy {
     assert.ok(request.payloadBytes >= 0, 'payloadBytes must be >= 0')
     assert.ok(context.trust >= 0 && context.trust <= 1, `trust must be in [0, 1]: ${context.trust}`)
     const peer = request.peer.toLowerCase()
-    const who = `peer ${peer.slice(0, 16)}… of org '${request.org}'`
+    // Names from the wire are clipped: reasons end up in logs and audit entries.
+    const who = `peer ${peer.slice(0, 16)}… of org '${clip(request.org)}'`
+    const capability = clip(request.capability)
     const rules = this.#capabilities.get(request.capability)
-    if (rules === undefined) return deny(DEFAULT_DENY, 'no-rule', `no rule allows capability '${request.capability}'`)
+    if (rules === undefined) return deny(DEFAULT_DENY, 'no-rule', `no rule allows capability '${capability}'`)
     let firstFailure: PolicyDecision | undefined
     for (const rule of rules) {
       const named = rule.peers.has(peer) ? 'peer' : rule.orgs.has(request.org) ? 'org' : undefined
@@ -176,7 +178,7 @@ export class Policy {
       }
       return { decision: 'allow', rule: rule.id, reason: `${who} is named by ${named} and within every limit` }
     }
-    const unnamed = `${who} is named by none of the ${rules.length} rule(s) for '${request.capability}'`
+    const unnamed = `${who} is named by none of the ${rules.length} rule(s) for '${capability}'`
     return firstFailure ?? deny(DEFAULT_DENY, 'no-rule', unnamed)
   }
 }
@@ -203,6 +205,10 @@ function lineOfOffset (text: string, offset: number): number {
   let line = 1
   for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++
   return line
+}
+
+function clip (name: string): string {
+  return name.length <= 64 ? name : `${name.slice(0, 64)}…`
 }
 
 function deny (rule: string, cause: DenyCause, reason: string): PolicyDecision {

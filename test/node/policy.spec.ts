@@ -133,6 +133,8 @@ describe('Policy.decide', () => {
       assert.match(decision.reason, reason)
     }
     assert.equal(Policy.empty().decide(request(), { nowMs: 0, trust: 1 }).decision, 'deny')
+    const long = policy.decide(request({ org: 'o'.repeat(100_000), capability: 'c'.repeat(100_000) }), ctx)
+    assert.ok(long.reason.length < 300, 'names from the wire are clipped in reasons')
   })
 
   it('names the rule and the limit that failed', () => {
