@@ -1,18 +1,21 @@
+import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
-import { fromHex, toHex, verify, type Signer } from './identity.js'
+import { fromHex, toHex, verify } from './identity.js'
 
 // One audit entry: its fields, their bounds, its hash and signature. Pure (no I/O, no clock).
-// hash = sha256(AUDIT_HASH_DOMAIN || canonical CBOR of every field but hash and sig), and
-// sig = ed25519(actor key, hash bytes). The JSON form carries exactly these fields as numbers and
-// hex strings, so anyone holding an export and the node's public key can re-check it.
+// fieldsBytes = canonical CBOR of every field but hash and sig; hash = sha256(AUDIT_HASH_DOMAIN ||
+// fieldsBytes); sig = ed25519(actor key, hash bytes). An entry is stored as the CBOR map
+// {fields: fieldsBytes, hash, sig}, so verifying hashes the very bytes that were signed. The JSON
+// form carries the same fields as numbers and hex strings: anyone holding an export and the node's
+// public key can re-encode and re-check it.
 
 export const AUDIT_DECISIONS = ['accept', 'reject', 'allow', 'deny', 'info'] as const
 export type AuditDecision = typeof AUDIT_DECISIONS[number]
 
 export const GENESIS_HASH = '0'.repeat(64)
-export const AUDIT_ENTRY_BYTES_MAX = 8192
+export const AUDIT_FIELDS_BYTES_MAX = 8192
 export const AUDIT_DETAIL_KEYS_MAX = 16
 export const AUDIT_DETAIL_VALUE_CHARS_MAX = 256
 export const AUDIT_ORG_CHARS_MAX = 128
@@ -70,8 +73,12 @@ export function sha256Hex (bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
 }
 
-export function hashAuditFields (fields: AuditFields): string {
-  return createHash('sha256').update(AUDIT_HASH_DOMAIN).update(encodeCanonical(canonicalFields(fields))).digest('hex')
+export function encodeAuditFields (fields: AuditFields): Uint8Array {
+  return encodeCanonical(canonicalFields(fields))
+}
+
+export function hashAuditFieldsBytes (fieldsBytes: Uint8Array): string {
+  return createHash('sha256').update(AUDIT_HASH_DOMAIN).update(fieldsBytes).digest('hex')
 }
 
 /** Validates the caller's input and returns the fields it contributes (bounded, copied). */
@@ -91,28 +98,35 @@ export function auditInputFields (input: AuditInput): Pick<AuditFields, 'peer' |
   return fields
 }
 
-export function sealAuditEntry (fields: AuditFields, signer: Signer): AuditEntry {
-  const hash = hashAuditFields(fields)
-  const sig = toHex(signer.sign(fromHex(hash)))
-  return { ...canonicalFields(fields), hash, sig }
-}
-
-export function encodeAuditEntry (entry: AuditEntry): Uint8Array {
-  const bytes = encodeCanonical(entry)
-  if (bytes.length > AUDIT_ENTRY_BYTES_MAX) invalidInput(`entry of ${bytes.length} bytes exceeds ${AUDIT_ENTRY_BYTES_MAX}`)
-  return bytes
+/** The stored form of a signed entry. */
+export function encodeStoredAuditEntry (fieldsBytes: Uint8Array, hash: string, sig: Uint8Array): Uint8Array {
+  assert.ok(fieldsBytes.length <= AUDIT_FIELDS_BYTES_MAX)
+  assert.equal(sig.length, 64)
+  return encodeCanonical({ fields: fieldsBytes, hash: fromHex(hash), sig })
 }
 
 /** Decodes a stored entry; anything that is not a well-formed entry is 'audit-entry-malformed'. */
-export function decodeAuditEntry (bytes: Uint8Array): AuditEntry {
-  if (bytes.length > AUDIT_ENTRY_BYTES_MAX) malformed(`entry of ${bytes.length} bytes exceeds ${AUDIT_ENTRY_BYTES_MAX}`)
-  let value: unknown
+export function decodeStoredAuditEntry (bytes: Uint8Array): { entry: AuditEntry, fieldsBytes: Uint8Array } {
+  if (bytes.length > AUDIT_FIELDS_BYTES_MAX + 256) malformed(`stored entry of ${bytes.length} bytes is too large`)
+  const stored = decodeOrMalformed(bytes) as Record<string, unknown> | null
+  if (typeof stored !== 'object' || stored === null || Object.keys(stored).sort().join() !== 'fields,hash,sig') {
+    malformed('stored entry is not {fields, hash, sig}')
+  }
+  const { fields: fieldsBytes, hash, sig } = stored
+  if (!(fieldsBytes instanceof Uint8Array) || !(hash instanceof Uint8Array) || !(sig instanceof Uint8Array)) {
+    malformed('stored entry fields, hash and sig must be byte strings')
+  }
+  const fields = decodeOrMalformed(fieldsBytes)
+  if (typeof fields !== 'object' || fields === null) malformed('entry fields are not a map')
+  return { entry: parseAuditEntry({ ...fields, hash: toHex(hash), sig: toHex(sig) }), fieldsBytes }
+}
+
+function decodeOrMalformed (bytes: Uint8Array): unknown {
   try {
-    value = decodeCanonical(bytes)
+    return decodeCanonical(bytes)
   } catch (err) {
     malformed((err as Error).message)
   }
-  return parseAuditEntry(value)
 }
 
 /** Validates an entry from outside (decoded CBOR or parsed JSON) and returns a clean copy. */
@@ -136,9 +150,13 @@ export function parseAuditEntry (value: unknown): AuditEntry {
   return entry
 }
 
-/** Why a decoded entry does not check out against its owner's key, or undefined if it does. */
-export function entrySignatureProblem (entry: AuditEntry, ownerHex: string): 'hash-mismatch' | 'foreign-actor' | 'bad-signature' | undefined {
-  if (hashAuditFields(entry) !== entry.hash) return 'hash-mismatch'
+/**
+ * Why an entry does not check out against its owner's key, or undefined if it does. Stored
+ * entries pass the bytes that were hashed; entries from JSON are re-encoded canonically.
+ */
+export function entryProblem (entry: AuditEntry, ownerHex: string, fieldsBytes = encodeAuditFields(entry)):
+'hash-mismatch' | 'foreign-actor' | 'bad-signature' | undefined {
+  if (hashAuditFieldsBytes(fieldsBytes) !== entry.hash) return 'hash-mismatch'
   if (entry.actor !== ownerHex) return 'foreign-actor'
   if (!verify(fromHex(entry.actor), fromHex(entry.hash), fromHex(entry.sig))) return 'bad-signature'
   return undefined

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import type { Clock } from './clock.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
-import { toHex, type Signer } from './identity.js'
+import { fromHex, toHex, type Signer } from './identity.js'
 import type { BatchOp, Storage } from './storage.js'
+import type { AsyncSigner } from './threadpool-signer.js'
 import {
-  AuditError, GENESIS_HASH, auditInputFields, decodeAuditEntry, encodeAuditEntry, entrySignatureProblem,
-  hashAuditFields, sealAuditEntry, type AuditEntry, type AuditInput
+  AUDIT_FIELDS_BYTES_MAX, AuditError, GENESIS_HASH, auditInputFields, decodeStoredAuditEntry, encodeAuditFields,
+  encodeStoredAuditEntry, entryProblem, hashAuditFieldsBytes, type AuditEntry, type AuditFields, type AuditInput
 } from './audit-entry.js'
 
 export * from './audit-entry.js'
@@ -15,10 +16,12 @@ export * from './audit-entry.js'
 // truncated, extended or rewritten tail is caught. 'h' sorts after every digit: one forward scan of
 // `audit/` sees all entries and then the head, from one consistent snapshot.
 //
-// Group commit: append() chains the entry in memory at once, in call order, and queues it; one
-// writer drains the queue in synced batches of at most batchEntriesMax entries. Appends that arrive
-// while a batch is being written form the next one. A failed write poisons the log (later entries
-// were chained on the lost ones): every waiting and later append rejects until it is reopened.
+// Group commit: append() hashes and chains the entry at once, in call order, and queues it; one
+// writer drains the queue in batches of at most batchEntriesMax entries, each signed (on the thread
+// pool with an AsyncSigner: signing is most of the cost) and then written in one synced batch.
+// Appends that arrive while a batch is written form the next batch, which is signed meanwhile;
+// writes stay strictly in order. A failed sign or write poisons the log (later entries were chained
+// on the lost ones): every waiting and later append rejects until the log is reopened.
 
 export const AUDIT_PREFIX = 'audit/'
 export const AUDIT_HEAD_KEY = 'audit/head'
@@ -44,15 +47,17 @@ export type AuditVerifyResult =
 
 export interface AuditLogInit {
   storage: Storage
-  signer: Signer
+  /** The node's key; pass threadpoolSigner(identity) to sign off the event loop. */
+  signer: Signer | AsyncSigner
   clock: Clock
   batchEntriesMax?: number
   queueEntriesMax?: number
 }
 
 interface Pending {
-  entry: AuditEntry
-  bytes: Uint8Array
+  fields: AuditFields
+  fieldsBytes: Uint8Array
+  hash: string
   resolve: (entry: AuditEntry) => void
   reject: (err: unknown) => void
 }
@@ -60,12 +65,12 @@ interface Pending {
 export class AuditLog {
   readonly ownerHex: string
   readonly #storage: Storage
-  readonly #signer: Signer
+  readonly #signAsync: (message: Uint8Array) => Promise<Uint8Array>
   readonly #clock: Clock
   readonly #batchEntriesMax: number
   readonly #queueEntriesMax: number
   #queue: Pending[] = []
-  #writingCount = 0
+  #inFlightCount = 0
   #writer: Promise<void> | undefined
   #failure: AuditError | undefined
   #closed = false
@@ -74,7 +79,8 @@ export class AuditLog {
 
   private constructor (init: AuditLogInit, head: AuditHead, failure: AuditError | undefined) {
     this.#storage = init.storage
-    this.#signer = init.signer
+    const signer = init.signer
+    this.#signAsync = 'signAsync' in signer ? async (message) => await signer.signAsync(message) : async (message) => signer.sign(message)
     this.#clock = init.clock
     this.ownerHex = toHex(init.signer.publicKey)
     this.#batchEntriesMax = init.batchEntriesMax ?? AUDIT_BATCH_ENTRIES_MAX_DEFAULT
@@ -142,49 +148,82 @@ export class AuditLog {
   #enqueue (input: AuditInput): Promise<AuditEntry> {
     if (this.#closed) throw new AuditError('audit-closed', 'the audit log is closed')
     if (this.#failure !== undefined) throw this.#failure
-    if (this.#queue.length + this.#writingCount >= this.#queueEntriesMax) {
+    if (this.#queue.length + this.#inFlightCount >= this.#queueEntriesMax) {
       throw new AuditError('audit-queue-full', `audit queue holds ${this.#queueEntriesMax} entries`)
     }
-    const fields = auditInputFields(input)
-    const entry = sealAuditEntry({
+    const fields: AuditFields = {
       seq: this.#lastSeq + 1,
       timeMs: wallMsNow(this.#clock),
       actor: this.ownerHex,
-      ...fields,
+      ...auditInputFields(input),
       prevHash: this.#lastHash
-    }, this.#signer)
-    const bytes = encodeAuditEntry(entry)
-    this.#lastSeq = entry.seq
-    this.#lastHash = entry.hash
+    }
+    const fieldsBytes = encodeAuditFields(fields)
+    if (fieldsBytes.length > AUDIT_FIELDS_BYTES_MAX) {
+      throw new AuditError('audit-input-invalid', `entry of ${fieldsBytes.length} bytes exceeds ${AUDIT_FIELDS_BYTES_MAX}`)
+    }
+    const hash = hashAuditFieldsBytes(fieldsBytes)
+    this.#lastSeq = fields.seq
+    this.#lastHash = hash
     return new Promise<AuditEntry>((resolve, reject) => {
-      this.#queue.push({ entry, bytes, resolve, reject })
+      this.#queue.push({ fields, fieldsBytes, hash, resolve, reject })
     })
   }
 
   async #drain (): Promise<void> {
     // Yield once so that appends issued in the same turn join the first batch.
     await Promise.resolve()
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#batchEntriesMax)
-      this.#writingCount = batch.length
-      const last = batch[batch.length - 1]!.entry
-      const ops: BatchOp[] = batch.map((p) => ({ type: 'put', key: auditEntryKey(p.entry.seq), value: p.bytes }))
-      ops.push({ type: 'put', key: AUDIT_HEAD_KEY, value: encodeHead({ seq: last.seq, hash: last.hash }) })
-      try {
-        await this.#storage.batch(ops)
-      } catch (err) {
-        this.#fail(batch, err)
-        break
-      } finally {
-        this.#writingCount = 0
+    let written: Promise<void> = Promise.resolve()
+    for (;;) {
+      if (this.#queue.length === 0) {
+        await written
+        if (this.#queue.length === 0) break
       }
-      for (const p of batch) p.resolve(p.entry)
+      const batch = this.#queue.splice(0, this.#batchEntriesMax)
+      this.#inFlightCount += batch.length
+      const signing = this.#signBatch(batch)
+      const previous = written
+      written = this.#commit(previous, batch, signing)
+      // Two batches in flight at most: this one is signed while the previous one is written.
+      await signing.catch(() => undefined)
+      await previous
     }
     this.#writer = undefined
   }
 
+  async #signBatch (batch: Pending[]): Promise<Uint8Array[]> {
+    return await Promise.all(batch.map(async (p) => await this.#signAsync(fromHex(p.hash))))
+  }
+
+  /** Writes batch after the previous one is durable; never rejects (failures go to the appenders). */
+  async #commit (previous: Promise<void>, batch: Pending[], signing: Promise<Uint8Array[]>): Promise<void> {
+    try {
+      await previous
+      if (this.#failure !== undefined) throw this.#failure
+      const entries = await this.#writeBatch(batch, await signing)
+      batch.forEach((p, i) => p.resolve(entries[i]!))
+    } catch (err) {
+      this.#fail(batch, err)
+    } finally {
+      this.#inFlightCount -= batch.length
+    }
+  }
+
+  async #writeBatch (batch: Pending[], sigs: Uint8Array[]): Promise<AuditEntry[]> {
+    assert.equal(sigs.length, batch.length)
+    const ops: BatchOp[] = batch.map((p, i) => ({
+      type: 'put',
+      key: auditEntryKey(p.fields.seq),
+      value: encodeStoredAuditEntry(p.fieldsBytes, p.hash, sigs[i]!)
+    }))
+    const last = batch[batch.length - 1]!
+    ops.push({ type: 'put', key: AUDIT_HEAD_KEY, value: encodeHead({ seq: last.fields.seq, hash: last.hash }) })
+    await this.#storage.batch(ops)
+    return batch.map((p, i) => ({ ...p.fields, hash: p.hash, sig: toHex(sigs[i]!) }))
+  }
+
   #fail (batch: Pending[], err: unknown): void {
-    this.#failure = new AuditError('audit-write-failed', `audit write failed; reopen the log: ${(err as Error).message}`, { cause: err })
+    this.#failure ??= new AuditError('audit-write-failed', `audit write failed; reopen the log: ${(err as Error).message}`, { cause: err })
     const lost = [...batch, ...this.#queue.splice(0)]
     for (const p of lost) p.reject(this.#failure)
   }
@@ -206,15 +245,16 @@ export async function verifyAuditLog (storage: Storage, ownerHex: string): Promi
     const keySeq = entryKeySeq(key)
     if (keySeq === undefined) return bad(expectedSeq, 'unexpected-key', `unexpected key ${JSON.stringify(key)} in the audit log`)
     if (keySeq !== expectedSeq) return bad(expectedSeq, 'seq-gap', `entry ${expectedSeq} is missing (next key is ${keySeq})`)
-    let entry: AuditEntry
+    let stored: { entry: AuditEntry, fieldsBytes: Uint8Array }
     try {
-      entry = decodeAuditEntry(bytes)
+      stored = decodeStoredAuditEntry(bytes)
     } catch (err) {
       return bad(keySeq, 'malformed', (err as Error).message)
     }
+    const { entry, fieldsBytes } = stored
     if (entry.seq !== keySeq) return bad(keySeq, 'seq-mismatch', `key ${keySeq} holds entry ${entry.seq}`)
     if (entry.prevHash !== previous.hash) return bad(keySeq, 'prev-hash-mismatch', `entry ${keySeq} does not chain on entry ${previous.seq}`)
-    const problem = entrySignatureProblem(entry, ownerHex)
+    const problem = entryProblem(entry, ownerHex, fieldsBytes)
     if (problem !== undefined) return bad(keySeq, problem, `entry ${keySeq}: ${problem}`)
     previous = { seq: entry.seq, hash: entry.hash }
   }
@@ -247,7 +287,7 @@ export async function * auditTail (storage: Storage, count: number): AsyncIterab
   }
   const newestFirst: AuditEntry[] = []
   for await (const [key, bytes] of storage.iterate(AUDIT_PREFIX, { reverse: true, limit: count + 1 })) {
-    if (entryKeySeq(key) !== undefined && newestFirst.length < count) newestFirst.push(decodeAuditEntry(bytes))
+    if (entryKeySeq(key) !== undefined && newestFirst.length < count) newestFirst.push(decodeStoredAuditEntry(bytes).entry)
   }
   yield * newestFirst.reverse()
 }
@@ -260,7 +300,7 @@ export async function * auditSince (storage: Storage, from: AuditFrom): AsyncIte
   const options = gt === undefined ? {} : { gt }
   for await (const [key, bytes] of storage.iterate(AUDIT_PREFIX, options)) {
     if (entryKeySeq(key) === undefined) continue
-    const entry = decodeAuditEntry(bytes)
+    const { entry } = decodeStoredAuditEntry(bytes)
     if ('timeMs' in from && entry.timeMs < from.timeMs) continue
     yield entry
   }
@@ -284,21 +324,23 @@ async function readHead (storage: Storage): Promise<AuditHead | undefined> {
   return bytes === undefined ? undefined : decodeHead(bytes)
 }
 
-async function lastEntry (storage: Storage): Promise<{ keySeq: number, entry: AuditEntry } | undefined> {
+async function lastEntry (storage: Storage): Promise<LastEntry | undefined> {
   for await (const [key, bytes] of storage.iterate(AUDIT_PREFIX, { reverse: true, limit: 2 })) {
     const keySeq = entryKeySeq(key)
-    if (keySeq !== undefined) return { keySeq, entry: decodeAuditEntry(bytes) }
+    if (keySeq !== undefined) return { keySeq, ...decodeStoredAuditEntry(bytes) }
   }
   return undefined
 }
 
-function resumeProblem (head: AuditHead, last: { keySeq: number, entry: AuditEntry } | undefined, ownerHex: string):
+interface LastEntry { keySeq: number, entry: AuditEntry, fieldsBytes: Uint8Array }
+
+function resumeProblem (head: AuditHead, last: LastEntry | undefined, ownerHex: string):
 { code: 'audit-head-mismatch' | 'audit-owner-mismatch', message: string } | undefined {
   if (last === undefined) {
     return head.seq === 0 ? undefined : { code: 'audit-head-mismatch', message: `head says entry ${head.seq} but the log is empty` }
   }
-  const { keySeq, entry } = last
-  if (head.seq !== keySeq || head.seq !== entry.seq || head.hash !== entry.hash || hashAuditFields(entry) !== entry.hash) {
+  const { keySeq, entry, fieldsBytes } = last
+  if (head.seq !== keySeq || head.seq !== entry.seq || head.hash !== entry.hash || hashAuditFieldsBytes(fieldsBytes) !== entry.hash) {
     return { code: 'audit-head-mismatch', message: `head (entry ${head.seq}) does not match the last stored entry (key ${keySeq}); run verify` }
   }
   if (entry.actor !== ownerHex) {

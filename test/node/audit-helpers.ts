@@ -8,6 +8,7 @@ export function manualClock (startMs = 1_700_000_000_000): Clock & { advance(ms:
     monotonicMs: () => nowMs,
     wallMs: () => nowMs,
     every: () => () => {},
+    sleep: async () => {},
     advance (ms: number) { nowMs += ms }
   }
 }

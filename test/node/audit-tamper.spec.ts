@@ -22,12 +22,23 @@ const keyOf = (seq: number): string => `audit/${String(seq).padStart(20, '0')}`
 
 type Raw = Record<string, unknown> & { seq: number, hash: string, prevHash: string, actor: string, sig: string }
 
+// Stored form: {fields: canonical CBOR of the fields, hash: 32 bytes, sig: 64 bytes}.
+function decodeStored (bytes: Uint8Array): Raw {
+  const { fields, hash, sig } = decode(bytes) as { fields: Uint8Array, hash: Uint8Array, sig: Uint8Array }
+  return { ...(decode(fields) as object), hash: toHex(hash), sig: toHex(sig) } as Raw
+}
+
+function encodeStored (entry: Raw): Uint8Array {
+  const { hash, sig, ...fields } = entry
+  return encode({ fields: encode(fields), hash: Buffer.from(hash, 'hex'), sig: Buffer.from(sig, 'hex') })
+}
+
 /** Re-hashes (and re-signs, when given a key) an entry the way a careful forger would. */
-function forge (fields: Raw, signer?: NodeIdentity): Raw {
-  const { hash: _hash, sig: _sig, ...rest } = fields
-  const hash = createHash('sha256').update('fedmesh/audit/v1\n').update(encode(rest)).digest('hex')
-  const sig = signer === undefined ? fields.sig : toHex(signer.sign(Buffer.from(hash, 'hex')))
-  return { ...rest, hash, sig } as Raw
+function forge (entry: Raw, signer?: NodeIdentity): Raw {
+  const { hash: _hash, sig: _sig, ...fields } = entry
+  const hash = createHash('sha256').update('fedmesh/audit/v1\n').update(encode(fields)).digest('hex')
+  const sig = signer === undefined ? entry.sig : toHex(signer.sign(Buffer.from(hash, 'hex')))
+  return { ...fields, hash, sig } as Raw
 }
 
 describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
@@ -55,7 +66,7 @@ describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
   }
 
   async function read (db: Level<string, Uint8Array>, seq: number): Promise<Raw> {
-    return decode((await db.get(keyOf(seq)))!) as Raw
+    return decodeStored((await db.get(keyOf(seq)))!)
   }
 
   async function writeHead (db: Level<string, Uint8Array>, entry: Raw): Promise<void> {
@@ -86,12 +97,12 @@ describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
   })
 
   it('catches a modified field', async () => {
-    await tamper(async (db) => db.put(keyOf(4), encode({ ...await read(db, 4), decision: 'allow' })))
+    await tamper(async (db) => db.put(keyOf(4), encodeStored({ ...await read(db, 4), decision: 'allow' })))
     await assertFirstBad(4, 'hash-mismatch')
   })
 
   it('catches a modified field whose hash was recomputed but not re-signed', async () => {
-    await tamper(async (db) => db.put(keyOf(4), encode(forge({ ...await read(db, 4), org: 'org-evil' }))))
+    await tamper(async (db) => db.put(keyOf(4), encodeStored(forge({ ...await read(db, 4), org: 'org-evil' }))))
     await assertFirstBad(4, 'bad-signature')
   })
 
@@ -135,7 +146,7 @@ describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
   it('catches two swapped entries', async () => {
     await tamper(async (db) => {
       const [three, seven] = [await read(db, 3), await read(db, 7)]
-      await db.batch([{ type: 'put', key: keyOf(3), value: encode(seven) }, { type: 'put', key: keyOf(7), value: encode(three) }])
+      await db.batch([{ type: 'put', key: keyOf(3), value: encodeStored(seven) }, { type: 'put', key: keyOf(7), value: encodeStored(three) }])
     })
     await assertFirstBad(3, 'seq-mismatch')
   })
@@ -143,7 +154,7 @@ describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
   it('catches swapped entries whose seq fields were rewritten', async () => {
     await tamper(async (db) => {
       const [three, seven] = [await read(db, 3), await read(db, 7)]
-      await db.batch([{ type: 'put', key: keyOf(3), value: encode({ ...seven, seq: 3 }) }, { type: 'put', key: keyOf(7), value: encode({ ...three, seq: 7 }) }])
+      await db.batch([{ type: 'put', key: keyOf(3), value: encodeStored({ ...seven, seq: 3 }) }, { type: 'put', key: keyOf(7), value: encodeStored({ ...three, seq: 7 }) }])
     })
     await assertFirstBad(3, 'prev-hash-mismatch')
   })
@@ -152,7 +163,7 @@ describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
     await tamper(async (db) => {
       const last = await read(db, ENTRIES)
       const forged = forge({ ...last, seq: ENTRIES + 1, prevHash: last.hash, decision: 'allow' }, attacker)
-      await db.put(keyOf(ENTRIES + 1), encode(forged))
+      await db.put(keyOf(ENTRIES + 1), encodeStored(forged))
       await writeHead(db, forged)
     })
     await assertFirstBad(ENTRIES + 1, 'bad-signature')
@@ -164,7 +175,7 @@ describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
       for (let seq = ENTRIES; seq >= 5; seq--) await db.put(keyOf(seq + 1), (await db.get(keyOf(seq)))!)
       const four = await read(db, 4)
       const forged = forge({ ...four, seq: 5, prevHash: four.hash, actor: attacker.publicKeyHex }, attacker)
-      await db.put(keyOf(5), encode(forged))
+      await db.put(keyOf(5), encodeStored(forged))
     })
     await assertFirstBad(5, 'foreign-actor')
   })
@@ -176,7 +187,7 @@ describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
       for (let seq = 1; seq <= ENTRIES; seq++) {
         last = forge({ ...await read(db, seq), actor: attacker.publicKeyHex, prevHash }, attacker)
         prevHash = last.hash
-        await db.put(keyOf(seq), encode(last))
+        await db.put(keyOf(seq), encodeStored(last))
       }
       await writeHead(db, last!)
     })
@@ -187,7 +198,7 @@ describe('AuditLog tamper evidence (LevelDB edited directly)', () => {
     await tamper(async (db) => {
       const last = await read(db, ENTRIES)
       const forged = { ...forge({ ...last, seq: ENTRIES + 1, prevHash: last.hash }, owner), hash: 'ab'.repeat(32) }
-      await db.put(keyOf(ENTRIES + 1), encode(forged))
+      await db.put(keyOf(ENTRIES + 1), encodeStored(forged))
       await writeHead(db, forged)
     })
     await assertFirstBad(ENTRIES + 1, 'hash-mismatch')

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  AUDIT_HEAD_KEY, AuditLog, GENESIS_HASH, auditEntryJson, auditEntryKey, decodeAuditEntry, entrySignatureProblem,
+  AUDIT_HEAD_KEY, AuditLog, GENESIS_HASH, auditEntryJson, auditEntryKey, decodeStoredAuditEntry, entryProblem,
   parseAuditEntry, sha256Hex, type AuditEntry
 } from '../../node/audit.js'
 import { FedmeshError } from '../../node/errors.js'
@@ -67,11 +67,11 @@ describe('AuditLog', () => {
     assert.equal(first.timeMs, clock.wallMs() - 5)
     assert.equal(first.digest, sha256Hex(new TextEncoder().encode('sanitized payload 1')))
     assert.deepEqual(first.detail, { rule: 'rule-1', reason: 'sample' })
-    assert.equal(entrySignatureProblem(first, identity.publicKeyHex), undefined)
+    assert.equal(entryProblem(first, identity.publicKeyHex), undefined)
     assert.deepEqual(second, { ...second, seq: 2, prevHash: first.hash, peer: '', org: '', detail: {}, digest: 'cd'.repeat(32) })
 
-    assert.deepEqual(decodeAuditEntry((await storage.get(auditEntryKey(1)))!), first)
-    assert.deepEqual(decodeAuditEntry((await storage.get(auditEntryKey(2)))!), second)
+    assert.deepEqual(decodeStoredAuditEntry((await storage.get(auditEntryKey(1)))!).entry, first)
+    assert.deepEqual(decodeStoredAuditEntry((await storage.get(auditEntryKey(2)))!).entry, second)
     assert.deepEqual(log.head, { seq: 2, hash: second.hash })
     assert.deepEqual(await log.verify(), { ok: true, count: 2, headHash: second.hash })
   })
@@ -92,8 +92,8 @@ describe('AuditLog', () => {
     assert.deepEqual(Object.keys(json as object), ['seq', 'timeMs', 'actor', 'peer', 'org', 'action', 'decision', 'digest', 'detail', 'prevHash', 'hash', 'sig'])
     const parsed = parseAuditEntry(json)
     assert.deepEqual(parsed, entry)
-    assert.equal(entrySignatureProblem(parsed, identity.publicKeyHex), undefined)
-    assert.equal(entrySignatureProblem({ ...parsed, org: 'org-c' }, identity.publicKeyHex), 'hash-mismatch')
+    assert.equal(entryProblem(parsed, identity.publicKeyHex), undefined)
+    assert.equal(entryProblem({ ...parsed, org: 'org-c' }, identity.publicKeyHex), 'hash-mismatch')
     assert.throws(() => parseAuditEntry({ ...(json as object), extra: 1 }), hasCode('audit-entry-malformed'))
     assert.throws(() => parseAuditEntry({ ...(json as object), seq: 0 }), hasCode('audit-entry-malformed'))
   })
@@ -122,7 +122,7 @@ describe('AuditLog', () => {
     const log = await AuditLog.open({ storage, signer: identity, clock: manualClock() })
     const resolved = await Promise.all(Array.from({ length: 1000 }, async (_, i) => await log.append(sampleInput(i))))
     assert.deepEqual(resolved.map((e) => e.seq), Array.from({ length: 1000 }, (_, i) => i + 1))
-    for (const entry of resolved) assert.deepEqual(decodeAuditEntry((await storage.get(auditEntryKey(entry.seq)))!), entry)
+    for (const entry of resolved) assert.deepEqual(decodeStoredAuditEntry((await storage.get(auditEntryKey(entry.seq)))!).entry, entry)
     assert.deepEqual(storage.batches.map((ops) => ops.length), [513, 489])
     for (const ops of storage.batches) assert.equal(ops[ops.length - 1]!.key, AUDIT_HEAD_KEY)
     assert.deepEqual(await log.verify(), { ok: true, count: 1000, headHash: resolved[999]!.hash })
@@ -144,6 +144,37 @@ describe('AuditLog', () => {
     release()
     await Promise.all([first, ...later])
     assert.deepEqual(storage.batches.map((ops) => ops.length), [2, 6])
+  })
+
+  it('signs the next batch while the previous one is written, and writes them in order', async () => {
+    const storage = new SpyStorage(new MemoryStorage())
+    let signed = 0
+    const signer = { publicKey: identity.publicKey, sign: (message: Uint8Array) => { signed++; return identity.sign(message) } }
+    const log = await AuditLog.open({ storage, signer, clock: manualClock(), batchEntriesMax: 2 })
+    let release!: () => void
+    storage.gate = new Promise((resolve) => { release = resolve })
+    const appends = [0, 1, 2, 3, 4].map(async (i) => await log.append(sampleInput(i)))
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(storage.batches.length, 1, 'the second batch waits for the first write')
+    assert.equal(signed, 4, 'the second batch is signed during the first write, the third is not taken yet')
+    release()
+    const entries = await Promise.all(appends)
+    assert.deepEqual(storage.batches.map((ops) => ops.map((op) => op.key.slice(-1))), [['1', '2', 'd'], ['3', '4', 'd'], ['5', 'd']])
+    assert.deepEqual(await log.verify(), { ok: true, count: 5, headHash: entries[4]!.hash })
+  })
+
+  it('never writes a batch chained on a failed one', async () => {
+    const storage = new SpyStorage(new MemoryStorage())
+    const log = await AuditLog.open({ storage, signer: identity, clock: manualClock(), batchEntriesMax: 2 })
+    let release!: () => void
+    storage.gate = new Promise((resolve) => { release = resolve })
+    storage.failNext = true
+    const results = Promise.allSettled([0, 1, 2, 3, 4].map(async (i) => await log.append(sampleInput(i))))
+    await new Promise((resolve) => setImmediate(resolve))
+    release()
+    for (const result of await results) assert.ok(hasCode('audit-write-failed')((result as PromiseRejectedResult).reason))
+    assert.equal(storage.batches.length, 1)
+    assert.deepEqual(await collect(storage.iterate('')), [])
   })
 
   it('refuses appends over the queue bound with audit-queue-full', async () => {
