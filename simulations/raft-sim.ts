@@ -24,6 +24,8 @@ export interface SimOptions {
   trace?: boolean
   traceEventsMax?: number
   unsafe?: RaftConfig['unsafe']
+  /** Test-only: serve reads from the contacted node's state without ReadIndex (stale reads). */
+  unsafeLocalReads?: boolean
   print?: (line: string) => void
 }
 
@@ -363,6 +365,10 @@ export class RaftSimulation {
   }
 
   #submitRead (node: SimNode, client: Client, context: string): ReturnType<RaftCore['readIndex']> {
+    if (this.#options.unsafeLocalReads === true) {
+      this.#complete(client, node.kv!.get(client.op!.key))
+      return { ok: true }
+    }
     const result = node.core!.readIndex(context)
     if (result.ok) node.readWaiters.set(context, client)
     return result

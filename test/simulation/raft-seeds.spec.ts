@@ -41,4 +41,14 @@ describe('raft simulation: fixed seeds', function () {
     assert.ok(caught !== undefined, 'the checkers missed a core that votes for stale candidates')
     assert.match(caught, /leader completeness|state machine safety|log matching|linearizability|core assertion/)
   })
+
+  it('catches stale reads (reads served without ReadIndex) through the linearizability checker', async () => {
+    let caught: string | undefined
+    for (let seed = 1; seed <= 20 && caught === undefined; seed++) {
+      const r = await runRaftSeed({ seed, ticks: TICKS, unsafeLocalReads: true })
+      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}`
+    }
+    console.log(`      stale reads caught at ${caught ?? 'no seed'}`)
+    assert.match(caught ?? '', /^seed \d+: linearizability/)
+  })
 })

@@ -39,6 +39,8 @@ export class TestNetwork {
   readonly nodes = new Map<string, TestNode>()
   readonly #blocked = new Set<string>()
   readonly #ignored = new Set<MessageType>()
+  readonly #dropPerMille = new Map<string, number>()
+  readonly #prng = new Prng(42)
   readonly delivered: RaftMessage[] = []
   #queue: RaftMessage[] = []
 
@@ -73,9 +75,13 @@ export class TestNetwork {
 
   ignore (type: MessageType): void { this.#ignored.add(type) }
 
+  /** Drops messages from → to with probability perMille / 1000 (seeded). */
+  drop (from: string, to: string, perMille: number): void { this.#dropPerMille.set(`${from}>${to}`, perMille) }
+
   recover (): void {
     this.#blocked.clear()
     this.#ignored.clear()
+    this.#dropPerMille.clear()
   }
 
   leaders (): string[] {
@@ -109,7 +115,9 @@ export class TestNetwork {
       const queue = this.#queue
       this.#queue = []
       for (const m of queue) {
-        if (this.#blocked.has(`${m.from}>${m.to}`) || this.#ignored.has(m.type)) continue
+        const link = `${m.from}>${m.to}`
+        if (this.#blocked.has(link) || this.#ignored.has(m.type)) continue
+        if (this.#prng.chance(this.#dropPerMille.get(link) ?? 0, 1000)) continue
         moved = true
         this.delivered.push(m)
         this.nodes.get(m.to)?.core.step(m)

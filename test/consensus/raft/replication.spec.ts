@@ -20,6 +20,19 @@ describe('raft: replication', () => {
     assert.ok(apps.every((m) => m.entries.length <= 4), 'batches are bounded')
   })
 
+  it('converges over a lossy link (30% of messages dropped both ways)', () => {
+    const net = new TestNetwork(['a', 'b', 'c'], { appendEntriesMax: 2 })
+    const leader = net.electLeader()
+    const lossy = others(['a', 'b', 'c'], leader)[0]!
+    net.drop(leader, lossy, 300)
+    net.drop(lossy, leader, 300)
+    for (let i = 0; i < 20; i++) net.propose(leader, `v${i}`)
+    net.tick(20)
+    assert.deepEqual(net.leaders(), [leader])
+    assert.deepEqual(net.node(lossy).applied, net.node(leader).applied)
+    assert.equal(net.node(lossy).applied.length, 20)
+  })
+
   it('replaces an old leader\'s uncommitted entries with the new leader\'s log', () => {
     const net = new TestNetwork(['a', 'b', 'c'])
     const old = net.electLeader()
