@@ -13,6 +13,7 @@ import { MembershipCore, type Member, type MemberChange, type MembershipConfig }
 export const MEMBERSHIP_TOPIC = 'fedmesh/membership/v1'
 const NONCE_BYTES = 16
 const ANNOUNCEMENT_BYTES_MAX = 16 * 1024
+const LEAVE_FLUSH_MS = 200
 
 export interface MembershipInit extends Partial<MembershipConfig> {
   signer: Signer
@@ -82,6 +83,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.#stopTimer = undefined
     if (this.#unsubscribe === undefined) return
     await this.#publish(LEAVE_TYPE)
+    // Give the leave a moment to leave the socket before the transport shuts down.
+    await this.#init.clock.sleep(Math.min(LEAVE_FLUSH_MS, this.heartbeatMs))
     this.#unsubscribe()
     this.#unsubscribe = undefined
   }

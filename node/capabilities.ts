@@ -116,7 +116,7 @@ export class CapabilityService {
       : init.decide({ peer, org: envelope.org, capability, payload, payloadBytes: content.length }, { nowMs: init.clock.wallMs(), trust: trust.score })
     await init.audit({ action: 'policy.decision', decision: decision.decision, peer, org: envelope.org, content, detail: { capability, rule: decision.rule, reason: decision.reason.slice(0, 256) } })
     if (decision.decision === 'deny') {
-      if (!trust.quarantined) init.conduct(peer, /rate/i.test(decision.reason) ? 'rate-limit' : 'policy-violation')
+      if (!trust.quarantined) init.conduct(peer, decision.cause === 'rate-limit' ? 'rate-limit' : 'policy-violation')
       throw new FedmeshError('denied', `${capability}: ${decision.reason} (${decision.rule})`)
     }
     init.conduct(peer, 'valid-message')

@@ -8,6 +8,8 @@ export interface Clock {
   wallMs(): number
   /** Calls fn every intervalMs until the returned function is called. */
   every(intervalMs: number, fn: () => void): () => void
+  /** Resolves after delayMs. */
+  sleep(delayMs: number): Promise<void>
 }
 
 export interface Rng {

@@ -7,6 +7,7 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { gossipsub, TopicValidatorResult, type GossipSub, type GossipsubOpts } from '@libp2p/gossipsub'
 import type { PeerScoreThresholds } from '@libp2p/gossipsub/score'
+import { TRUST_APP_SPECIFIC_WEIGHT } from '../membership/trust.js'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { PeerId, Stream } from '@libp2p/interface'
@@ -65,7 +66,7 @@ export class Libp2pTransport implements Transport {
       Dout: 1
     }
     if (init.scoring !== undefined) {
-      gossipOptions.scoreParams = { appSpecificScore: init.scoring.appSpecificScore, appSpecificWeight: 1, topicScoreCap: init.scoring.topicScoreCap }
+      gossipOptions.scoreParams = { appSpecificScore: init.scoring.appSpecificScore, appSpecificWeight: TRUST_APP_SPECIFIC_WEIGHT, topicScoreCap: init.scoring.topicScoreCap }
       gossipOptions.scoreThresholds = init.scoring.thresholds
     }
     const libp2p = await createLibp2p({

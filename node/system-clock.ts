@@ -9,7 +9,8 @@ export const systemClock: Clock = {
     const timer = setInterval(fn, intervalMs)
     timer.unref()
     return () => clearInterval(timer)
-  }
+  },
+  sleep: async (delayMs) => await new Promise((resolve) => setTimeout(resolve, delayMs))
 }
 
 export const cryptoRng: Rng = {

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 
 // The protocol cores are deterministic state machines: time and randomness come in as arguments or
 // through injected Clock/Rng. This keeps them so by grepping for the ambient sources.
-const PURE_FILES = ['membership/membership-core.ts', 'membership/announcement.ts', 'membership/trust.ts']
+const PURE_FILES = ['membership/membership-core.ts', 'membership/announcement.ts', 'membership/trust.ts', 'node/policy.ts', 'node/rate-limiter.ts']
 const PURE_DIRS = ['consensus', 'sanitize']
 const FORBIDDEN = /\bDate\.now\(|new Date\(|\bperformance\.now\(|\bMath\.random\(|\bsetTimeout\(|\bsetInterval\(|\bsetImmediate\(|\brandomBytes\(|\bgetRandomValues\(|from 'node:fs|from 'node:net|from 'node:http/
 
