@@ -3,6 +3,7 @@ import { RaftCore, type RaftConfig, type RaftReady } from '../consensus/raft/raf
 import { RaftPersistence } from '../consensus/raft/raft-persistence.js'
 import { type RaftMessage, decodeRaftMessage, encodeRaftMessage } from '../consensus/raft/messages.js'
 import type { ConfState } from '../consensus/types.js'
+import { type ConfChange, nextPromotion } from '../consensus/raft/conf-change.js'
 import { KvStateMachine, type KvWrite, encodeWrite } from './kv-state-machine.js'
 import { type Operation, type RegisterInput, type RegisterOutput, checkHistory } from './linearizability.js'
 import { Prng } from './prng.js'
@@ -44,6 +45,10 @@ export interface SimConfig {
   snapshotEntries: number
   compactionRetainEntries: number
   opPerMille: number
+  /** Nodes that start outside the group and are added as learners, then promoted. */
+  joiners: number
+  membershipPerMille: number
+  removePerMille: number
 }
 
 export interface SimStats {
@@ -57,6 +62,7 @@ export interface SimStats {
   dropped: number
   duplicated: number
   snapshotsInstalled: number
+  confChanges: number
 }
 
 export interface SimResult {
@@ -98,7 +104,10 @@ export function drawConfig (prng: Prng, nodes?: 3 | 5): SimConfig {
     inflightMax: prng.pick([1, 2, 4]),
     snapshotEntries: prng.pick([8, 32, 128]),
     compactionRetainEntries: prng.pick([0, 4, 16]),
-    opPerMille: prng.pick([50, 150, 300])
+    opPerMille: prng.pick([50, 150, 300]),
+    joiners: prng.pick([0, 0, 1, 2]),
+    membershipPerMille: prng.pick([10, 50]),
+    removePerMille: prng.pick([0, 0, 3])
   }
 }
 
@@ -116,6 +125,9 @@ interface Client { id: string, seq: number, op?: PendingOp, lastSeen: Map<string
 
 interface SimNode {
   id: string
+  founder: boolean
+  /** Removed from the group: stopped for good. */
+  decommissioned: boolean
   storage: MemoryStorage
   up: boolean
   restartTick: number
@@ -135,7 +147,7 @@ type TraceEvent = { tick: number, text?: string, message?: RaftMessage }
 export class RaftSimulation {
   readonly config: SimConfig
   readonly stats: SimStats = {
-    ticks: 0, opsCompleted: 0, opsCompletedLiveness: 0, elections: 0, crashes: 0, partitions: 0, transfers: 0, dropped: 0, duplicated: 0, snapshotsInstalled: 0
+    ticks: 0, opsCompleted: 0, opsCompletedLiveness: 0, elections: 0, crashes: 0, partitions: 0, transfers: 0, dropped: 0, duplicated: 0, snapshotsInstalled: 0, confChanges: 0
   }
 
   readonly #options: SimOptions
@@ -156,10 +168,13 @@ export class RaftSimulation {
     this.#prng = new Prng(options.seed)
     this.config = drawConfig(this.#prng, options.nodes)
     this.#network = new SimNetwork(this.#prng.fork(), this.config.network)
-    const ids = Array.from({ length: this.config.nodes }, (_, i) => `n${i + 1}`)
-    this.#founders = { voters: ids, learners: [] }
-    this.#nodes = ids.map((id) => ({
-      id, storage: new MemoryStorage(), up: false, restartTick: 0, inbox: [], writeWaiters: new Map(), readWaiters: new Map(), readsReady: []
+    const ids = Array.from({ length: this.config.nodes + this.config.joiners }, (_, i) => `n${i + 1}`)
+    this.#founders = { voters: ids.slice(0, this.config.nodes), learners: [] }
+    this.#nodes = ids.map((id, i) => ({
+      id,
+      founder: i < this.config.nodes,
+      decommissioned: false,
+      storage: new MemoryStorage(), up: false, restartTick: 0, inbox: [], writeWaiters: new Map(), readWaiters: new Map(), readsReady: []
     }))
     this.#clients = Array.from({ length: this.config.clients }, (_, i) => ({ id: `c${i + 1}`, seq: 0, lastSeen: new Map(), livenessOps: 0 }))
   }
@@ -195,7 +210,8 @@ export class RaftSimulation {
 
   async #step (): Promise<void> {
     if (!this.#liveness) this.#injectFaults()
-    for (const node of this.#nodes) if (!node.up && this.#tick >= node.restartTick) await this.#start(node)
+    for (const node of this.#nodes) if (!node.up && !node.decommissioned && this.#tick >= node.restartTick) await this.#start(node)
+    this.#changeMembership()
     for (const p of this.#network.deliver(this.#tick)) {
       const node = this.#nodes.find((n) => n.id === p.to)!
       if (!node.up || node.inbox.length >= INBOX_MESSAGES_MAX) continue
@@ -212,7 +228,7 @@ export class RaftSimulation {
     this.#liveness = true
     this.#network.heal()
     this.#network.options = { ...this.#network.options, dropPerMille: 0 }
-    for (const node of this.#nodes) if (!node.up) node.restartTick = this.#tick
+    for (const node of this.#nodes) if (!node.up && !node.decommissioned) node.restartTick = this.#tick
     this.#event({ tick: this.#tick, text: 'liveness phase: network healed, crashed nodes restart' })
     const deadline = this.#tick + LIVENESS_TICKS_MAX
     for (; this.#tick < deadline; this.#tick++) {
@@ -251,11 +267,46 @@ export class RaftSimulation {
     }
   }
 
+  /** The shell's membership policy, run on the leader: add joiners, auto-promote, sometimes remove. */
+  #changeMembership (): void {
+    const leader = this.#nodes.find((n) => n.up && n.core!.status().role === 'leader')
+    if (leader === undefined) return
+    const core = leader.core!
+    const s = core.status()
+    const members = new Set([...s.conf.voters, ...s.conf.learners])
+    for (const node of this.#nodes) {
+      if (node.up && !node.decommissioned && !node.founder && !members.has(node.id) && node.core!.status().conf.voters.length > 0) {
+        // It was in the group once and has since been removed: stop it for good.
+        this.#decommission(node)
+      }
+    }
+    let cc: ConfChange | undefined
+    const live = this.#nodes.filter((n) => !n.decommissioned)
+    const joiner = live.find((n) => !members.has(n.id))
+    if (joiner !== undefined && this.#prng.chance(this.config.membershipPerMille, 1000)) cc = { type: 'add-learner', node: joiner.id }
+    cc ??= nextPromotion(s.conf, s.progress, s.lastIndex, live.length, 8)
+    const votersLive = s.conf.voters.every((v) => live.some((n) => n.id === v))
+    if (cc === undefined && !this.#liveness && votersLive && s.conf.voters.length > 3 && this.#prng.chance(this.config.removePerMille, 1000)) {
+      cc = { type: 'remove', node: this.#prng.pick(s.conf.voters.filter((v) => v !== leader.id)) }
+    }
+    if (cc !== undefined && core.proposeConfChange(cc).ok) {
+      this.stats.confChanges++
+      this.#event({ tick: this.#tick, text: `${leader.id} proposes ${cc.type} ${cc.node}` })
+      if (cc.type === 'remove') this.#decommission(this.#nodes.find((n) => n.id === cc.node)!)
+    }
+  }
+
+  #decommission (node: SimNode): void {
+    node.decommissioned = true
+    if (node.up) this.#crash(node, Infinity)
+    this.#event({ tick: this.#tick, text: `${node.id} is decommissioned` })
+  }
+
   // ---- nodes ----
 
   async #start (node: SimNode): Promise<void> {
     node.persistence = new RaftPersistence(node.storage, GROUP)
-    const view = await node.persistence.load(this.#founders)
+    const view = await node.persistence.load(node.founder ? this.#founders : undefined)
     const kv = new KvStateMachine(this.config.clients, view.snapshot().data)
     node.kv = kv
     node.core = new RaftCore({

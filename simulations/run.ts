@@ -38,7 +38,7 @@ export async function main (argv: string[]): Promise<number> {
   // The only non-determinism in the simulator: choosing a first seed when none is given.
   const first = values.seed === undefined ? cryptoRng.nextU32() >>> 1 : Number(values.seed)
   const started = performance.now()
-  const totals = { seeds: 0, ops: 0, opsLiveness: 0, elections: 0, crashes: 0, partitions: 0, transfers: 0, dropped: 0, snapshots: 0, linearizabilityUnknown: 0 }
+  const totals = { seeds: 0, ops: 0, opsLiveness: 0, elections: 0, crashes: 0, partitions: 0, transfers: 0, dropped: 0, snapshots: 0, confChanges: 0, linearizabilityUnknown: 0 }
   let failure: SimResult | undefined
   for (let i = 0; i < seeds && failure === undefined; i++) {
     const r = await runRaftSeed({
@@ -53,6 +53,7 @@ export async function main (argv: string[]): Promise<number> {
     totals.transfers += r.stats.transfers
     totals.dropped += r.stats.dropped
     totals.snapshots += r.stats.snapshotsInstalled
+    totals.confChanges += r.stats.confChanges
     if (r.linearizability === 'unknown') totals.linearizabilityUnknown++
     if (!r.ok) failure = r
     if (!values.json && (totals.seeds % 50 === 0 || totals.seeds === seeds)) console.log(`… ${totals.seeds}/${seeds} seeds`)
@@ -64,7 +65,7 @@ export async function main (argv: string[]): Promise<number> {
   } else {
     console.log(`raft: ${totals.seeds - (failure === undefined ? 0 : 1)}/${totals.seeds} seeds ok from seed ${first} in ${seconds.toFixed(1)} s (${seedsPerMinute} seeds/min)`)
     console.log(`  ops committed ${totals.ops} (liveness ${totals.opsLiveness}), elections ${totals.elections}, crashes ${totals.crashes}, ` +
-      `partitions ${totals.partitions}, transfers ${totals.transfers}, packets dropped ${totals.dropped}, snapshots installed ${totals.snapshots}` +
+      `partitions ${totals.partitions}, transfers ${totals.transfers}, packets dropped ${totals.dropped}, snapshots installed ${totals.snapshots}, conf changes ${totals.confChanges}` +
       (totals.linearizabilityUnknown > 0 ? `, linearizability search gave up on ${totals.linearizabilityUnknown} seeds` : ''))
     if (failure !== undefined) {
       console.log(`FAILED seed ${failure.seed}: ${failure.violation!.invariant}: ${failure.violation!.message}`)
