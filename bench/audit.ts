@@ -1,9 +1,9 @@
 import '../node/polyfills.js'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { AuditLog, auditEntryKey, type AuditInput } from '../node/audit.js'
+import { AUDIT_BATCH_ENTRIES_MAX_DEFAULT, AuditLog, auditEntryKey, type AuditInput } from '../node/audit.js'
 import { NodeIdentity } from '../node/identity.js'
 import { LevelStorage } from '../node/level-storage.js'
 import { systemClock } from '../node/system-clock.js'
@@ -12,7 +12,7 @@ import { threadpoolSigner } from '../node/threadpool-signer.js'
 // Audit appends per second with durability on (every batch synced), at several concurrencies, with
 // group commit; beside them, the reference: level synced single puts of the same value size, in the
 // same run, on the same disk. Each run is bounded in count and in time.
-// Usage: npm run bench:audit [-- --time-ms-max 3000 --count-max 100000]
+// Usage: npm run bench:audit [-- --time-ms-max 3000 --count-max 100000 --batch-entries-max 512]
 
 const CONCURRENCIES = [1, 16, 64, 256]
 const TARGET_APPENDS_PER_SECOND = 20_000
@@ -23,6 +23,7 @@ const option = (name: string, fallback: number): number => {
 }
 const timeMsMax = option('--time-ms-max', 3_000)
 const countMax = option('--count-max', 100_000)
+const batchEntriesMax = option('--batch-entries-max', AUDIT_BATCH_ENTRIES_MAX_DEFAULT)
 
 const input: AuditInput = {
   action: 'envelope.in',
@@ -33,12 +34,17 @@ const input: AuditInput = {
   detail: { rule: 'allow-partners', reason: 'capability granted' }
 }
 
-interface RunResult { concurrency: number, count: number, seconds: number, perSecond: number, latencyMsP50: number, latencyMsP99: number }
+// cpuMicrosPerOp counts every thread of this process (event loop, thread pool): unlike ops/s it
+// hardly moves when other processes load the machine.
+interface RunResult {
+  concurrency: number, count: number, seconds: number, perSecond: number, latencyMsP50: number, latencyMsP99: number, cpuMicrosPerOp: number
+}
 
 /** Runs `concurrency` workers calling op() until countMax calls are done or timeMsMax has passed. */
 async function measure (concurrency: number, op: (i: number) => Promise<unknown>): Promise<RunResult> {
   const latenciesMs: number[] = []
   let issued = 0
+  const startCpu = process.cpuUsage()
   const startMs = performance.now()
   const worker = async (): Promise<void> => {
     while (issued < countMax && performance.now() - startMs < timeMsMax) {
@@ -50,9 +56,14 @@ async function measure (concurrency: number, op: (i: number) => Promise<unknown>
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = (performance.now() - startMs) / 1000
+  const cpu = process.cpuUsage(startCpu)
   latenciesMs.sort((a, b) => a - b)
   const at = (q: number): number => round(latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(q * latenciesMs.length))] ?? 0)
-  return { concurrency, count: latenciesMs.length, seconds: round(seconds), perSecond: Math.round(latenciesMs.length / seconds), latencyMsP50: at(0.5), latencyMsP99: at(0.99) }
+  return { concurrency, count: latenciesMs.length, seconds: round(seconds), perSecond: Math.round(latenciesMs.length / seconds), latencyMsP50: at(0.5), latencyMsP99: at(0.99), cpuMicrosPerOp: round((cpu.user + cpu.system) / latenciesMs.length) }
+}
+
+function fixed (value: number, digits = 2, width = 7): string {
+  return value.toFixed(digits).padStart(width)
 }
 
 function round (value: number): number {
@@ -72,7 +83,7 @@ async function benchAudit (concurrency: number, identity: NodeIdentity): Promise
   return await withDir(async (dir) => {
     const storage = await LevelStorage.open(join(dir, 'db'))
     try {
-      const log = await AuditLog.open({ storage, signer: threadpoolSigner(identity), clock: systemClock })
+      const log = await AuditLog.open({ storage, signer: threadpoolSigner(identity), clock: systemClock, batchEntriesMax })
       const result = await measure(concurrency, async () => await log.append(input))
       const verifyStartMs = performance.now()
       const verified = await log.verify()
@@ -107,8 +118,8 @@ async function main (): Promise<void> {
     await storage.close()
     return stored!.length
   })
-  console.log(`audit bench: entry ${entryBytes} bytes, each run <= ${countMax} ops and <= ${timeMsMax} ms, sync on`)
-  console.log('concurrency  audit/s   p50 ms  p99 ms | level put/s  p50 ms | audit/put(same c)  audit/put(c=1)')
+  console.log(`audit bench: entry ${entryBytes} bytes, batches <= ${batchEntriesMax}, each run <= ${countMax} ops and <= ${timeMsMax} ms, sync on`)
+  console.log('concurrency  audit/s   p50 ms  p99 ms  cpu us | level put/s  p50 ms  cpu us | audit/put(same c)  audit/put(c=1)')
   const rows = []
   let putsAtOne: number | undefined
   for (const concurrency of CONCURRENCIES) {
@@ -118,19 +129,24 @@ async function main (): Promise<void> {
     const ratioSameConcurrency = round(audit.perSecond / put.perSecond)
     const ratioPutsAtOne = round(audit.perSecond / putsAtOne)
     rows.push({ concurrency, audit, levelPut: put, ratioSameConcurrency, ratioPutsAtOne })
-    console.log(`${String(concurrency).padStart(11)}  ${String(audit.perSecond).padStart(7)}  ${audit.latencyMsP50.toFixed(2).padStart(7)} ${audit.latencyMsP99.toFixed(2).padStart(7)} |` +
-      ` ${String(put.perSecond).padStart(11)} ${put.latencyMsP50.toFixed(2).padStart(7)} | ${ratioSameConcurrency.toFixed(2).padStart(17)} ${ratioPutsAtOne.toFixed(2).padStart(15)}`)
+    console.log(`${String(concurrency).padStart(11)}  ${String(audit.perSecond).padStart(7)}  ${fixed(audit.latencyMsP50)} ${fixed(audit.latencyMsP99)} ${fixed(audit.cpuMicrosPerOp, 1)} |` +
+      ` ${String(put.perSecond).padStart(11)} ${fixed(put.latencyMsP50)} ${fixed(put.cpuMicrosPerOp, 1)} | ${fixed(ratioSameConcurrency, 2, 17)} ${fixed(ratioPutsAtOne, 2, 15)}`)
   }
   const best = Math.max(...rows.map((r) => r.audit.perSecond))
   const verifyPerSecond = Math.max(...rows.map((r) => r.audit.verifyPerSecond))
-  console.log(`best ${best} appends/s (target >= ${TARGET_APPENDS_PER_SECOND}: ${best >= TARGET_APPENDS_PER_SECOND ? 'met' : 'NOT met'}); verify ${verifyPerSecond} entries/s`)
+  const [cores, load] = [availableParallelism(), loadavg()[0]!.toFixed(2)]
+  console.log(`best ${best} appends/s (target >= ${TARGET_APPENDS_PER_SECOND}: ${best >= TARGET_APPENDS_PER_SECOND ? 'met' : 'NOT met'}); ` +
+    `verify ${verifyPerSecond} entries/s; ${cores} cores, load average ${load} (other processes slow every number but cpu us)`)
   const results = {
     bench: 'audit',
     at: new Date().toISOString(),
     node: process.version,
+    cores: availableParallelism(),
+    loadAverage1m: loadavg()[0],
     entryBytes,
     timeMsMax,
     countMax,
+    batchEntriesMax,
     targetAppendsPerSecond: TARGET_APPENDS_PER_SECOND,
     bestAppendsPerSecond: best,
     targetMet: best >= TARGET_APPENDS_PER_SECOND,
