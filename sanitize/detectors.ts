@@ -10,6 +10,7 @@ import type { Span } from './span.js'
 
 const TEXT_LENGTH_MIN = 6
 const TOKEN_RUN_MIN = 16
+const BEARER_LENGTH_MIN = 8
 const SECRET_LENGTH_MIN = 24
 const SECRET_LENGTH_MAX = 512
 const SECRET_BITS_PER_CHAR_MIN = 3.9
@@ -23,7 +24,7 @@ const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za
 const AWS_KEY_ID = /(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])/g
 const GCP_API_KEY = /(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])/g
 const AZURE_SAS_SIG = /[?&]sig=([A-Za-z0-9%+/=]{16,})/g
-const BEARER = /\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)/gi
+const BEARER = /\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)/gi // {8,}: BEARER_LENGTH_MIN
 const AUTHORIZATION = /\bauthorization["']?\s*[:=]\s*["']?(?:(?:basic|token|digest)\s+)?([A-Za-z0-9._~+/-]{8,}=*)/gi
 const IBAN_CANDIDATE = /\b[A-Z]{2}\d{2}[A-Z0-9 ]{10,40}/g
 const IPV6_CANDIDATE = /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?(?![\w:]|\.\d)/g
@@ -41,10 +42,11 @@ const SEED_LABEL = /(?:seed|privatekey|secretkey|signingkey|privkey)$/
 const SEED_VALUE = /^(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{128}|[A-Za-z0-9+/_-]{43}=?|[A-Za-z0-9+/_-]{86}(?:==)?)$/
 
 /** All findings in text, overlaps resolved by category priority, ordered by start. */
-export function detectSpans (text: string, labelHint = ''): Span[] {
-  const spans: Span[] = []
-  if (text.length < TEXT_LENGTH_MIN) return spans
+export function detectSpans (text: string, labelHint = ''): readonly Span[] {
+  if (text.length < TEXT_LENGTH_MIN) return NO_SPANS
   const features = scanFeatures(text)
+  const spans = scratchSpans
+  spans.length = 0
   if (features.digits >= 4) findNumericSpans(text, spans)
   if (features.ats > 0) {
     findEmails(text, spans)
@@ -53,25 +55,34 @@ export function detectSpans (text: string, labelHint = ''): Span[] {
   if (features.colons >= 2) findIpv6(text, spans)
   if (features.uppers >= 2 && features.digits >= 10) findIbans(text, spans)
   if (features.runs.length > 0) findTokenSecrets(text, features.runs, labelHint, spans)
-  findLabelledTokens(text, spans)
-  return resolveOverlaps(spans)
+  if (features.runLongest >= BEARER_LENGTH_MIN) findLabelledTokens(text, features, spans)
+  return spans.length === 0 ? NO_SPANS : resolveOverlaps(spans)
 }
+
+const NO_SPANS: readonly Span[] = Object.freeze([])
+const scratchSpans: Span[] = []
 
 interface Features {
   digits: number
   uppers: number
   ats: number
   colons: number
+  runLongest: number
   /** Flat [start, end, start, end, …] of runs of [A-Za-z0-9+/_-] at least TOKEN_RUN_MIN long. */
   runs: number[]
 }
+
+/** Reused across calls (the module is synchronous and not re-entrant): one string, no allocation. */
+const features: Features = { digits: 0, uppers: 0, ats: 0, colons: 0, runLongest: 0, runs: [] }
 
 function scanFeatures (text: string): Features {
   let digits = 0
   let uppers = 0
   let ats = 0
   let colons = 0
-  const runs: number[] = []
+  let runLongest = 0
+  const runs = features.runs
+  runs.length = 0
   let runStart = -1
   for (let index = 0; index <= text.length; index++) {
     const code = index < text.length ? text.charCodeAt(index) : 0
@@ -86,11 +97,18 @@ function scanFeatures (text: string): Features {
     if (token) {
       if (runStart < 0) runStart = index
     } else if (runStart >= 0) {
-      if (index - runStart >= TOKEN_RUN_MIN) runs.push(runStart, index)
+      const runLength = index - runStart
+      if (runLength > runLongest) runLongest = runLength
+      if (runLength >= TOKEN_RUN_MIN) runs.push(runStart, index)
       runStart = -1
     }
   }
-  return { digits, uppers, ats, colons, runs }
+  features.digits = digits
+  features.uppers = uppers
+  features.ats = ats
+  features.colons = colons
+  features.runLongest = runLongest
+  return features
 }
 
 function findTokenSecrets (text: string, runs: number[], labelHint: string, spans: Span[]): void {
@@ -108,14 +126,21 @@ function findTokenSecrets (text: string, runs: number[], labelHint: string, span
   }
 }
 
-/** Findings marked by a keyword rather than by their shape: PEM blocks, bearer tokens, SAS signatures. */
-function findLabelledTokens (text: string, spans: Span[]): void {
-  if (text.includes(PEM_BEGIN)) findPrivateKeyBlocks(text, spans)
-  if (text.includes('earer') || text.includes('EARER')) collectGroup(BEARER, text, 'bearer-token', spans, bearerTokenLike)
-  if (text.includes('uthorization') || text.includes('UTHORIZATION')) {
+/**
+ * Findings marked by a keyword rather than by their shape: bearer tokens (a run of 8+), and PEM blocks
+ * and SAS signatures (both need a run of TOKEN_RUN_MIN: a base64 line, the signature).
+ */
+function findLabelledTokens (text: string, features: Features, spans: Span[]): void {
+  const longRuns = features.runs.length > 0
+  const shouting = features.uppers >= 5
+  if (longRuns && text.includes(PEM_BEGIN)) findPrivateKeyBlocks(text, spans)
+  if (text.includes('earer') || (shouting && text.includes('EARER'))) {
+    collectGroup(BEARER, text, 'bearer-token', spans, bearerTokenLike)
+  }
+  if (text.includes('uthorization') || (shouting && text.includes('UTHORIZATION'))) {
     collectGroup(AUTHORIZATION, text, 'bearer-token', spans)
   }
-  if (text.includes('sig=')) collectGroup(AZURE_SAS_SIG, text, 'cloud-key', spans)
+  if (longRuns && text.includes('sig=')) collectGroup(AZURE_SAS_SIG, text, 'cloud-key', spans)
 }
 
 function collect (pattern: RegExp, text: string, category: Category, spans: Span[]): void {
@@ -137,9 +162,12 @@ function collectGroup (
   }
 }
 
-/** "bearer bonds" is prose: a token has a digit or a token symbol in it (after "Authorization:" anything goes). */
+/**
+ * "bearer bonds" is prose: a token is long, or has a digit or a token symbol in it (after
+ * "Authorization:" anything goes).
+ */
 function bearerTokenLike (value: string): boolean {
-  return /[\d._~+/-]/.test(value)
+  return value.length >= 16 || /[\d._~+/=-]/.test(value)
 }
 
 function paddedEnd (text: string, end: number): number {
@@ -374,8 +402,9 @@ function ipv6Valid (candidate: string): boolean {
   return halves.length === 2 ? groups.length < groupsMax : groups.length === groupsMax
 }
 
+/** A fresh array (spans is the scratch one). */
 function resolveOverlaps (spans: Span[]): Span[] {
-  if (spans.length <= 1) return spans
+  if (spans.length === 1) return [spans[0] as Span]
   const byPriority = spans.slice().sort((a, b) => categoryRank(a.category) - categoryRank(b.category) || a.start - b.start)
   const accepted: Span[] = []
   for (const span of byPriority) {

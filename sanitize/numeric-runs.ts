@@ -76,16 +76,21 @@ interface RunEdges { attached: boolean, ipLeft: boolean, ipRight: boolean }
 function classifyWindow (
   text: string, start: number, end: number, atRunStart: boolean, atRunEnd: boolean, edges: RunEdges
 ): Span['category'] | undefined {
-  const window = text.slice(start, end)
-  if (!edges.attached && countDigits(text, start, end) >= 8) {
+  // Digit counts decide which shapes are possible before any substring or regex is made.
+  const digitCount = countDigits(text, start, end)
+  const international = text.charCodeAt(start) === 43
+  const card = digitCount >= 13 && digitCount <= 19
+  const phone = international ? digitCount >= 8 && digitCount <= 15 : digitCount >= 10 && digitCount <= 11
+  if (!edges.attached && (card || phone || digitCount === 9)) {
+    const window = text.slice(start, end)
     const digits = window.replace(NON_DIGITS, '')
-    if (isCard(window, digits)) return 'card'
-    if (isSsn(text, start, window)) return 'national-id'
-    if (isPhone(window, digits)) return 'phone'
+    if (card && isCard(window, digits)) return 'card'
+    if (digitCount === 9 && isSsn(text, start, window)) return 'national-id'
+    if (phone && isPhone(window, digits)) return 'phone'
   }
   const ipAttached = (atRunStart && edges.ipLeft) || (atRunEnd && edges.ipRight)
-  if (!ipAttached && isIpv4(text, start, window)) return 'ip-address'
-  return undefined
+  if (ipAttached || digitCount > 12 || countDots(text, start, end) !== 3) return undefined
+  return isIpv4(text, start, text.slice(start, end)) ? 'ip-address' : undefined
 }
 
 function isCard (window: string, digits: string): boolean {
@@ -168,6 +173,12 @@ function isIpv4 (text: string, start: number, window: string): boolean {
     if (Number(part) > 255 || (part.length > 1 && part[0] === '0')) return false
   }
   return !VERSION_LABEL.test(text.slice(Math.max(0, start - 12), start))
+}
+
+function countDots (text: string, start: number, end: number): number {
+  let count = 0
+  for (let index = start; index < end; index++) if (text.charCodeAt(index) === 46) count++
+  return count
 }
 
 function countDigits (text: string, start: number, end: number): number {

@@ -6,7 +6,7 @@ import { normalizeName, SENSITIVE_NAMES, SENSITIVE_SUFFIXES } from './names.js'
 import { createPseudonymizer, SALT_BYTES_MIN, type Pseudonymizer } from './pseudonym.js'
 import type { Span } from './span.js'
 
-// The scrubber: walks a JSON value, builds a new one (the input is never mutated), replaces findings
+// The scrubber: walks a JSON value, copies what changes (the input is never mutated), replaces findings
 // according to each category's mode, and reports categories and counts — never the values.
 
 export interface SanitizerOptions {
@@ -24,6 +24,7 @@ export interface SanitizerOptions {
 }
 
 export interface SanitizeResult<T> {
+  /** Shares unchanged subtrees with the input (copy-on-write); neither is mutated: treat both as read-only. */
   value: T
   report: SanitizeReport & { blocked: false }
 }
@@ -47,7 +48,15 @@ interface Settings {
   depthMax: number
   stringLengthMax: number
   nodesMax: number
-  names: Map<string, string>
+  fieldNames: Map<string, FieldName>
+}
+
+/** What a field name says, cached per sanitizer: keys repeat across records. */
+interface FieldName {
+  normalized: string
+  sensitive: boolean
+  /** Findings in the name itself ({"alice@example.com": …}). */
+  spans: readonly Span[]
 }
 
 export function createSanitizer (options: SanitizerOptions = {}): Sanitizer {
@@ -87,7 +96,7 @@ function settingsFrom (options: SanitizerOptions): Settings {
     depthMax: positiveLimit('depthMax', options.depthMax, DEPTH_MAX_DEFAULT),
     stringLengthMax: positiveLimit('stringLengthMax', options.stringLengthMax, STRING_LENGTH_MAX_DEFAULT),
     nodesMax: positiveLimit('nodesMax', options.nodesMax, NODES_MAX_DEFAULT),
-    names: new Map()
+    fieldNames: new Map()
   }
 }
 
@@ -169,50 +178,67 @@ class SanitizePass {
     return card === undefined ? value : this.#replaceWhole('card', value, text)
   }
 
+  /** Copy-on-write: the input array itself while every element comes back unchanged. */
   #array (value: unknown[], depth: number): unknown[] {
-    const clean: unknown[] = []
-    for (const element of value) {
+    let clean: unknown[] | undefined
+    for (let index = 0; index < value.length; index++) {
+      const element = value[index]
       const result = this.value(element, depth + 1, '')
+      if (clean === undefined) {
+        if (result === element) continue
+        clean = value.slice(0, index)
+      }
       if (result !== DROPPED) clean.push(result)
     }
-    return clean
+    return clean ?? value
   }
 
+  /** Copy-on-write like #array: a new object only from the first field that changes. */
   #object (value: object, depth: number): Record<string, unknown> {
     const prototype = Object.getPrototypeOf(value)
     if (prototype !== Object.prototype && prototype !== null) {
       throw new SanitizeInputError('sanitize-not-json', 'only plain objects are JSON objects')
     }
     const source = value as Record<string, unknown>
-    const clean: Record<string, unknown> = {}
-    for (const key of Object.keys(source)) {
-      const name = this.#normalized(key)
+    let clean: Record<string, unknown> | undefined
+    let fieldIndex = 0
+    for (const key in source) {
+      if (!Object.hasOwn(source, key)) continue
+      const name = this.#fieldName(key)
       const field = source[key]
-      const result = this.#settings.isSensitiveName(name)
-        ? this.#sensitive(field, depth + 1, name)
-        : this.value(field, depth + 1, name)
-      const cleanKey = this.#key(key)
-      if (result !== DROPPED && cleanKey !== undefined) defineField(clean, cleanKey, result)
+      const result = name.sensitive
+        ? this.#sensitive(field, depth + 1, name.normalized)
+        : this.value(field, depth + 1, name.normalized)
+      if (clean === undefined) {
+        if (result === field && name.spans.length === 0) {
+          fieldIndex++
+          continue
+        }
+        clean = leadingFields(source, fieldIndex)
+      }
+      fieldIndex++
+      if (result === DROPPED) continue
+      const cleanKey = name.spans.length === 0 ? key : this.#key(key, name.spans)
+      if (cleanKey !== undefined) defineField(clean, cleanKey, result)
     }
-    return clean
+    return clean ?? source
   }
 
-  #normalized (key: string): string {
+  #fieldName (key: string): FieldName {
     this.#checkLength(key)
-    const names = this.#settings.names
-    let name = names.get(key)
+    const cache = this.#settings.fieldNames
+    let name = cache.get(key)
     if (name === undefined) {
-      name = normalizeName(key)
-      if (names.size >= NAME_CACHE_MAX) names.clear()
-      names.set(key, name)
+      const normalized = normalizeName(key)
+      name = { normalized, sensitive: this.#settings.isSensitiveName(normalized), spans: detectSpans(key) }
+      if (cache.size >= NAME_CACHE_MAX) cache.clear()
+      cache.set(key, name)
     }
     return name
   }
 
-  /** Field names can hold findings too ({"alice@example.com": …}); a dropped finding drops the field. */
-  #key (key: string): string | undefined {
-    const spans = detectSpans(key)
-    if (spans.length === 0) return key
+  /** A dropped finding in a field name drops the whole field. */
+  #key (key: string, spans: readonly Span[]): string | undefined {
     if (spans.some((span) => this.#settings.modes[span.category] === 'drop')) {
       for (const span of spans) this.#record(span.category)
       return undefined
@@ -262,7 +288,7 @@ class SanitizePass {
     return this.#replacement(category, mode, text)
   }
 
-  #replaceSpans (text: string, spans: Span[]): string {
+  #replaceSpans (text: string, spans: readonly Span[]): string {
     let clean = ''
     let copied = 0
     for (const span of spans) {
@@ -291,9 +317,23 @@ class SanitizePass {
   }
 }
 
-/** Defines rather than assigns, so a "__proto__" key stays data; a name taken by a redacted twin gets "#n". */
+/** A new object with the first `count` own fields of source. */
+function leadingFields (source: Record<string, unknown>, count: number): Record<string, unknown> {
+  const target: Record<string, unknown> = {}
+  let copied = 0
+  for (const key in source) {
+    if (copied === count) break
+    if (!Object.hasOwn(source, key)) continue
+    defineField(target, key, source[key])
+    copied++
+  }
+  return target
+}
+
+/** A name taken by a redacted twin gets "#n"; "__proto__" is defined, not assigned, so it stays data. */
 function defineField (target: Record<string, unknown>, key: string, value: unknown): void {
   let name = key
   for (let suffix = 2; Object.hasOwn(target, name); suffix++) name = `${key}#${suffix}`
-  Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true })
+  if (name === '__proto__') Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true })
+  else target[name] = value
 }
