@@ -9,14 +9,14 @@ import { Prng } from '../../../simulations/prng.js'
 // go through the wire codec; cut/isolate/ignore shape delivery; stabilize() runs to quiescence.
 
 export class TestNode {
-  readonly core: RaftCore
+  core: RaftCore
   /** Applied normal entries' data (as strings), a tiny state machine; snapshots carry it whole. */
   applied: string[] = []
   readonly sessions = new SessionTable(8)
   readonly readStates: ReadState[] = []
   snapshotsInstalled = 0
 
-  constructor (readonly id: string, conf: ConfState | 'joining', options: Partial<RaftConfig>, seed: number) {
+  constructor (readonly id: string, conf: ConfState | 'joining', readonly options: Partial<RaftConfig>, seed: number) {
     this.core = new RaftCore({
       id,
       rng: new Prng(seed),
@@ -26,7 +26,17 @@ export class TestNode {
     })
   }
 
+  /** Crash and restart: volatile state is lost; the (synchronously persisted) log and hard state remain. */
+  restart (): void {
+    const { storage } = this.core
+    this.core = new RaftCore({ id: this.id, rng: new Prng(99), storage, applied: this.core.status().applied, ...this.options })
+  }
+
+  /** Term of the entry applied at each index, for state-machine-safety checks. */
+  readonly appliedTerms = new Map<number, number>()
+
   apply (e: Entry): void {
+    this.appliedTerms.set(e.index, e.term)
     if (e.type !== 'normal' || e.data.length === 0) return
     this.sessions.applyOnce(e.requestId, () => {
       this.applied.push(new TextDecoder().decode(e.data))
@@ -42,6 +52,8 @@ export class TestNetwork {
   readonly #dropPerMille = new Map<string, number>()
   readonly #prng = new Prng(42)
   readonly delivered: RaftMessage[] = []
+  /** Rewrites or drops (undefined) a message in flight, like etcd's msgHook. */
+  hook: ((m: RaftMessage) => RaftMessage | undefined) | undefined
   #queue: RaftMessage[] = []
 
   constructor (voters: string[], options: Partial<RaftConfig> = {}, learners: string[] = []) {
@@ -118,13 +130,29 @@ export class TestNetwork {
         const link = `${m.from}>${m.to}`
         if (this.#blocked.has(link) || this.#ignored.has(m.type)) continue
         if (this.#prng.chance(this.#dropPerMille.get(link) ?? 0, 1000)) continue
+        const delivered = this.hook === undefined ? m : this.hook(m)
+        if (delivered === undefined) continue
         moved = true
-        this.delivered.push(m)
-        this.nodes.get(m.to)?.core.step(m)
+        this.delivered.push(delivered)
+        this.nodes.get(m.to)?.core.step(delivered)
       }
       if (!moved) return
     }
     throw new Error('network did not stabilize')
+  }
+
+  /** State machine safety: indexes where two nodes applied entries of different terms. */
+  appliedConflicts (): string[] {
+    const seen = new Map<number, { id: string, term: number }>()
+    const conflicts: string[] = []
+    for (const n of this.nodes.values()) {
+      for (const [index, term] of n.appliedTerms) {
+        const first = seen.get(index)
+        if (first === undefined) seen.set(index, { id: n.id, term })
+        else if (first.term !== term) conflicts.push(`index ${index}: ${first.id} applied term ${first.term}, ${n.id} term ${term}`)
+      }
+    }
+    return conflicts
   }
 
   /** Ticks until exactly one leader exists (bounded); returns it. */
