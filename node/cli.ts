@@ -6,11 +6,14 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseHostPort } from './api.js'
 import { resolveStartConfig, type StartFlags } from './config.js'
-import { CONFIG_FILE, defaultDataDir, loadOrCreateToken, readRuntime, readToken } from './data-dir.js'
-import { KEY_FILE, loadOrCreateIdentity } from './identity.js'
-import { peerIdOf } from './libp2p-transport.js'
+import { callApi } from './api-client.js'
+import { CONFIG_FILE, defaultDataDir, loadOrCreateToken } from './data-dir.js'
+import { KEY_FILE, loadOrCreateIdentity, peerIdOf } from './identity.js'
 import { createLogger } from './log.js'
-import { FedmeshNode, type MemberView, type NodeStatus } from './node.js'
+import type { FedmeshNode, MemberView, NodeStatus } from './node.js'
+import { auditCommand } from './commands/audit.js'
+import { policyCommand } from './commands/policy.js'
+import type { PeerTrust } from '../membership/trust.js'
 
 const USAGE = `fedmesh — a peer-to-peer federation mesh node
 
@@ -22,6 +25,9 @@ Commands:
   id          print this node's public key and libp2p peer id
   status      show the running node's status (via its admin API)
   members     list the mesh members the running node knows
+  trust       show the running node's trust scores and the recent events behind them
+  audit       tail | export | verify the tamper-evident audit log
+  policy      check FILE | explain: validate a capability policy, explain a decision
 
 Common options:
   --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
@@ -40,7 +46,7 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
 
 type Command = (args: string[]) => Promise<number>
 
-const COMMANDS: Record<string, Command> = { init, start, id, status, members }
+const COMMANDS: Record<string, Command> = { init, start, id, status, members, trust, audit: auditCommand, policy: policyCommand }
 
 async function main (argv: string[]): Promise<number> {
   const [name, ...args] = argv
@@ -101,6 +107,8 @@ async function start (args: string[]): Promise<number> {
   }
   const config = await resolveStartConfig(dataDir, flags)
   const logger = createLogger('fedmesh')
+  // Loaded here so that the light commands (status, members...) start fast without libp2p.
+  const { FedmeshNode } = await import('./node.js')
   const node = await FedmeshNode.start({
     dataDir,
     org: config.org,
@@ -195,30 +203,23 @@ async function members (args: string[]): Promise<number> {
   return 0
 }
 
+async function trust (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
+  const result = await callApi<PeerTrust[]>(values['data-dir'] ?? defaultDataDir(), '/v1/trust')
+  if (result === undefined) return 1
+  if (values.json) {
+    process.stdout.write(JSON.stringify(result) + '\n')
+    return 0
+  }
+  const rows = result.map((t) => [t.peer.slice(0, 16), t.score.toFixed(3), t.quarantined ? 'quarantined' : 'ok',
+    t.events.slice(-3).map((e) => `${e.type}(${e.delta >= 0 ? '+' : ''}${e.delta.toFixed(3)})`).join(' ')])
+  process.stdout.write(table(['PEER', 'SCORE', 'STATE', 'RECENT EVENTS'], rows))
+  return 0
+}
+
 function table (header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
-}
-
-/** GETs a path on the node running in dataDir, found through its runtime file. */
-async function callApi<T> (dataDir: string, path: string): Promise<T | undefined> {
-  const runtime = await readRuntime(dataDir)
-  const token = await readToken(dataDir)
-  if (runtime?.api == null || token === undefined) {
-    process.stderr.write(`fedmesh: no running node with an API in ${dataDir} (start one with: fedmesh start --data-dir ${dataDir})\n`)
-    return undefined
-  }
-  try {
-    const res = await fetch(runtime.api + path, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) })
-    if (!res.ok) {
-      process.stderr.write(`fedmesh: ${path} answered ${res.status}: ${await res.text()}\n`)
-      return undefined
-    }
-    return await res.json() as T
-  } catch (err) {
-    process.stderr.write(`fedmesh: node at ${runtime.api} is not answering (${(err as Error).message}); is it still running (pid ${runtime.pid})?\n`)
-    return undefined
-  }
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {

@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { API_PORT_DEFAULT } from './api.js'
 import { CONFIG_FILE } from './data-dir.js'
-import { LISTEN_DEFAULT } from './node.js'
 
 // `fedmesh start` settings. Each comes, in order of precedence, from a flag, an environment variable
 // (FEDMESH_<NAME>, lists comma-separated), <data-dir>/config.json, or the embedded default.
@@ -16,6 +15,8 @@ export interface StartConfig {
   suspectAfterMs: number | undefined
   deadAfterMs: number | undefined
 }
+
+export const LISTEN_DEFAULT = ['/ip4/0.0.0.0/tcp/7400']
 
 export const START_DEFAULTS: StartConfig = {
   org: 'default',

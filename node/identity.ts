@@ -3,9 +3,9 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { peerIdFromString } from '@libp2p/peer-id'
-import type { PrivateKey } from '@libp2p/interface'
+import { generateKeyPairFromSeed, publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { IdentityError } from './errors.js'
 
 // A node *is* its ed25519 key. @noble/ed25519 derives the key (portable, audited); node:crypto signs
@@ -91,6 +91,11 @@ export function verifyPortable (publicKey: Uint8Array, message: Uint8Array, sign
   } catch {
     return false
   }
+}
+
+/** The libp2p peer id of an ed25519 public key. */
+export function peerIdOf (publicKey: Uint8Array): PeerId {
+  return peerIdFromPublicKey(publicKeyFromRaw(publicKey))
 }
 
 /** The ed25519 public key inside a libp2p peer id string, or undefined if it is not an ed25519 id. */

@@ -8,8 +8,6 @@ import { ping } from '@libp2p/ping'
 import { gossipsub, TopicValidatorResult, type GossipSub, type GossipsubOpts } from '@libp2p/gossipsub'
 import type { PeerScoreThresholds } from '@libp2p/gossipsub/score'
 import { TRUST_APP_SPECIFIC_WEIGHT } from '../membership/trust.js'
-import { publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import type { PeerId, Stream } from '@libp2p/interface'
 import { messageStreamToDuplex } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -17,7 +15,7 @@ import { pipe } from 'it-pipe'
 import * as lp from 'it-length-prefixed'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
-import type { NodeIdentity } from './identity.js'
+import { peerIdOf, type NodeIdentity } from './identity.js'
 import type { Logger } from './log.js'
 import type { RequestHandler, TopicHandler, Transport, Verdict } from './transport.js'
 
@@ -212,6 +210,3 @@ function decodeReply (frame: Uint8Array): Uint8Array {
   throw new FedmeshError('rpc-malformed', 'malformed rpc reply')
 }
 
-export function peerIdOf (publicKey: Uint8Array): PeerId {
-  return peerIdFromPublicKey(publicKeyFromRaw(publicKey))
-}

@@ -7,6 +7,7 @@ import type { Member, MemberChange, MemberStatus } from '../membership/membershi
 import { TRUST_SCORE_THRESHOLDS, TRUST_TOPIC_SCORE_CAP_MAX, type PeerTrust, type TrustEventType, type TrustOptions } from '../membership/trust.js'
 import { TrustStore } from '../membership/trust-store.js'
 import { API_PORT_DEFAULT, startApi, type ApiServer } from './api.js'
+import { LISTEN_DEFAULT } from './config.js'
 import { AuditLog, type AuditEntry, type AuditInput } from './audit.js'
 import { CapabilityService, type CapabilityHandler } from './capabilities.js'
 import type { Clock, Rng } from './clock.js'
@@ -82,7 +83,6 @@ interface Parts {
 }
 
 const INCARNATION_KEY = 'node/incarnation'
-export const LISTEN_DEFAULT = ['/ip4/0.0.0.0/tcp/7400']
 
 // Which announcement outcomes say something about the sender's conduct.
 const ANNOUNCEMENT_CONDUCT: Record<string, TrustEventType> = {

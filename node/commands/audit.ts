@@ -2,8 +2,9 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
-  AUDIT_TAIL_ENTRIES_MAX, auditEntryJson, auditSince, auditTail, verifyAuditLog, type AuditEntry, type AuditFrom
+  AUDIT_TAIL_ENTRIES_MAX, auditEntryJson, auditSince, auditTail, verifyAuditLog, type AuditEntry, type AuditFrom, type AuditVerifyResult
 } from '../audit.js'
+import { callApi } from '../api-client.js'
 import { DB_DIR, defaultDataDir } from '../data-dir.js'
 import { FedmeshError } from '../errors.js'
 import { KEY_FILE, loadOrCreateIdentity } from '../identity.js'
@@ -17,7 +18,7 @@ const USAGE = `usage:
       entries from SEQ (or from a time on) as JSON lines
   fedmesh audit verify [--json] [--data-dir D]
       check every hash, signature and link: exit 0 intact, 1 with the first bad sequence number
-The node must be stopped: its database is locked while it runs (use its HTTP API then).`
+While the node runs (its database is locked) the command reads through the node's admin API.`
 
 export interface CommandOutput {
   stdout(text: string): void
@@ -56,11 +57,14 @@ async function tail (args: string[], out: CommandOutput): Promise<number> {
   if (!Number.isSafeInteger(count) || count < 0 || count > AUDIT_TAIL_ENTRIES_MAX) {
     throw new UsageError(`-n must be an integer in 0..${AUDIT_TAIL_ENTRIES_MAX}`)
   }
+  const print = (entry: AuditEntry): void => out.stdout((values.json === true ? auditEntryJson(entry) : humanLine(entry)) + '\n')
   return await withLog(values['data-dir'], out, async (storage) => {
-    for await (const entry of auditTail(storage, count)) {
-      out.stdout((values.json === true ? auditEntryJson(entry) : humanLine(entry)) + '\n')
-    }
+    for await (const entry of auditTail(storage, count)) print(entry)
     return 0
+  }, async (dataDir) => {
+    const entries = await callApi<AuditEntry[]>(dataDir, `/v1/audit?tail=${count}`)
+    entries?.forEach(print)
+    return entries === undefined ? 2 : 0
   })
 }
 
@@ -70,13 +74,17 @@ async function exportEntries (args: string[], out: CommandOutput): Promise<numbe
   return await withLog(values['data-dir'], out, async (storage) => {
     for await (const entry of auditSince(storage, from)) out.stdout(auditEntryJson(entry) + '\n')
     return 0
+  }, async (dataDir) => {
+    const query = 'timeMs' in from ? `sinceTime=${new Date(from.timeMs).toISOString()}` : `since=${from.seq}`
+    const lines = await callApi<string>(dataDir, `/v1/audit/export?${query}`, { text: true })
+    if (lines !== undefined) out.stdout(lines)
+    return lines === undefined ? 2 : 0
   })
 }
 
 async function verify (args: string[], out: CommandOutput): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, ...DATA_DIR_OPTION }, strict: true })
-  return await withLog(values['data-dir'], out, async (storage, ownerHex) => {
-    const result = await verifyAuditLog(storage, ownerHex)
+  const report = (result: AuditVerifyResult): number => {
     if (values.json === true) {
       out.stdout(JSON.stringify(result) + '\n')
     } else if (result.ok) {
@@ -85,6 +93,10 @@ async function verify (args: string[], out: CommandOutput): Promise<number> {
       out.stdout(`TAMPERED: first bad entry is seq ${result.firstBadSeq} (${result.reason}): ${result.message}\n`)
     }
     return result.ok ? 0 : 1
+  }
+  return await withLog(values['data-dir'], out, async (storage, ownerHex) => report(await verifyAuditLog(storage, ownerHex)), async (dataDir) => {
+    const result = await callApi<AuditVerifyResult>(dataDir, '/v1/audit/verify')
+    return result === undefined ? 2 : report(result)
   })
 }
 
@@ -102,9 +114,12 @@ function sinceOption (seq: string | undefined, time: string | undefined): AuditF
   return { seq: from }
 }
 
-/** Opens the node's database without creating anything, runs fn, and always closes it. */
+/**
+ * Opens the node's database without creating anything, runs fn, and always closes it; while the
+ * node runs (the database is locked) it runs viaApi instead.
+ */
 async function withLog (dataDirOption: string | undefined, out: CommandOutput,
-  fn: (storage: Storage, ownerHex: string) => Promise<number>): Promise<number> {
+  fn: (storage: Storage, ownerHex: string) => Promise<number>, viaApi: (dataDir: string) => Promise<number>): Promise<number> {
   const dataDir = dataDirOption ?? defaultDataDir()
   if (!existsSync(join(dataDir, KEY_FILE))) {
     out.stderr(`fedmesh audit: no fedmesh node in ${dataDir} (no ${KEY_FILE})\n`)
@@ -117,10 +132,8 @@ async function withLog (dataDirOption: string | undefined, out: CommandOutput,
     storage = await LevelStorage.open(join(dataDir, DB_DIR), { createIfMissing: false })
   } catch (err) {
     if (!(err instanceof FedmeshError)) throw err
-    if (err.code === 'storage-locked') {
-      out.stderr(`fedmesh audit: the node in ${dataDir} is running (its database is locked): ` +
-        'stop it first, or read the audit log through its HTTP API\n')
-    } else if (err.code === 'storage-missing') {
+    if (err.code === 'storage-locked') return await viaApi(dataDir)
+    if (err.code === 'storage-missing') {
       out.stderr(`fedmesh audit: the node in ${dataDir} has no database yet (it has never been started)\n`)
     } else {
       out.stderr(`fedmesh audit: ${err.message}\n`)

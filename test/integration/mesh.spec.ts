@@ -1,5 +1,7 @@
 import '../../node/polyfills.js'
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,7 +11,12 @@ import { Libp2pTransport } from '../../node/libp2p-transport.js'
 import { silentLogger } from '../../node/log.js'
 import { encodeAnnouncementBody, ANNOUNCE_TYPE } from '../../membership/announcement.js'
 import { MEMBERSHIP_TOPIC } from '../../membership/membership.js'
-import { CliNode, waitFor } from '../helpers/cli-node.js'
+import { CLI, CliNode, waitFor } from '../helpers/cli-node.js'
+
+const run = promisify(execFile)
+async function fedmesh (...args: string[]): Promise<{ stdout: string }> {
+  return await run(process.execPath, [CLI, ...args], { timeout: 10_000 })
+}
 
 const HEARTBEAT_MS = 250
 const SUSPECT_AFTER_MS = 750
@@ -48,6 +55,18 @@ describe('a mesh of 5 fedmesh processes on 127.0.0.1', function () {
       const lists = await Promise.all(nodes.map(async (n) => await n.members()))
       return lists.every((list) => JSON.stringify(list.filter((m) => m.status === 'alive').map((m) => m.key).sort()) === JSON.stringify(keys))
     }, 10_000)
+  })
+
+  it('answers the CLI commands through the running node\'s admin API', async () => {
+    const dataDir = nodes[0]!.dataDir
+    const members = JSON.parse((await fedmesh('members', '--json', '--data-dir', dataDir)).stdout) as Array<{ key: string }>
+    assert.equal(members.length, 5)
+    const status = JSON.parse((await fedmesh('status', '--json', '--data-dir', dataDir)).stdout) as { key: string, members: { alive: number } }
+    assert.equal(status.key, nodes[0]!.key)
+    assert.equal(status.members.alive, 5)
+    assert.match((await fedmesh('audit', 'verify', '--data-dir', dataDir)).stdout, /^ok: \d+ entries/)
+    assert.match((await fedmesh('audit', 'tail', '-n', '50', '--data-dir', dataDir)).stdout, /member\.joined/)
+    assert.equal(JSON.parse((await fedmesh('id', '--json', '--data-dir', dataDir)).stdout).key, nodes[0]!.key)
   })
 
   it('marks a SIGKILLed node dead within the configured timeout, and it rejoins with a higher incarnation', async () => {

@@ -3,8 +3,7 @@ import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { IdentityError } from '../../node/errors.js'
-import { KEY_FILE, NodeIdentity, fromHex, loadOrCreateIdentity, publicKeyOfPeerId, toHex, verify, verifyPortable } from '../../node/identity.js'
-import { peerIdOf } from '../../node/libp2p-transport.js'
+import { KEY_FILE, NodeIdentity, fromHex, loadOrCreateIdentity, peerIdOf, publicKeyOfPeerId, toHex, verify, verifyPortable } from '../../node/identity.js'
 
 // RFC 8032 section 7.1, tests 1-3: (secret key, public key, message, signature).
 const RFC8032 = [
