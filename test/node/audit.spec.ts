@@ -117,16 +117,24 @@ describe('AuditLog', () => {
     assert.equal((await log.append(sampleInput(0))).seq, 1)
   })
 
-  it('chains 1000 concurrent appends in call order and writes them in bounded group commits', async () => {
-    const storage = new SpyStorage(new MemoryStorage())
-    const log = await AuditLog.open({ storage, signer: identity, clock: manualClock() })
-    const resolved = await Promise.all(Array.from({ length: 1000 }, async (_, i) => await log.append(sampleInput(i))))
-    assert.deepEqual(resolved.map((e) => e.seq), Array.from({ length: 1000 }, (_, i) => i + 1))
-    for (const entry of resolved) assert.deepEqual(decodeStoredAuditEntry((await storage.get(auditEntryKey(entry.seq)))!).entry, entry)
-    assert.deepEqual(storage.batches.map((ops) => ops.length), [513, 489])
-    for (const ops of storage.batches) assert.equal(ops[ops.length - 1]!.key, AUDIT_HEAD_KEY)
-    assert.deepEqual(await log.verify(), { ok: true, count: 1000, headHash: resolved[999]!.hash })
-  })
+  for (const kind of ['MemoryStorage', 'LevelStorage'] as const) {
+    it(`chains 1000 concurrent appends in call order and writes them in bounded group commits (${kind})`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'fedmesh-audit-'))
+      const storage = new SpyStorage(kind === 'MemoryStorage' ? new MemoryStorage() : await LevelStorage.open(join(dir, 'db')))
+      try {
+        const log = await AuditLog.open({ storage, signer: identity, clock: manualClock() })
+        const resolved = await Promise.all(Array.from({ length: 1000 }, async (_, i) => await log.append(sampleInput(i))))
+        assert.deepEqual(resolved.map((e) => e.seq), Array.from({ length: 1000 }, (_, i) => i + 1))
+        for (const entry of resolved) assert.deepEqual(decodeStoredAuditEntry((await storage.get(auditEntryKey(entry.seq)))!).entry, entry)
+        assert.deepEqual(storage.batches.map((ops) => ops.length), [513, 489])
+        for (const ops of storage.batches) assert.equal(ops[ops.length - 1]!.key, AUDIT_HEAD_KEY)
+        assert.deepEqual(await log.verify(), { ok: true, count: 1000, headHash: resolved[999]!.hash })
+      } finally {
+        await storage.close()
+        await rm(dir, { recursive: true, force: true })
+      }
+    })
+  }
 
   it('groups the appends issued while a batch is being written into the next batch', async () => {
     const storage = new SpyStorage(new MemoryStorage())
