@@ -1,6 +1,4 @@
-import { MemoryStorage } from '../node/memory-storage.js'
 import { RaftCore, type RaftConfig, type RaftReady } from '../consensus/raft/raft.js'
-import { RaftPersistence } from '../consensus/raft/raft-persistence.js'
 import { type RaftMessage, decodeRaftMessage, encodeRaftMessage } from '../consensus/raft/messages.js'
 import type { ConfState } from '../consensus/types.js'
 import { type ConfChange, nextPromotion } from '../consensus/raft/conf-change.js'
@@ -8,6 +6,7 @@ import { KvStateMachine, type KvWrite, encodeWrite } from './kv-state-machine.js
 import { type Operation, type RegisterInput, type RegisterOutput, checkHistory } from './linearizability.js'
 import { Prng } from './prng.js'
 import { InvariantViolation, RaftCheckers } from './raft-checkers.js'
+import { SimDisk } from './sim-disk.js'
 import { type NetworkOptions, SimNetwork } from './sim-network.js'
 
 // TigerBeetle-style deterministic simulation of a Raft group running the production core: one seed
@@ -81,7 +80,6 @@ const REQUEST_TIMEOUT_TICKS = 40
 const LIVENESS_TICKS_MAX = 600
 const LIVENESS_OPS_PER_CLIENT = 2
 const INBOX_MESSAGES_MAX = 1024
-const GROUP = 'sim'
 
 export function drawConfig (prng: Prng, nodes?: 3 | 5): SimConfig {
   return {
@@ -128,13 +126,11 @@ interface SimNode {
   founder: boolean
   /** Removed from the group: stopped for good. */
   decommissioned: boolean
-  storage: MemoryStorage
+  disk: SimDisk
   up: boolean
   restartTick: number
   core?: RaftCore
   kv?: KvStateMachine
-  persistence?: RaftPersistence
-  write?: { ready: RaftReady, doneTick: number }
   inbox: RaftMessage[]
   /** Clients waiting at this node: writes by request key, reads by ReadIndex context. */
   writeWaiters: Map<string, Client>
@@ -174,7 +170,8 @@ export class RaftSimulation {
       id,
       founder: i < this.config.nodes,
       decommissioned: false,
-      storage: new MemoryStorage(), up: false, restartTick: 0, inbox: [], writeWaiters: new Map(), readWaiters: new Map(), readsReady: []
+      disk: new SimDisk(i < this.config.nodes ? this.#founders : undefined),
+      up: false, restartTick: 0, inbox: [], writeWaiters: new Map(), readWaiters: new Map(), readsReady: []
     }))
     this.#clients = Array.from({ length: this.config.clients }, (_, i) => ({ id: `c${i + 1}`, seq: 0, lastSeen: new Map(), livenessOps: 0 }))
   }
@@ -305,8 +302,7 @@ export class RaftSimulation {
   // ---- nodes ----
 
   async #start (node: SimNode): Promise<void> {
-    node.persistence = new RaftPersistence(node.storage, GROUP)
-    const view = await node.persistence.load(node.founder ? this.#founders : undefined)
+    const view = await node.disk.load()
     const kv = new KvStateMachine(this.config.clients, view.snapshot().data)
     node.kv = kv
     node.core = new RaftCore({
@@ -328,13 +324,12 @@ export class RaftSimulation {
 
   #crash (node: SimNode, restartTick: number): void {
     this.stats.crashes++
-    this.#event({ tick: this.#tick, text: `${node.id} crashes${node.write === undefined ? '' : ' losing an unsynced write'}; restarts at ${restartTick}` })
+    const lost = node.disk.crash()
+    this.#event({ tick: this.#tick, text: `${node.id} crashes${lost ? ' losing an unsynced write' : ''}; restarts at ${restartTick}` })
     node.up = false
-    node.storage = node.storage.crash()
     node.restartTick = restartTick
     delete node.core
     delete node.kv
-    delete node.write
     node.inbox = []
     node.writeWaiters.clear()
     node.readWaiters.clear()
@@ -342,26 +337,25 @@ export class RaftSimulation {
   }
 
   async #nodeTick (node: SimNode): Promise<void> {
-    if (node.write !== undefined) {
-      if (node.write.doneTick > this.#tick) return // the disk is busy: the node stalls
-      await this.#completeWrite(node)
+    if (node.disk.busy) {
+      const done = await node.disk.complete(this.#tick)
+      if (done === undefined) return // the disk is busy: the node stalls
+      this.#afterWrite(node, done)
     }
     const core = node.core!
     for (const m of node.inbox) core.step(m)
     node.inbox = []
     core.tick()
-    for (let round = 0; round < 4 && node.write === undefined && core.hasReady(); round++) {
-      node.write = { ready: core.ready(), doneTick: this.#tick + this.#prng.intInclusive(0, this.config.diskLatencyTicksMax) }
-      if (node.write.doneTick <= this.#tick) await this.#completeWrite(node)
+    for (let round = 0; round < 4 && !node.disk.busy && core.hasReady(); round++) {
+      node.disk.submit(core.ready(), this.#tick + this.#prng.intInclusive(0, this.config.diskLatencyTicksMax))
+      const done = await node.disk.complete(this.#tick)
+      if (done !== undefined) this.#afterWrite(node, done)
     }
   }
 
-  /** The disk write finished: persist, then send, then apply (the Ready contract). */
-  async #completeWrite (node: SimNode): Promise<void> {
-    const rd = node.write!.ready
-    delete node.write
+  /** A Ready is durable: now send, then apply, then advance (the Ready contract). */
+  #afterWrite (node: SimNode, rd: RaftReady): void {
     const core = node.core!
-    await node.persistence!.save(rd)
     for (const m of rd.messages) this.#network.send(m.from, m.to, encodeRaftMessage(m), this.#tick)
     if (rd.snapshot !== undefined) {
       node.kv = new KvStateMachine(this.config.clients, rd.snapshot.data)

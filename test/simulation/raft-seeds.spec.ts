@@ -5,7 +5,7 @@ import { runRaftSeed } from '../../simulations/raft-sim.js'
 // with a linearizable history, and make progress once the faults are healed.
 
 const SEEDS = 200
-const TICKS = 500
+const TICKS = 800
 
 describe('raft simulation: fixed seeds', function () {
   this.timeout(120_000)
