@@ -7,6 +7,28 @@ import type { Span } from './span.js'
 // One pass over the characters gathers cheap features (digit, upper-case, '@' and ':' counts, long token
 // runs); each detector runs only when its features allow a match, so clean business text costs one loop.
 // No regex here nests quantifiers over the same characters: each is linear in the text it scans.
+//
+// The rules, where a look-alike forced a decision (test/sanitize/corpus holds an example of each):
+// - email: local@domain.tld with a 2+ letter TLD; "logo@2x.png" (file extensions) and "user@localhost"
+//   are not emails; the user part of a URL ("https://bob@host") is reported as an email when it is one.
+// - phone: "+" and 8..15 digits, or separated national shapes: NANP 3-3-4 (area code 2-9) or a trunk '0'
+//   with 10..11 digits. Bare digit strings are ids, never phones; dates, times, digits glued to letters
+//   or '-' ("INV-555-123-4567") are not phones. Local 7-digit numbers are not detected.
+// - card: 13..19 digits, plain or in groups (spaces or dashes), a known network prefix, Luhn-valid.
+// - iban: a known country, its registry length, compact or in groups of four, mod-97 valid.
+// - national-id: US SSN dashed (or 9 bare digits right after an SSN label); never area 000, 666 or 9xx,
+//   group 00 or serial 0000.
+// - ip-address: valid dotted quads, unless versions: glued to a name ("v1.2.3.4", "Chrome/120.0.1.2"),
+//   with more parts, or right after a version label ("version 1.2.3.4"). IPv6 in RFC 4291 text forms
+//   with 4+ hex digits ("::1" and C++ "a::b" are left); times and MAC addresses are not addresses.
+// - jwt: eyJ….eyJ….signature; cloud-key: AWS AKIA/ASIA ids, AWS secrets under an aws…secret label, GCP
+//   AIza keys, service-account private_key_id, Azure AccountKey/SharedAccessKey and SAS sig=.
+// - private-key: PEM private-key blocks (cut-off blocks to the end of the text; certificates and public
+//   keys are not secrets); hex/base64 32- or 64-byte values under a seed/private_key/signing_key label.
+// - bearer-token: "Bearer <token>", and any credential after an Authorization label.
+// - url-password: the password of scheme://user:password@host, only the password.
+// - secret: 24..512-char tokens mixing upper, lower and digits, Shannon entropy >= 3.9 bits/char, not
+//   mostly words; never hex-only (hashes, git SHAs, UUIDs) nor under a digest label (sha256-…, etag).
 
 const TEXT_LENGTH_MIN = 6
 const TOKEN_RUN_MIN = 16
