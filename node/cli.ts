@@ -13,6 +13,7 @@ import { createLogger } from './log.js'
 import type { FedmeshNode, MemberView, NodeStatus } from './node.js'
 import { auditCommand } from './commands/audit.js'
 import { policyCommand } from './commands/policy.js'
+import { sanitizeCommand } from './commands/sanitize.js'
 import type { PeerTrust } from '../membership/trust.js'
 
 const USAGE = `fedmesh — a peer-to-peer federation mesh node
@@ -28,6 +29,7 @@ Commands:
   trust       show the running node's trust scores and the recent events behind them
   audit       tail | export | verify the tamper-evident audit log
   policy      check FILE | explain: validate a capability policy, explain a decision
+  sanitize    scrub PII and secrets from JSON on stdin (report on stderr)
 
 Common options:
   --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
@@ -46,7 +48,7 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
 
 type Command = (args: string[]) => Promise<number>
 
-const COMMANDS: Record<string, Command> = { init, start, id, status, members, trust, audit: auditCommand, policy: policyCommand }
+const COMMANDS: Record<string, Command> = { init, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand }
 
 async function main (argv: string[]): Promise<number> {
   const [name, ...args] = argv
