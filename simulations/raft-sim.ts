@@ -452,7 +452,7 @@ export class RaftSimulation {
       for (const c of cores) if (c.status().role === 'leader') this.#event({ tick: this.#tick, text: `${c.id} leads term ${c.status().term}` })
     }
     this.#checkers.checkLeaderCompleteness(cores)
-    if (this.#tick % 8 === 0 || this.#liveness) this.#checkers.checkLogMatching(cores)
+    this.#checkers.checkLogMatching(cores)
   }
 
   #event (e: TraceEvent): void {
