@@ -1,5 +1,6 @@
 import { categoryRank, type Category } from './categories.js'
 import { IBAN_LENGTHS, ibanValid } from './checksums.js'
+import { isAlnum, isDigit, isLower, isUpper, isWordChar } from './char-codes.js'
 import { normalizeName } from './names.js'
 import { findNumericSpans } from './numeric-runs.js'
 import type { Span } from './span.js'
@@ -109,9 +110,9 @@ function scanFeatures (text: string): Features {
   for (let index = 0; index <= text.length; index++) {
     const code = index < text.length ? text.charCodeAt(index) : 0
     let token = true
-    if (code >= 48 && code <= 57) digits++
-    else if (code >= 65 && code <= 90) uppers++
-    else if (!((code >= 97 && code <= 122) || code === 43 || code === 47 || code === 95 || code === 45)) {
+    if (isDigit(code)) digits++
+    else if (isUpper(code)) uppers++
+    else if (!(isLower(code) || code === 43 || code === 47 || code === 95 || code === 45)) {
       token = false
       if (code === 64) ats++
       else if (code === 58) colons++
@@ -226,8 +227,7 @@ function isQuoteOrSpace (code: number): boolean {
 }
 
 function isNameChar (code: number): boolean {
-  return (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122) ||
-    code === 95 || code === 45 || code === 46
+  return isWordChar(code) || code === 45 || code === 46
 }
 
 /** Secrets recognised by the name they are stored under plus the shape of the value. */
@@ -260,9 +260,9 @@ function isHighEntropySecret (value: string, label: string | undefined): boolean
   entropyCounts.fill(0)
   for (let index = 0; index < value.length; index++) {
     const code = value.charCodeAt(index)
-    if (code >= 48 && code <= 57) digit = true
-    else if (code >= 65 && code <= 90) upper = true
-    else if (code >= 97 && code <= 122) lower = true
+    if (isDigit(code)) digit = true
+    else if (isUpper(code)) upper = true
+    else if (isLower(code)) lower = true
     if (!isHexOrDash(code)) nonHex = true
     const slot = code & 127
     entropyCounts[slot] = (entropyCounts[slot] as number) + 1
@@ -283,7 +283,7 @@ function wordy (value: string): boolean {
 }
 
 function isHexOrDash (code: number): boolean {
-  return (code >= 48 && code <= 57) || (code >= 65 && code <= 70) || (code >= 97 && code <= 102) || code === 45
+  return isDigit(code) || (code >= 65 && code <= 70) || (code >= 97 && code <= 102) || code === 45
 }
 
 function shannonBitsPerChar (counts: Uint16Array, length: number): number {
@@ -317,7 +317,7 @@ function isEmailLocalChar (code: number): boolean {
 }
 
 function isDomainChar (code: number): boolean {
-  return (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || code === 45 || code === 46
+  return isAlnum(code) || code === 45 || code === 46
 }
 
 /** Emails by expansion around each '@' (bounded both ways), never by a backtracking regex. */
@@ -385,7 +385,7 @@ function ibanEnd (text: string, start: number): number {
       index++
       continue
     }
-    if (!((code >= 48 && code <= 57) || (code >= 65 && code <= 90))) return -1
+    if (!isDigit(code) && !isUpper(code)) return -1
     compact += text[index]
     index++
   }

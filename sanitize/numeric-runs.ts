@@ -1,3 +1,4 @@
+import { isAlnum, isDigit, isWordChar } from './char-codes.js'
 import { luhnValid } from './checksums.js'
 import type { Span } from './span.js'
 
@@ -185,17 +186,9 @@ function countDigits (text: string, start: number, end: number): number {
   let count = 0
   for (let index = start; index < end; index++) {
     const code = text.charCodeAt(index)
-    if (code >= 48 && code <= 57) count++
+    if (isDigit(code)) count++
   }
   return count
-}
-
-function isAlnum (code: number): boolean {
-  return (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122)
-}
-
-function isWordChar (code: number): boolean {
-  return isAlnum(code) || code === 95
 }
 
 /** "INV-555-123-4567", "#4111…", "/2024-01-15": digits glued to an identifier are part of it. */
