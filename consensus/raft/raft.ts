@@ -253,7 +253,13 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
     this.#messages = []
     this.#readStates = []
     const hs = this.#hardState()
-    if (!sameHardState(hs, this.#persistedHardState)) rd.hardState = hs
+    if (!sameHardState(hs, this.#persistedHardState)) {
+      // Durable promises only move forward: a term once seen, a vote within a term, a commit.
+      assert.ok(hs.term >= this.#persistedHardState.term, 'term decreased')
+      assert.ok(hs.term > this.#persistedHardState.term || this.#persistedHardState.vote === '' || hs.vote === this.#persistedHardState.vote, 'vote changed within a term')
+      assert.ok(hs.commit >= this.#persistedHardState.commit, 'commit decreased')
+      rd.hardState = hs
+    }
     if (this.#receivedSnapshot !== undefined) rd.snapshot = this.#receivedSnapshot
     if (this.#localSnapshot !== undefined) rd.compaction = this.#localSnapshot
     return rd
@@ -437,7 +443,7 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
         this.#campaign('real', true)
         break
       case 'MsgReadIndexResp':
-        this.#readStates.push({ context: m.context, index: m.index })
+        if (this.#readStates.length < this.#readIndexPendingMax) this.#readStates.push({ context: m.context, index: m.index })
         break
       default:
         // MsgProp/MsgReadIndex from peers are dropped: only local requests are forwarded (no loops).
@@ -656,6 +662,7 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
       this.#unstableFrom = Math.min(this.#unstableFrom, conflict.index)
     }
     const lastNew = m.index + m.entries.length
+    assert.equal(this.storage.term(lastNew), m.entries.at(-1)?.term ?? m.logTerm, 'log matching after append')
     this.#commitTo(Math.min(m.commit, lastNew))
     this.#send(message('MsgAppResp', this.id, m.from, this.#term, { index: lastNew }))
   }
