@@ -28,9 +28,14 @@ export const IBAN_LENGTHS: ReadonlyMap<string, number> = new Map(Object.entries(
   TR: 26, UA: 29, VA: 22, VG: 24, XK: 20
 }))
 
-/** ISO 13616 check of a compact upper-case IBAN: move 4 chars to the end, letters → 10..35, mod 97 = 1. */
+/**
+ * ISO 13616 check of a compact upper-case IBAN: move 4 chars to the end, letters → 10..35, mod 97 = 1.
+ * Check digits are 02..98 (00, 01 and 99 alias 97, 98 and 02 under mod 97 and are never issued).
+ */
 export function ibanValid (compact: string): boolean {
   if (IBAN_LENGTHS.get(compact.slice(0, 2)) !== compact.length) return false
+  const checkDigits = Number(compact.slice(2, 4))
+  if (!(checkDigits >= 2 && checkDigits <= 98)) return false
   const rotated = compact.slice(4) + compact.slice(0, 4)
   let remainder = 0
   for (let index = 0; index < rotated.length; index++) {

@@ -12,10 +12,11 @@ import type { Span } from './span.js'
 // The rules, where a look-alike forced a decision (test/sanitize/corpus holds an example of each):
 // - email: local@domain.tld with a 2+ letter TLD; "logo@2x.png" (file extensions) and "user@localhost"
 //   are not emails; the user part of a URL ("https://bob@host") is reported as an email when it is one.
-// - phone: "+" and 8..15 digits, or separated national shapes: NANP 3-3-4 (area code 2-9) or a trunk '0'
-//   with 10..11 digits. Bare digit strings are ids, never phones; dates, times, digits glued to letters
+// - phone: "+" and 8..15 digits, or separated shapes: NANP 3-3-4 (area code 2-9), a trunk '0' with
+//   10..11 digits, or a '00' international prefix. Bare digit strings are ids, never phones; dates, times, digits glued to letters
 //   or '-' ("INV-555-123-4567") are not phones. Local 7-digit numbers are not detected.
-// - card: 13..19 digits, plain or in groups (spaces or dashes), a known network prefix, Luhn-valid.
+// - card: 14..19 digits, plain or in groups (spaces or dashes), a known network prefix and length (not
+//   13-digit Visa: EAN-13 barcodes look the same), Luhn-valid.
 // - iban: a known country, its registry length, compact or in groups of four, mod-97 valid.
 // - national-id: US SSN dashed (or 9 bare digits right after an SSN label); never area 000, 666 or 9xx,
 //   group 00 or serial 0000.
@@ -29,7 +30,9 @@ import type { Span } from './span.js'
 // - bearer-token: "Bearer <token>", and any credential after an Authorization label.
 // - url-password: the password of scheme://user:password@host, only the password.
 // - secret: 24..512-char tokens mixing upper, lower and digits, Shannon entropy >= 3.9 bits/char, not
-//   mostly words; never hex-only (hashes, git SHAs, UUIDs) nor under a digest label (sha256-…, etag).
+//   mostly words; never hex-only (hashes, git SHAs, UUIDs) nor under a digest label (sha256-…, etag), nor
+//   data-URI payloads (…;base64,…). Random-looking ids of that length (some payment-provider object ids)
+//   are flagged: across organisations an unexplained random token is treated as a credential.
 
 const TEXT_LENGTH_MIN = 6
 const TOKEN_RUN_MIN = 16
@@ -52,10 +55,13 @@ const AUTHORIZATION = /\bauthorization["']?\s*[:=]\s*["']?(?:(?:basic|token|dige
 const IBAN_CANDIDATE = /\b[A-Z]{2}\d{2}[A-Z0-9 ]{10,40}/g
 const IPV6_CANDIDATE = /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?(?![\w:]|\.\d)/g
 const PEM_BEGIN = '-----BEGIN '
+const DATA_URI_MARK = 'base64,'
 const PEM_DASHES = '-----'
 const FILE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'pdf'])
 const HASH_LABEL = /^(?:sha1|sha224|sha256|sha384|sha512|md5|blake2b|blake3)[-_]/i
 const WORD = /[A-Z]?[a-z]{4,}/g
+const VOWELS = 'aeiouAEIOU'
+const WORD_VOWEL_RATIO_MIN = 0.25
 const HASH_NAMES = new Set(['hash', 'digest', 'checksum', 'etag', 'integrity', 'fingerprint', 'sha', 'commit'])
 
 const AWS_SECRET_VALUE = /^[A-Za-z0-9/+]{40}$/
@@ -145,7 +151,9 @@ function findTokenSecrets (text: string, runs: number[], labelHint: string, span
     const label = labelBefore(text, start, labelHint)
     const labelled = label === undefined ? undefined : labelledCategory(label, value)
     if (labelled !== undefined) spans.push({ start, end, category: labelled })
-    else if (isHighEntropySecret(value, label)) spans.push({ start, end, category: 'secret' })
+    else if (!text.startsWith(DATA_URI_MARK, start - DATA_URI_MARK.length) && isHighEntropySecret(value, label)) {
+      spans.push({ start, end, category: 'secret' })
+    }
   }
 }
 
@@ -273,12 +281,18 @@ function isHighEntropySecret (value: string, label: string | undefined): boolean
 
 /**
  * "ProductCategoryElectronics2024" has the entropy of a key but is made of words: half or more of it in
- * runs of 4+ lower-case letters. Random base62 reaches that ratio about 1% of the time at 24 characters.
+ * runs of 4+ lower-case letters with a word's share of vowels. Random base62 looks like that about 0.1% of
+ * the time at 24 characters (0.03% at 32).
  */
 function wordy (value: string): boolean {
   let wordChars = 0
   WORD.lastIndex = 0
-  for (let match = WORD.exec(value); match !== null; match = WORD.exec(value)) wordChars += match[0].length
+  for (let match = WORD.exec(value); match !== null; match = WORD.exec(value)) {
+    const word = match[0]
+    let vowels = 0
+    for (let index = 0; index < word.length; index++) if (VOWELS.includes(word[index] as string)) vowels++
+    if (vowels >= word.length * WORD_VOWEL_RATIO_MIN) wordChars += word.length
+  }
   return wordChars >= value.length * SECRET_WORDY_RATIO_MAX
 }
 

@@ -81,7 +81,7 @@ function classifyWindow (
   const digitCount = countDigits(text, start, end)
   const international = text.charCodeAt(start) === 43
   const card = digitCount >= 13 && digitCount <= 19
-  const phone = international ? digitCount >= 8 && digitCount <= 15 : digitCount >= 10 && digitCount <= 11
+  const phone = international ? digitCount >= 8 && digitCount <= 15 : digitCount >= 10 && digitCount <= 17
   if (!edges.attached && (card || phone || digitCount === 9)) {
     const window = text.slice(start, end)
     const digits = window.replace(NON_DIGITS, '')
@@ -108,7 +108,8 @@ function cardBrandLengthValid (digits: string): boolean {
   const length = digits.length
   const two = Number(digits.slice(0, 2))
   const four = Number(digits.slice(0, 4))
-  if (digits[0] === '4') return length === 13 || length === 16 || length === 19 // Visa
+  // Visa's old 13-digit numbers are gone from circulation; EAN-13 barcodes (German ones start 40-44) are not.
+  if (digits[0] === '4') return length === 16 || length === 19 // Visa
   if ((two >= 51 && two <= 55) || (four >= 2221 && four <= 2720)) return length === 16 // Mastercard
   if (two === 34 || two === 37) return length === 15 // Amex
   if (four === 6011 || two === 65 || (four >= 6440 && four <= 6499)) return length >= 16 // Discover
@@ -140,8 +141,9 @@ function isSsn (text: string, start: number, window: string): boolean {
 }
 
 /**
- * International: a leading '+' and 8..15 digits. National: separators required (a bare digit string is an
- * id, not a phone) and either the North American 3-3-4 shape (area code 2-9) or a trunk '0' prefix with 10..11 digits.
+ * International: a leading '+' and 8..15 digits. Otherwise separators are required (a bare digit string is
+ * an id, not a phone) and either the North American 3-3-4 shape (area code 2-9), a trunk '0' prefix with
+ * 10..11 digits, or a '00' international prefix with 10..17.
  */
 function isPhone (window: string, digits: string): boolean {
   if (!PHONE_CHARS.test(window)) return false
@@ -154,8 +156,10 @@ function isPhone (window: string, digits: string): boolean {
   if ((shape === '3-3-4' || shape === '1-3-3-4') && northAmerican.length === 10) {
     return northAmerican[0] !== '0' && northAmerican[0] !== '1'
   }
+  if (!groups.every((group) => group.length >= 2 && group.length <= 8)) return false
   const trunk = digits[0] === '0' && digits[1] !== '0' && digits.length >= 10 && digits.length <= 11
-  return trunk && groups.every((group) => group.length >= 2 && group.length <= 8)
+  const internationalPrefix = digits.startsWith('00') && digits[2] !== '0' && digits.length >= 10 && digits.length <= 17
+  return trunk || internationalPrefix
 }
 
 /** One separator kind throughout, except the "(415) 555-2671" shape. */

@@ -72,7 +72,7 @@ const PHONES = () => {
     `${area}-${d(3)}-${d(4)}`, `${area}.${d(3)}.${d(4)}`, `1-${area}-${d(3)}-${d(4)}`, `+44 20 ${d(4)} ${d(4)}`,
     `+44 7700 ${d(6)}`, `020 ${d(4)} ${d(4)}`, `07700 ${d(6)}`, `+49 30 ${d(8)}`, `030 ${d(8)}`,
     `+33 1 ${d(2)} ${d(2)} ${d(2)} ${d(2)}`, `01 ${d(2)} ${d(2)} ${d(2)} ${d(2)}`, `+91-98${d(3)}-${d(5)}`,
-    `+81 3-${d(4)}-${d(4)}`, `+61 2 ${d(4)} ${d(4)}`
+    `+81 3-${d(4)}-${d(4)}`, `+61 2 ${d(4)} ${d(4)}`, `0049 30 ${d(8)}`
   ])
 }
 fill('phone', [
@@ -94,14 +94,14 @@ function luhnComplete (body: string): string {
   return body + String((10 - (sum % 10)) % 10)
 }
 const BRANDS: Array<[string, number]> = [
-  ['4', 16], ['4', 13], ['51', 16], ['55', 16], ['2221', 16], ['2720', 16], ['34', 15], ['37', 15],
+  ['4', 16], ['51', 16], ['55', 16], ['2221', 16], ['2720', 16], ['34', 15], ['37', 15],
   ['6011', 16], ['65', 16], ['3530', 16], ['36', 14], ['62', 16], ['4', 19]
 ]
 function card (): string {
   const [prefix, length] = prng.pick(BRANDS)
   const number = luhnComplete(prefix + chars(DIGITS, length - prefix.length - 1))
   const separator = prng.pick(['', ' ', '-'])
-  if (separator === '' || length === 13 || length === 14 || length === 19) return number
+  if (separator === '' || length === 14 || length === 19) return number
   if (length === 15) return [number.slice(0, 4), number.slice(4, 10), number.slice(10)].join(separator)
   return number.match(/.{4}/g)!.join(separator)
 }
@@ -299,7 +299,7 @@ const negatives: string[] = [
   'v1.2.3.4', 'version 1.2.3.4', 'build 10.0.19041.1', 'release 2.4.1.0 notes', 'Chrome/120.0.6099.109 Safari/537.36',
   'lib-1.2.3.4-beta', '1.2.3', '2.0.0-beta.1', 'OID 1.3.6.1.4.1.311', 'semver ^1.2.3 || ~2.3.4',
   'price $1,234.56', 'EUR 1 234,56', 'total 1234.56', 'qty 10 20 30 40 50', 'coords 48.8566, 2.3522', 'at 37.7749,-122.4194',
-  'ISBN 978-3-16-148410-0', 'UPS 1Z999AA10123456784', 'call 4155552671 bare digits are ids', 'room 101, building 7',
+  'ISBN 978-3-16-148410-0', 'EAN 4006381333931', 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'UPS 1Z999AA10123456784', 'call 4155552671 bare digits are ids', 'room 101, building 7',
   'tel ext 1234', 'sku SKU-ABC-12345-XL', 'batch 20240115103000', 'serial 12345678901234', 'phone 555-1234 local only',
   'logo@2x.png', 'icon@3x.jpg', '@username mentioned you', 'mail to user@localhost', 'npm i left-pad@1.3.0',
   'https://example.com/path?query=1&page=2', 'http://localhost:8080/api', 'https://example.com:8443/a/b',
