@@ -361,14 +361,14 @@ function domainValid (domain: string): boolean {
 function findUrlPasswords (text: string, spans: Span[]): void {
   for (let slashes = text.indexOf('://'); slashes >= 0; slashes = text.indexOf('://', slashes + 3)) {
     const userStart = slashes + 3
-    let index = userStart
+    let colon = -1
     let at = -1
-    while (index < text.length && index - userStart < URL_USERINFO_MAX && !endsAuthority(text.charCodeAt(index))) {
-      if (text.charCodeAt(index) === 64) at = index
-      index++
+    for (let index = userStart; index < text.length && index - userStart < URL_USERINFO_MAX; index++) {
+      const code = text.charCodeAt(index)
+      if (endsAuthority(code)) break
+      if (code === 64) at = index
+      else if (code === 58 && colon < 0) colon = index
     }
-    if (at < 0) continue
-    const colon = text.indexOf(':', userStart)
     if (colon >= 0 && colon + 1 < at) spans.push({ start: colon + 1, end: at, category: 'url-password' })
   }
 }

@@ -64,8 +64,8 @@ function classifyRun (text: string, start: number, end: number, spans: Span[]): 
 /** "(415) 555-2671" keeps its '(' ; "(422-564-1252)" loses it to the surrounding prose. */
 function unbalancedParenSkipped (text: string, start: number, end: number): number {
   if (text.charCodeAt(start) !== 40) return start
-  const close = text.indexOf(')', start)
-  return close < 0 || close >= end ? start + 1 : start
+  for (let index = start + 1; index < end; index++) if (text.charCodeAt(index) === 41) return start
+  return start + 1
 }
 
 /**

@@ -39,6 +39,7 @@ export const DEPTH_MAX_DEFAULT = 64
 export const STRING_LENGTH_MAX_DEFAULT = 1024 * 1024
 export const NODES_MAX_DEFAULT = 1_000_000
 const NAME_CACHE_MAX = 4096
+const NAME_CACHED_LENGTH_MAX = 256
 const CARD_NUMBER_MIN = 1e11
 
 interface Settings {
@@ -231,8 +232,10 @@ class SanitizePass {
     if (name === undefined) {
       const normalized = normalizeName(key)
       name = { normalized, sensitive: this.#settings.isSensitiveName(normalized), spans: detectSpans(key) }
-      if (cache.size >= NAME_CACHE_MAX) cache.clear()
-      cache.set(key, name)
+      if (key.length <= NAME_CACHED_LENGTH_MAX) {
+        if (cache.size >= NAME_CACHE_MAX) cache.clear()
+        cache.set(key, name)
+      }
     }
     return name
   }

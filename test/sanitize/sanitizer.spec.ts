@@ -216,7 +216,7 @@ describe('sanitizer input handling', () => {
     const hostile = [
       '1 '.repeat(100_000), 'a@'.repeat(100_000), ':'.repeat(200_000), '://a:b'.repeat(30_000),
       '-----BEGIN PRIVATE KEY-----'.repeat(7_000), 'eyJ'.repeat(60_000) + '.', 'A1b2'.repeat(50_000),
-      'DE89 '.repeat(40_000), '(1'.repeat(100_000), 'Bearer '.repeat(28_000), '1.'.repeat(100_000)
+      'DE89 '.repeat(40_000), '(1'.repeat(100_000), '(1 '.repeat(60_000), 'Bearer '.repeat(28_000), '1.'.repeat(100_000)
     ]
     for (const text of hostile) assert.equal(typeof sanitizer.sanitizeText(text).value, 'string')
   })
