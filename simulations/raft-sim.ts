@@ -26,6 +26,8 @@ export interface SimOptions {
   unsafe?: RaftConfig['unsafe']
   /** Test-only: serve reads from the contacted node's state without ReadIndex (stale reads). */
   unsafeLocalReads?: boolean
+  /** Test-only shell bug: send a Ready's messages before its disk write is durable. */
+  unsafeSendBeforePersist?: boolean
   print?: (line: string) => void
 }
 
@@ -93,7 +95,7 @@ export function drawConfig (prng: Prng, nodes?: 3 | 5): SimConfig {
       duplicatePerMille: prng.pick([0, 10, 50]),
       packetsPerLinkMax: 256
     },
-    crashPerMille: prng.pick([0, 2, 5, 10]),
+    crashPerMille: prng.pick([0, 2, 5, 10, 30]),
     partitionPerMille: prng.pick([0, 5, 15]),
     transferPerMille: prng.pick([0, 2, 5]),
     diskLatencyTicksMax: prng.pick([0, 1, 3]),
@@ -240,8 +242,10 @@ export class RaftSimulation {
     const c = this.config
     const up = this.#nodes.filter((n) => n.up)
     if (this.#prng.chance(c.crashPerMille, 1000) && up.length > 0) {
-      const victim = this.#prng.pick(up)
-      this.#crash(victim, this.#tick + this.#prng.intInclusive(5, 80))
+      // Half the crashes aim at a node with a write in flight: the interesting moment to lose power.
+      const writing = up.filter((n) => n.disk.busy)
+      const victim = this.#prng.pick(writing.length > 0 && this.#prng.chance(1, 2) ? writing : up)
+      this.#crash(victim, this.#tick + this.#prng.intInclusive(1, 80))
     }
     if (this.#network.partitioned && this.#tick >= this.#healTick) {
       this.#network.heal()
@@ -347,7 +351,9 @@ export class RaftSimulation {
     node.inbox = []
     core.tick()
     for (let round = 0; round < 4 && !node.disk.busy && core.hasReady(); round++) {
-      node.disk.submit(core.ready(), this.#tick + this.#prng.intInclusive(0, this.config.diskLatencyTicksMax))
+      const rd = core.ready()
+      if (this.#options.unsafeSendBeforePersist === true) this.#sendAll(rd)
+      node.disk.submit(rd, this.#tick + this.#prng.intInclusive(0, this.config.diskLatencyTicksMax))
       const done = await node.disk.complete(this.#tick)
       if (done !== undefined) this.#afterWrite(node, done)
     }
@@ -356,7 +362,7 @@ export class RaftSimulation {
   /** A Ready is durable: now send, then apply, then advance (the Ready contract). */
   #afterWrite (node: SimNode, rd: RaftReady): void {
     const core = node.core!
-    for (const m of rd.messages) this.#network.send(m.from, m.to, encodeRaftMessage(m), this.#tick)
+    if (this.#options.unsafeSendBeforePersist !== true) this.#sendAll(rd)
     if (rd.snapshot !== undefined) {
       node.kv = new KvStateMachine(this.config.clients, rd.snapshot.data)
       this.stats.snapshotsInstalled++
@@ -381,6 +387,10 @@ export class RaftSimulation {
       }
       return false
     })
+  }
+
+  #sendAll (rd: RaftReady): void {
+    for (const m of rd.messages) this.#network.send(m.from, m.to, encodeRaftMessage(m), this.#tick)
   }
 
   // ---- clients ----

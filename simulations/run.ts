@@ -1,12 +1,18 @@
 import { parseArgs } from 'node:util'
 import { cryptoRng } from '../node/system-clock.js'
-import { type SimResult, runRaftSeed } from './raft-sim.js'
+import { type SimOptions, type SimResult, runRaftSeed } from './raft-sim.js'
 
 // `npm run sim -- raft --seeds N [--seed S] [--ticks T] [--nodes 3|5] [--trace] [--unsafe NAME]`
 // Runs seeds S, S+1, … (S random when omitted, and printed), stops at the first failure and prints
 // the seed, the violated invariant and the last events, replayable with --seed S --trace.
 
-const UNSAFE = { 'commit-old-term': { commitOldTermEntries: true }, 'vote-ignoring-log': { voteIgnoringLog: true } } as const
+// Deliberate bugs (test-only) that the checkers should catch: two in the core, two in the shell.
+const UNSAFE: Record<string, Partial<SimOptions>> = {
+  'commit-old-term': { unsafe: { commitOldTermEntries: true } },
+  'vote-ignoring-log': { unsafe: { voteIgnoringLog: true } },
+  'stale-reads': { unsafeLocalReads: true },
+  'send-before-persist': { unsafeSendBeforePersist: true }
+}
 
 export async function main (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -23,13 +29,13 @@ export async function main (argv: string[]): Promise<number> {
     }
   })
   if (positionals[0] !== 'raft') {
-    console.error('usage: sim raft --seeds N [--seed S] [--ticks T] [--nodes 3|5] [--trace] [--unsafe commit-old-term|vote-ignoring-log] [--json]')
+    console.error(`usage: sim raft --seeds N [--seed S] [--ticks T] [--nodes 3|5] [--trace] [--unsafe ${Object.keys(UNSAFE).join('|')}] [--json]`)
     return 2
   }
   const seeds = Number(values.seeds)
   const ticks = Number(values.ticks)
   const nodes = values.nodes === undefined ? undefined : Number(values.nodes)
-  const unsafe = values.unsafe === undefined ? undefined : UNSAFE[values.unsafe as keyof typeof UNSAFE]
+  const unsafe = values.unsafe === undefined ? undefined : UNSAFE[values.unsafe]
   if (!Number.isSafeInteger(seeds) || seeds < 1 || !Number.isSafeInteger(ticks) || ticks < 1 ||
       (nodes !== undefined && nodes !== 3 && nodes !== 5) || (values.unsafe !== undefined && unsafe === undefined)) {
     console.error('invalid arguments')
@@ -42,7 +48,7 @@ export async function main (argv: string[]): Promise<number> {
   let failure: SimResult | undefined
   for (let i = 0; i < seeds && failure === undefined; i++) {
     const r = await runRaftSeed({
-      seed: first + i, ticks, trace: values.trace, ...(nodes === undefined ? {} : { nodes: nodes as 3 | 5 }), ...(unsafe === undefined ? {} : { unsafe })
+      seed: first + i, ticks, trace: values.trace, ...(nodes === undefined ? {} : { nodes: nodes as 3 | 5 }), ...unsafe
     })
     totals.seeds++
     totals.ops += r.stats.opsCompleted
