@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { AuditLog, parseAuditEntry, type AuditEntry } from '../../node/audit.js'
+import { AuditLog, auditTail, parseAuditEntry, verifyAuditLog, type AuditEntry } from '../../node/audit.js'
 import { auditCommand } from '../../node/commands/audit.js'
+import { loadOrCreateToken, writeRuntime } from '../../node/data-dir.js'
 import { loadOrCreateIdentity } from '../../node/identity.js'
 import { LevelStorage } from '../../node/level-storage.js'
 import { manualClock, sampleInput } from './audit-helpers.js'
@@ -15,6 +18,12 @@ async function run (args: string[]): Promise<{ code: number, stdout: string, std
   let stderr = ''
   const code = await auditCommand(args, { stdout: (text) => { stdout += text }, stderr: (text) => { stderr += text } })
   return { code, stdout, stderr }
+}
+
+async function collect<T> (iterable: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = []
+  for await (const item of iterable) items.push(item)
+  return items
 }
 
 const jsonLines = (text: string): AuditEntry[] => text.trim().split('\n').map((line) => parseAuditEntry(JSON.parse(line)))
@@ -75,13 +84,33 @@ describe('fedmesh audit', () => {
     assert.deepEqual({ ...JSON.parse(json.stdout), message: undefined }, { ok: false, firstBadSeq: 3, reason: 'seq-gap', message: undefined })
   })
 
-  it('says to stop the node when its database is locked', async () => {
+  it('reads through the node\'s API while the node holds the database', async () => {
     const running = await LevelStorage.open(join(dataDir, 'db'))
+    const { identity } = await loadOrCreateIdentity(dataDir)
+    const token = await loadOrCreateToken(dataDir)
+    const asked: string[] = []
+    // A stand-in for the node's admin API, answering from the database the "node" holds.
+    const api = createServer((req, res) => {
+      asked.push(req.url ?? '')
+      if (req.headers.authorization !== `Bearer ${token}`) return res.writeHead(401).end()
+      const answer = req.url === '/v1/audit/verify'
+        ? verifyAuditLog(running, identity.publicKeyHex)
+        : collect(auditTail(running, Number(new URL(req.url ?? '', 'http://x').searchParams.get('tail'))))
+      void answer.then((body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)))
+    })
     try {
-      const result = await run(['verify', '--data-dir', dataDir])
-      assert.equal(result.code, 2)
-      assert.match(result.stderr, /is running \(its database is locked\): stop it first, or read the audit log through its HTTP API/)
+      await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve))
+      const { port } = api.address() as AddressInfo
+      await writeRuntime(dataDir, {
+        pid: process.pid, key: identity.publicKeyHex, peerId: '', org: 'org-a', api: `http://127.0.0.1:${port}`, multiaddrs: [], startedAt: new Date().toISOString()
+      })
+      const verified = await run(['verify', '--data-dir', dataDir])
+      assert.equal(verified.code, 0)
+      assert.equal(verified.stdout, `ok: 5 entries, head ${entries[4]!.hash}\n`)
+      assert.deepEqual(jsonLines((await run(['tail', '-n', '2', '--json', '--data-dir', dataDir])).stdout), entries.slice(3))
+      assert.deepEqual(asked, ['/v1/audit/verify', '/v1/audit?tail=2'])
     } finally {
+      api.close()
       await running.close()
     }
   })
