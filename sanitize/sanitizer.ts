@@ -40,7 +40,10 @@ export const STRING_LENGTH_MAX_DEFAULT = 1024 * 1024
 export const NODES_MAX_DEFAULT = 1_000_000
 const NAME_CACHE_MAX = 4096
 const NAME_CACHED_LENGTH_MAX = 256
-const CARD_NUMBER_MIN = 1e11
+/** Card numbers have 14+ digits; smaller numbers (epoch milliseconds, amounts) are never judged. */
+const CARD_NUMBER_MIN = 1e13
+/** The walk recurses once per level: a ceiling on depthMax keeps it far from the stack's limit. */
+const DEPTH_MAX_CEILING = 1024
 
 interface Settings {
   modes: ModeTable
@@ -67,6 +70,7 @@ export function createSanitizer (options: SanitizerOptions = {}): Sanitizer {
     sanitize: (value) => {
       const pass = new SanitizePass(settings)
       const clean = pass.value(value, 0, '')
+      // Only a top-level card number in drop mode drops the whole value: what is left is null.
       return { value: clean === DROPPED ? null : clean, report: pass.finish() }
     },
     sanitizeText: (text) => {
@@ -81,6 +85,7 @@ export function createSanitizer (options: SanitizerOptions = {}): Sanitizer {
 function settingsFrom (options: SanitizerOptions): Settings {
   const modes: Record<Category, Mode> = { ...CROSS_ORG_MODES }
   for (const [category, mode] of Object.entries(options.modes ?? {})) {
+    if (mode === undefined) continue
     if (!isCategory(category)) throw new SanitizeConfigError(`unknown category '${category}'`)
     if (!isMode(mode)) throw new SanitizeConfigError(`unknown mode '${String(mode)}' for ${category}`)
     modes[category] = mode
@@ -94,16 +99,18 @@ function settingsFrom (options: SanitizerOptions): Settings {
     modes: Object.freeze(modes),
     pseudonymize: hashing && options.salt !== undefined ? createPseudonymizer(Uint8Array.from(options.salt)) : undefined,
     isSensitiveName: (name) => exact.has(name) || SENSITIVE_SUFFIXES.some((suffix) => name.endsWith(suffix)),
-    depthMax: positiveLimit('depthMax', options.depthMax, DEPTH_MAX_DEFAULT),
+    depthMax: positiveLimit('depthMax', options.depthMax, DEPTH_MAX_DEFAULT, DEPTH_MAX_CEILING),
     stringLengthMax: positiveLimit('stringLengthMax', options.stringLengthMax, STRING_LENGTH_MAX_DEFAULT),
     nodesMax: positiveLimit('nodesMax', options.nodesMax, NODES_MAX_DEFAULT),
     fieldNames: new Map()
   }
 }
 
-function positiveLimit (name: string, value: number | undefined, fallback: number): number {
+function positiveLimit (name: string, value: number | undefined, fallback: number, ceiling = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value <= 0) throw new SanitizeConfigError(`${name} must be a positive integer`)
+  if (!Number.isSafeInteger(value) || value <= 0 || value > ceiling) {
+    throw new SanitizeConfigError(`${name} must be an integer in 1..${ceiling}`)
+  }
   return value
 }
 

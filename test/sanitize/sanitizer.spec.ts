@@ -204,6 +204,7 @@ describe('sanitizer input handling', () => {
       { modes: { email: 'hash' } },
       { modes: { email: 'hash' }, salt: new Uint8Array(8) },
       { depthMax: 0 },
+      { depthMax: 1_000_000 },
       { nodesMax: 1.5 }
     ]
     for (const options of bad) {
