@@ -17,11 +17,15 @@ import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
 import { peerIdOf, type NodeIdentity } from './identity.js'
 import type { Logger } from './log.js'
-import type { RequestHandler, TopicHandler, Transport, Verdict } from './transport.js'
+import { MessageChannel, type DropReason } from './message-channel.js'
+import { systemClock } from './system-clock.js'
+import type { MessageHandler, RequestHandler, TopicHandler, Transport, Verdict } from './transport.js'
 
 export const RPC_PROTOCOL = '/fedmesh/rpc/1.0.0'
 export const RPC_FRAME_BYTES_MAX = 1024 * 1024 + 4096
 export const RPC_TIMEOUT_MS_DEFAULT = 5_000
+/** One-way message frames (Raft appends and snapshots ride on them). */
+export const MESSAGE_FRAME_BYTES_MAX = 16 * 1024 * 1024
 const RPC_INBOUND_STREAMS_MAX = 256
 const CHANNEL_LENGTH_MAX = 64
 
@@ -47,6 +51,7 @@ export type FedmeshLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof iden
 export class Libp2pTransport implements Transport {
   readonly localKey: Uint8Array
   readonly #requestHandlers = new Map<string, RequestHandler>()
+  readonly #channels = new Map<string, MessageChannel>()
 
   private constructor (readonly libp2p: FedmeshLibp2p, identity: NodeIdentity, readonly logger: Logger) {
     this.localKey = identity.publicKey
@@ -152,8 +157,33 @@ export class Libp2pTransport implements Transport {
     return this.libp2p.getPeers().flatMap((p) => p.publicKey?.raw !== undefined ? [p.publicKey.raw] : [])
   }
 
+  send (peer: Uint8Array, channel: string, bytes: Uint8Array): void {
+    this.#channel(channel).send(peer, bytes)
+  }
+
+  onMessage (channel: string, handler: MessageHandler): () => void {
+    const listening = this.#channel(channel).listen(handler)
+    listening.catch((err) => this.logger.error({ channel, err: (err as Error).message }, 'cannot handle message channel'))
+    return () => { void listening.then(async (unhandle) => await unhandle()).catch(() => undefined) }
+  }
+
+  /** Messages dropped per channel and reason (full queues, unreachable peers...). */
+  messageDrops (): Array<{ channel: string, reason: DropReason, count: number }> {
+    return [...this.#channels].flatMap(([channel, c]) => Object.entries(c.dropped).map(([reason, count]) => ({ channel, reason: reason as DropReason, count })))
+  }
+
   async stop (): Promise<void> {
+    for (const channel of this.#channels.values()) channel.stop()
     await this.libp2p.stop()
+  }
+
+  #channel (channel: string): MessageChannel {
+    let c = this.#channels.get(channel)
+    if (c === undefined) {
+      c = new MessageChannel({ libp2p: this.libp2p, channel, logger: this.logger, clock: systemClock, frameBytesMax: MESSAGE_FRAME_BYTES_MAX })
+      this.#channels.set(channel, c)
+    }
+    return c
   }
 
   // One request frame in, one reply frame out; anything else closes the stream with an error reply.

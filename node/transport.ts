@@ -7,6 +7,8 @@ export type Verdict = 'accept' | 'ignore' | 'reject'
 
 export type TopicHandler = (from: Uint8Array, bytes: Uint8Array) => Verdict
 export type RequestHandler = (from: Uint8Array, bytes: Uint8Array) => Promise<Uint8Array>
+/** A one-way message from `from`, the connection's authenticated peer key. */
+export type MessageHandler = (from: Uint8Array, bytes: Uint8Array) => void
 
 export interface Transport {
   readonly localKey: Uint8Array
@@ -17,6 +19,13 @@ export interface Transport {
   /** Sends one request on a channel and awaits the reply (bounded size, timeout). */
   request(peer: Uint8Array, channel: string, bytes: Uint8Array, options?: { timeoutMs?: number }): Promise<Uint8Array>
   onRequest(channel: string, handler: RequestHandler): () => void
+  /**
+   * Sends one message on a one-way channel without waiting: delivery is best effort (a bounded
+   * per-peer queue that drops when full), for protocols that retransmit themselves (Raft).
+   */
+  send(peer: Uint8Array, channel: string, bytes: Uint8Array): void
+  /** Handles a one-way channel's inbound messages (one handler per channel). */
+  onMessage(channel: string, handler: MessageHandler): () => void
   /** Connects to one peer by its addresses (multiaddr strings in production, all of one peer). */
   dial(addresses: string[]): Promise<void>
   /** Keys of peers with an open connection. */
