@@ -12,6 +12,7 @@ import { NodeIdentity } from '../node/identity.js'
 import { Libp2pTransport } from '../node/libp2p-transport.js'
 import { silentLogger } from '../node/log.js'
 import { cryptoRng } from '../node/system-clock.js'
+import { encodeCertificate, issueCertificate } from '../node/org.js'
 import { encodeAnnouncementBody, ANNOUNCE_TYPE } from '../membership/announcement.js'
 import { CliNode, waitFor } from '../test/helpers/cli-node.js'
 import { percentile, round, writeResult } from './stats.js'
@@ -85,7 +86,8 @@ async function latency (messages: number): Promise<Record<string, unknown>> {
     await c!.dial(a!.multiaddrs())
     await waitFor('the mesh to form', () => c!.pubsub.getSubscribers('bench/signed').length > 0 && b!.pubsub.getSubscribers('bench/signed').length > 0, 10_000, 10)
     await new Promise((resolve) => setTimeout(resolve, 1000))
-    const body = encodeAnnouncementBody({ incarnation: 1, seq: 1, addrs: c!.multiaddrs(), capabilities: ['summarize'] })
+    const certificate = encodeCertificate(issueCertificate(NodeIdentity.generate(), { org: 'bench', node: ids[2]!.publicKey, issuedAtMs: Date.now() }))
+    const body = encodeAnnouncementBody({ incarnation: 1, seq: 1, addrs: c!.multiaddrs(), capabilities: ['summarize'], certificate })
     for (let i = 0; i < messages; i++) {
       const nonce = cryptoRng.bytes(16)
       const id = Buffer.from(nonce.subarray(0, 8)).toString('hex')

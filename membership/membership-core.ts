@@ -14,6 +14,8 @@ export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left'
 export interface Member {
   key: string
   org: string
+  /** The org root key (hex) its certificate chains to: the org's identity; `org` is its name. */
+  root: string
   addrs: string[]
   capabilities: string[]
   incarnation: number
@@ -109,5 +111,5 @@ export class MembershipCore {
 }
 
 function pick (a: Announcement): Omit<Member, 'status' | 'lastHeardMs' | 'sinceMs'> {
-  return { key: a.key, org: a.org, addrs: [...a.addrs], capabilities: [...a.capabilities], incarnation: a.incarnation, seq: a.seq }
+  return { key: a.key, org: a.org, root: a.root, addrs: [...a.addrs], capabilities: [...a.capabilities], incarnation: a.incarnation, seq: a.seq }
 }

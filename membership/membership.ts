@@ -3,6 +3,7 @@ import type { Clock, Rng } from '../node/clock.js'
 import { EnvelopeError, openEnvelope, ReplayGuard, sealEnvelope } from '../node/envelope.js'
 import { FedmeshError } from '../node/errors.js'
 import { toHex, type Signer } from '../node/identity.js'
+import { verifyCertificate } from '../node/org.js'
 import type { Logger } from '../node/log.js'
 import type { Transport, Verdict } from '../node/transport.js'
 import { ANNOUNCE_TYPE, LEAVE_TYPE, decodeAnnouncementBody, encodeAnnouncementBody, type Announcement } from './announcement.js'
@@ -26,6 +27,8 @@ export interface MembershipInit extends Partial<MembershipConfig> {
   incarnation: number
   addrs: () => string[]
   capabilities?: () => string[]
+  /** This node's certificate (node/org.ts), carried in every announcement. */
+  certificate: Uint8Array
   heartbeatMs?: number
   /** Dial announced addresses until this many peers are connected, so the mesh outlives its bootstrap. */
   peersTarget?: number
@@ -104,7 +107,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       incarnation: this.#init.incarnation,
       seq: ++this.#seq,
       addrs: this.#init.addrs().slice(0, 16),
-      capabilities: this.#init.capabilities?.() ?? []
+      capabilities: this.#init.capabilities?.() ?? [],
+      certificate: this.#init.certificate
     })
     const bytes = sealEnvelope(signer, { type, org, body, timestampMs: clock.wallMs(), nonce: rng.bytes(NONCE_BYTES) })
     this.#lastAnnounceMs = clock.monotonicMs()
@@ -124,7 +128,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
       const envelope = openEnvelope(bytes, { nowMs, expectedSender: from, replayGuard: this.#replayGuard, bytesMax: ANNOUNCEMENT_BYTES_MAX })
       if (envelope.type !== ANNOUNCE_TYPE && envelope.type !== LEAVE_TYPE) throw new FedmeshError('malformed', `unexpected type ${envelope.type} on membership topic`)
       const kind = envelope.type === ANNOUNCE_TYPE ? 'alive' : 'leave'
-      announcement = { kind, key: toHex(envelope.from), org: envelope.org, ...decodeAnnouncementBody(envelope.body) }
+      const { certificate, ...body } = decodeAnnouncementBody(envelope.body)
+      const cert = verifyCertificate(certificate, { nowMs, node: envelope.from, org: envelope.org })
+      announcement = { kind, key: toHex(envelope.from), org: cert.org, root: toHex(cert.root), ...body }
       latencyMs = nowMs - envelope.timestampMs
     } catch (err) {
       const reason = err instanceof FedmeshError ? err.code : 'malformed'

@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 import './polyfills.js'
 import { parseArgs } from 'node:util'
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseHostPort } from './api.js'
 import { resolveStartConfig, type StartFlags } from './config.js'
 import { callApi } from './api-client.js'
-import { CONFIG_FILE, defaultDataDir, loadOrCreateToken } from './data-dir.js'
+import { CONFIG_FILE, defaultDataDir, loadOrCreateToken, readRuntime } from './data-dir.js'
+import { inviteToken } from './org-identity.js'
+import { JOIN_TTL_MS_DEFAULT } from './org.js'
 import { KEY_FILE, loadOrCreateIdentity, peerIdOf } from './identity.js'
 import { createLogger } from './log.js'
 import type { FedmeshNode, MemberView, NodeStatus } from './node.js'
@@ -22,6 +25,7 @@ Usage: fedmesh <command> [options]
 
 Commands:
   init        create the node key, API token and config in the data dir
+  invite      print a one-time join token for this node's org (on the node that founded it)
   start       run a node (joins a mesh with --bootstrap; a single-node mesh without)
   id          print this node's public key and libp2p peer id
   status      show the running node's status (via its admin API)
@@ -36,7 +40,8 @@ Common options:
   --json           machine-readable output (id, status, members)
 
 start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
-  --org NAME             organisation (default 'default')
+  --org NAME             organisation to found on first start (default 'default')
+  --join TOKEN           join the organisation that issued TOKEN (fedmesh invite) on first start
   --listen MULTIADDR     repeatable (default /ip4/0.0.0.0/tcp/7400)
   --bootstrap MULTIADDR  repeatable; a member's address to join through
   --api HOST:PORT        admin API address (default 127.0.0.1:7401; port 0 picks a free one)
@@ -48,7 +53,7 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
 
 type Command = (args: string[]) => Promise<number>
 
-const COMMANDS: Record<string, Command> = { init, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand }
+const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand }
 
 async function main (argv: string[]): Promise<number> {
   const [name, ...args] = argv
@@ -81,12 +86,29 @@ async function init (args: string[]): Promise<number> {
   return 0
 }
 
+async function invite (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, 'ttl-ms': { type: 'string', default: String(JOIN_TTL_MS_DEFAULT) } } })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const ttlMs = Number(values['ttl-ms'])
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new Error('--ttl-ms must be a positive integer')
+  const runtime = await readRuntime(dataDir)
+  if (runtime === undefined) {
+    process.stderr.write(`fedmesh: start the node in ${dataDir} first: the token names its addresses, and it serves the join\n`)
+    return 1
+  }
+  const token = await inviteToken(dataDir, runtime.multiaddrs, Date.now(), new Uint8Array(randomBytes(16)), ttlMs)
+  process.stdout.write(`${token}\n`)
+  process.stderr.write(`one-time token for org '${runtime.org}', valid ${Math.round(ttlMs / 60000)} min: fedmesh start --join <token>\n`)
+  return 0
+}
+
 async function start (args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
       ...DATA_DIR_OPTION,
       org: { type: 'string' },
+      join: { type: 'string' },
       listen: { type: 'string', multiple: true },
       bootstrap: { type: 'string', multiple: true },
       api: { type: 'string' },
@@ -99,6 +121,7 @@ async function start (args: string[]): Promise<number> {
   const dataDir = values['data-dir'] ?? defaultDataDir()
   const flags: StartFlags = {
     org: values.org,
+    join: values.join,
     listen: values.listen,
     bootstrap: values.bootstrap,
     api: values.api,
@@ -113,7 +136,8 @@ async function start (args: string[]): Promise<number> {
   const { FedmeshNode } = await import('./node.js')
   const node = await FedmeshNode.start({
     dataDir,
-    org: config.org,
+    ...(config.org !== undefined ? { org: config.org } : {}),
+    ...(config.join !== undefined ? { join: config.join } : {}),
     listen: config.listen,
     bootstrap: config.bootstrap,
     api: parseHostPort(config.api),

@@ -6,7 +6,9 @@ import { CONFIG_FILE } from './data-dir.js'
 // `fedmesh start` settings. Each comes, in order of precedence, from a flag, an environment variable
 // (FEDMESH_<NAME>, lists comma-separated), <data-dir>/config.json, or the embedded default.
 export interface StartConfig {
-  org: string
+  /** Only for founding an org on first start; afterwards the node's certificate names its org. */
+  org: string | undefined
+  join: string | undefined
   listen: string[]
   bootstrap: string[]
   api: string
@@ -19,7 +21,8 @@ export interface StartConfig {
 export const LISTEN_DEFAULT = ['/ip4/0.0.0.0/tcp/7400']
 
 export const START_DEFAULTS: StartConfig = {
-  org: 'default',
+  org: undefined,
+  join: undefined,
   listen: LISTEN_DEFAULT,
   bootstrap: [],
   api: `127.0.0.1:${API_PORT_DEFAULT}`,
@@ -31,6 +34,7 @@ export const START_DEFAULTS: StartConfig = {
 
 const ENV_NAMES: Record<keyof StartConfig, string> = {
   org: 'FEDMESH_ORG',
+  join: 'FEDMESH_JOIN',
   listen: 'FEDMESH_LISTEN',
   bootstrap: 'FEDMESH_BOOTSTRAP',
   api: 'FEDMESH_API',

@@ -109,12 +109,13 @@ export function publicKeyOfPeerId (peerId: string): Uint8Array | undefined {
 }
 
 /**
- * Loads the node key from dataDir, creating it (mode 0600) on first start. Refuses a key file that
- * is group/world accessible or malformed, with a message that says how to fix it.
+ * Loads the node key (or another key file, such as the org root) from dataDir, creating it (mode
+ * 0600) on first start. Refuses a key file that is group/world accessible or malformed, with a
+ * message that says how to fix it.
  */
-export async function loadOrCreateIdentity (dataDir: string): Promise<{ identity: NodeIdentity, created: boolean }> {
+export async function loadOrCreateIdentity (dataDir: string, fileName = KEY_FILE): Promise<{ identity: NodeIdentity, created: boolean }> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const path = join(dataDir, KEY_FILE)
+  const path = join(dataDir, fileName)
   let text: string
   try {
     const info = await stat(path)

@@ -13,7 +13,8 @@ import { CapabilityService, type CapabilityHandler } from './capabilities.js'
 import type { Clock, Rng } from './clock.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { DB_DIR, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntime } from './data-dir.js'
-import { loadOrCreateIdentity, type NodeIdentity } from './identity.js'
+import { loadOrCreateIdentity, toHex, type NodeIdentity } from './identity.js'
+import { requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from './org-identity.js'
 import { LevelStorage } from './level-storage.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { createLogger, type Logger } from './log.js'
@@ -28,7 +29,10 @@ import { nodeRoutes } from './routes.js'
 // touches the world is created here and injected into the parts.
 export interface FedmeshNodeInit {
   dataDir: string
+  /** The org to found on first start when not joining (default 'default'). */
   org?: string
+  /** A join token from `fedmesh invite`: join that org on first start. */
+  join?: string
   listen?: string[]
   bootstrap?: string[]
   /** Admin API address, or null for none. */
@@ -48,6 +52,7 @@ export interface NodeStatus {
   key: string
   peerId: string
   org: string
+  orgRoot: string
   incarnation: number
   multiaddrs: string[]
   peers: number
@@ -69,7 +74,7 @@ export interface FedmeshNodeEvents {
 
 interface Parts {
   dataDir: string
-  org: string
+  org: OrgIdentity
   identity: NodeIdentity
   storage: Storage
   audit: AuditLog
@@ -89,7 +94,10 @@ const ANNOUNCEMENT_CONDUCT: Record<string, TrustEventType> = {
   'bad-signature': 'invalid-signature',
   'sender-mismatch': 'invalid-signature',
   malformed: 'malformed',
-  oversize: 'malformed'
+  oversize: 'malformed',
+  'cert-bad-signature': 'invalid-signature',
+  'cert-mismatch': 'invalid-signature',
+  'cert-malformed': 'malformed'
 }
 
 export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
@@ -104,10 +112,12 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   private constructor (parts: Parts, init: FedmeshNodeInit, incarnation: number) {
     super()
     this.#parts = parts
-    const { identity, org, transport, clock, rng, logger, trust } = parts
+    const { identity, transport, clock, rng, logger, trust } = parts
+    const org = parts.org.org
     this.#startedMs = clock.monotonicMs()
     this.membership = new Membership({
       signer: identity, org, transport, clock, rng, logger, incarnation,
+      certificate: parts.org.certificateBytes,
       addrs: () => transport.multiaddrs(),
       capabilities: () => [...new Set([...(init.capabilities ?? []), ...this.capabilities.capabilities()])],
       heartbeatMs: init.heartbeatMs,
@@ -143,7 +153,6 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const logger = init.logger ?? createLogger('fedmesh')
     const clock = init.clock ?? systemClock
     const rng = init.rng ?? cryptoRng
-    const org = init.org ?? 'default'
     const { identity } = await loadOrCreateIdentity(init.dataDir)
     const storage = await LevelStorage.open(join(init.dataDir, DB_DIR))
     const cleanup: Array<() => Promise<unknown>> = [async () => await storage.close()]
@@ -161,17 +170,22 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         scoring: { appSpecificScore: (peerId) => trust.appSpecificScore(peerId, clock.wallMs()), thresholds: TRUST_SCORE_THRESHOLDS, topicScoreCap: TRUST_TOPIC_SCORE_CAP_MAX }
       })
       cleanup.unshift(async () => await transport.stop())
+      const org = await resolveOrgIdentity({
+        dataDir: init.dataDir, identity, nowMs: clock.wallMs(), org: init.org, join: init.join,
+        requestJoin: async (token) => await requestJoin(transport, identity, token, clock, rng)
+      })
+      serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input) })
       const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, policy, sanitizer, transport, logger, clock, rng }, init, incarnation)
       node.membership.start()
       node.#stopTimers.push(clock.every(node.membership.heartbeatMs, () => node.#housekeeping()))
       node.#keepBootstrapped(init.bootstrap ?? [])
       if (init.api !== null) await node.#startApi(init.api ?? { host: '127.0.0.1', port: API_PORT_DEFAULT })
       await writeRuntime(init.dataDir, {
-        pid: process.pid, key: identity.publicKeyHex, peerId: node.peerId, org,
+        pid: process.pid, key: identity.publicKeyHex, peerId: node.peerId, org: org.org,
         api: node.apiUrl ?? null, multiaddrs: transport.multiaddrs(), startedAt: new Date(clock.wallMs()).toISOString()
       })
-      await node.audit({ action: 'node.started', decision: 'info', detail: { incarnation: String(incarnation), org } })
-      logger.info({ key: identity.publicKeyHex, org, incarnation, multiaddrs: transport.multiaddrs(), api: node.apiUrl }, 'node started')
+      await node.audit({ action: 'node.started', decision: 'info', detail: { incarnation: String(incarnation), org: org.org, root: toHex(org.root) } })
+      logger.info({ key: identity.publicKeyHex, org: org.org, root: toHex(org.root), incarnation, multiaddrs: transport.multiaddrs(), api: node.apiUrl }, 'node started')
       return node
     } catch (err) {
       for (const step of cleanup) await step().catch(() => undefined)
@@ -180,7 +194,11 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   }
 
   get key (): string { return this.#parts.identity.publicKeyHex }
-  get org (): string { return this.#parts.org }
+  get org (): string { return this.#parts.org.org }
+  /** The org root key (hex): the organisation's identity. */
+  get orgRoot (): string { return toHex(this.#parts.org.root) }
+  /** Whether this node holds the org root key (founded the org; issues certificates). */
+  get isOrgRoot (): boolean { return this.#parts.org.rootSigner !== undefined }
   get peerId (): string { return this.#parts.transport.libp2p.peerId.toString() }
   get apiUrl (): string | undefined { return this.#api?.url }
   get transport (): Libp2pTransport { return this.#parts.transport }
@@ -211,11 +229,16 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   members (): MemberView[] {
     const nowMs = this.#parts.clock.monotonicMs()
     const self: MemberView = {
-      key: this.key, org: this.org, addrs: this.multiaddrs(), capabilities: this.capabilities.capabilities(), incarnation: this.membership.incarnation,
+      key: this.key, org: this.org, root: this.orgRoot, addrs: this.multiaddrs(), capabilities: this.capabilities.capabilities(), incarnation: this.membership.incarnation,
       seq: 0, status: 'alive', self: true, lastHeardAgoMs: 0
     }
     const others = this.membership.members().map(({ lastHeardMs, sinceMs: _since, ...m }) => ({ ...m, self: false, lastHeardAgoMs: Math.round(nowMs - lastHeardMs) }))
     return [self, ...others].sort((a, b) => a.key < b.key ? -1 : 1)
+  }
+
+  /** Keys of alive members whose certificates chain to our org root (our org's replicas). */
+  orgMembers (): string[] {
+    return this.membership.members().filter((m) => m.root === this.orgRoot && m.status === 'alive').map((m) => m.key)
   }
 
   trust (): PeerTrust[] {
@@ -227,6 +250,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       key: this.key,
       peerId: this.peerId,
       org: this.org,
+      orgRoot: this.orgRoot,
       incarnation: this.membership.incarnation,
       multiaddrs: this.multiaddrs(),
       peers: this.#parts.transport.connectedPeers().length,

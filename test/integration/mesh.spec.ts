@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sealEnvelope } from '../../node/envelope.js'
 import { NodeIdentity } from '../../node/identity.js'
+import { encodeCertificate, issueCertificate } from '../../node/org.js'
 import { Libp2pTransport } from '../../node/libp2p-transport.js'
 import { silentLogger } from '../../node/log.js'
 import { encodeAnnouncementBody, ANNOUNCE_TYPE } from '../../membership/announcement.js'
@@ -101,9 +102,11 @@ describe('a mesh of 5 fedmesh processes on 127.0.0.1', function () {
       await transport.dial([nodes[0]!.address])
       await waitFor('the bootstrap node to be a topic peer', () => transport.pubsub.getSubscribers(MEMBERSHIP_TOPIC).length > 0, 5_000, 20)
       let seq = 0
-      const announcement = (signer: NodeIdentity): Uint8Array => sealEnvelope(signer, {
+      const certificateOf = (node: NodeIdentity): Uint8Array => encodeCertificate(issueCertificate(NodeIdentity.generate(), { org: 'acme', node: node.publicKey, issuedAtMs: Date.now() }))
+      const intruderCertificate = certificateOf(intruder)
+      const announcement = (signer: NodeIdentity, certificate = intruderCertificate): Uint8Array => sealEnvelope(signer, {
         type: ANNOUNCE_TYPE, org: 'acme', timestampMs: Date.now(), nonce: intruder.sign(new Uint8Array([++seq])).slice(0, 16),
-        body: encodeAnnouncementBody({ incarnation: 1, seq, addrs: transport.multiaddrs(), capabilities: [] })
+        body: encodeAnnouncementBody({ incarnation: 1, seq, addrs: transport.multiaddrs(), capabilities: [], certificate })
       })
       // Control: a correctly signed announcement on the same path makes a member.
       await transport.publish(MEMBERSHIP_TOPIC, announcement(intruder))
@@ -114,11 +117,12 @@ describe('a mesh of 5 fedmesh processes on 127.0.0.1', function () {
       await transport.publish(MEMBERSHIP_TOPIC, badSignature)
       await transport.publish(MEMBERSHIP_TOPIC, announcement(impersonated))
       await transport.publish(MEMBERSHIP_TOPIC, new TextEncoder().encode('garbage on the topic'))
+      await transport.publish(MEMBERSHIP_TOPIC, announcement(intruder, certificateOf(impersonated)))
 
       const metric = (reason: string): RegExp => new RegExp(`fedmesh_envelopes_total\\{result="rejected",reason="${reason}"\\} [1-9]`)
-      await waitFor('the three rejections to be counted', async () => {
+      await waitFor('the four rejections to be counted', async () => {
         const text = await nodes[0]!.get<string>('/metrics')
-        return metric('bad-signature').test(text) && metric('sender-mismatch').test(text) && metric('malformed').test(text)
+        return ['bad-signature', 'sender-mismatch', 'malformed', 'cert-mismatch'].every((reason) => metric(reason).test(text))
       }, 5_000)
       assert.equal(await statusOf(nodes[0]!, impersonated.publicKeyHex), undefined, 'an impersonated key never becomes a member')
       const trust = await nodes[0]!.get<Array<{ peer: string, quarantined: boolean, events: Array<{ type: string }> }>>('/v1/trust')

@@ -90,7 +90,7 @@ describe('the trust boundary between two organisations (real libp2p on 127.0.0.1
     const { identity: acmeIdentity } = await loadOrCreateIdentity(join(root, 'acme'))
     const forged = sealEnvelope(acmeIdentity, {
       type: ANNOUNCE_TYPE, org: 'acme', timestampMs: Date.now(), nonce: new Uint8Array(16).fill(7),
-      body: encodeAnnouncementBody({ incarnation: 99, seq: 1, addrs: [], capabilities: [] })
+      body: encodeAnnouncementBody({ incarnation: 99, seq: 1, addrs: [], capabilities: [], certificate: new Uint8Array(0) })
     })
     forged[forged.length - 1] = forged[forged.length - 1]! ^ 0xff
     await acme.transport.publish(MEMBERSHIP_TOPIC, forged)

@@ -8,7 +8,7 @@ import { encodeCanonical } from '../../node/codec.js'
 const config = { suspectAfterMs: 300, deadAfterMs: 600, forgetAfterMs: 5000, membersMax: 3 }
 
 function alive (key: string, incarnation: number, seq: number): Announcement {
-  return { kind: 'alive', key, org: 'acme', addrs: ['/ip4/127.0.0.1/tcp/1'], capabilities: ['summarize'], incarnation, seq }
+  return { kind: 'alive', key, org: 'acme', root: 'r00t', addrs: ['/ip4/127.0.0.1/tcp/1'], capabilities: ['summarize'], incarnation, seq }
 }
 
 describe('membership core', () => {
@@ -70,13 +70,15 @@ describe('membership core', () => {
   })
 
   it('encodes announcement bodies canonically and rejects malformed ones with a typed error', () => {
-    const body = { incarnation: 3, seq: 9, addrs: ['/ip4/127.0.0.1/tcp/4010'], capabilities: ['a', 'b'] }
+    const body = { incarnation: 3, seq: 9, addrs: ['/ip4/127.0.0.1/tcp/4010'], capabilities: ['a', 'b'], certificate: new Uint8Array([1, 2, 3]) }
     assert.deepEqual(decodeAnnouncementBody(encodeAnnouncementBody(body)), body)
     const bad = [
       encodeCanonical({ v: 2, inc: 1, seq: 1, addrs: [], caps: [] }),
       encodeCanonical({ v: 1, inc: -1, seq: 1, addrs: [], caps: [] }),
       encodeCanonical({ v: 1, inc: 1, seq: 1, addrs: new Array(17).fill('/ip4/1.2.3.4/tcp/1'), caps: [] }),
-      encodeCanonical({ v: 1, inc: 1, seq: 1, addrs: [], caps: ['x'.repeat(65)] }),
+      encodeCanonical({ v: 1, inc: 1, seq: 1, addrs: [], caps: ['x'.repeat(65)], cert: new Uint8Array(1) }),
+      encodeCanonical({ v: 1, inc: 1, seq: 1, addrs: [], caps: [] }),
+      encodeCanonical({ v: 1, inc: 1, seq: 1, addrs: [], caps: [], cert: new Uint8Array(513) }),
       encodeCanonical([1, 2, 3])
     ]
     for (const bytes of bad) assert.throws(() => decodeAnnouncementBody(bytes), FedmeshError)

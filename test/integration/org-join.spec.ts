@@ -1,0 +1,69 @@
+import '../../node/polyfills.js'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FedmeshError } from '../../node/errors.js'
+import { NodeIdentity } from '../../node/identity.js'
+import { silentLogger } from '../../node/log.js'
+import { FedmeshNode } from '../../node/node.js'
+import { createJoinToken } from '../../node/org.js'
+import { inviteToken } from '../../node/org-identity.js'
+import { waitFor } from '../helpers/cli-node.js'
+
+describe('joining an organisation with a one-time token (real libp2p on 127.0.0.1)', function () {
+  this.timeout(30_000)
+  let root: string
+  const running: FedmeshNode[] = []
+
+  const start = async (name: string, options: { org?: string, join?: string } = {}): Promise<FedmeshNode> => {
+    const node = await FedmeshNode.start({ dataDir: join(root, name), listen: ['/ip4/127.0.0.1/tcp/0'], api: null, heartbeatMs: 200, logger: silentLogger, ...options })
+    running.push(node)
+    return node
+  }
+
+  before(async () => { root = await mkdtemp(join(tmpdir(), 'fedmesh-join-')) })
+  after(async () => {
+    for (const node of running) await node.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('founds an org, admits a newcomer with a token, and refuses the same token twice', async () => {
+    const founder = await start('founder', { org: 'acme' })
+    assert.equal(founder.isOrgRoot, true)
+    const token = await inviteToken(join(root, 'founder'), founder.multiaddrs(), Date.now(), new Uint8Array(randomBytes(16)))
+    const newcomer = await start('newcomer', { join: token })
+    assert.equal(newcomer.org, 'acme')
+    assert.equal(newcomer.orgRoot, founder.orgRoot)
+    assert.equal(newcomer.isOrgRoot, false)
+    await waitFor('the founder to see the newcomer as an org member', () => founder.orgMembers().includes(newcomer.key), 5_000)
+    assert.equal(founder.members().find((m) => m.key === newcomer.key)?.root, founder.orgRoot)
+
+    await assert.rejects(start('second', { join: token }), (err: Error) => err instanceof FedmeshError && err.code === 'token-reused')
+    const audit = []
+    for await (const e of founder.auditLog.tail(100)) if (e.action === 'org.join') audit.push(`${e.decision}:${e.detail.reason ?? ''}`)
+    assert.deepEqual(audit, ['allow:', 'deny:token-reused'])
+  })
+
+  it('refuses a token signed by another root that claims the same org name', async () => {
+    const founder = running[0]!
+    const impostorRoot = NodeIdentity.generate()
+    const forged = createJoinToken(impostorRoot, { org: 'acme', addrs: founder.multiaddrs(), nonce: new Uint8Array(randomBytes(16)), expiresAtMs: Date.now() + 60_000 })
+    await assert.rejects(start('impostor', { join: forged }), (err: Error) => err instanceof FedmeshError && err.code === 'token-wrong-org')
+  })
+
+  it('keeps its org across restarts and refuses to switch org', async () => {
+    const newcomer = running[1]!
+    const dataDir = join(root, 'newcomer')
+    await newcomer.stop()
+    running.splice(1, 1)
+    const again = await FedmeshNode.start({ dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], api: null, logger: silentLogger })
+    running.push(again)
+    assert.equal(again.org, 'acme')
+    await again.stop()
+    running.pop()
+    await assert.rejects(FedmeshNode.start({ dataDir, org: 'globex', listen: ['/ip4/127.0.0.1/tcp/0'], api: null, logger: silentLogger }),
+      (err: Error) => err instanceof FedmeshError && err.code === 'already-in-org')
+  })
+})
