@@ -249,8 +249,6 @@ function labelledCategory (label: string, value: string): Category | undefined {
   return undefined
 }
 
-const entropyCounts = new Uint16Array(128)
-
 /**
  * Generic secrets: long tokens mixing upper, lower and digits with high Shannon entropy. Hex-only tokens
  * (git SHAs, digests, UUIDs with their dashes) are never generic secrets — a hex secret is found only by
@@ -265,18 +263,15 @@ function isHighEntropySecret (value: string, label: string | undefined): boolean
   let lower = false
   let digit = false
   let nonHex = false
-  entropyCounts.fill(0)
   for (let index = 0; index < value.length; index++) {
     const code = value.charCodeAt(index)
     if (isDigit(code)) digit = true
     else if (isUpper(code)) upper = true
     else if (isLower(code)) lower = true
     if (!isHexOrDash(code)) nonHex = true
-    const slot = code & 127
-    entropyCounts[slot] = (entropyCounts[slot] as number) + 1
   }
   if (!nonHex || !(upper && lower && digit)) return false
-  return shannonBitsPerChar(entropyCounts, value.length) >= SECRET_BITS_PER_CHAR_MIN && !wordy(value)
+  return shannonBitsPerChar(value) >= SECRET_BITS_PER_CHAR_MIN && !wordy(value)
 }
 
 /**
@@ -300,12 +295,25 @@ function isHexOrDash (code: number): boolean {
   return isDigit(code) || (code >= 65 && code <= 70) || (code >= 97 && code <= 102) || code === 45
 }
 
-function shannonBitsPerChar (counts: Uint16Array, length: number): number {
+// Scratch for shannonBitsPerChar: counts by code unit (values are ASCII token runs of <= 512), and
+// which slots are in use, so only those are summed and reset.
+const symbolCounts = new Uint16Array(128)
+const symbolsSeen = new Uint8Array(128)
+
+function shannonBitsPerChar (value: string): number {
+  let distinct = 0
+  for (let index = 0; index < value.length; index++) {
+    const slot = value.charCodeAt(index) & 127
+    const count = symbolCounts[slot] as number
+    if (count === 0) symbolsSeen[distinct++] = slot
+    symbolCounts[slot] = count + 1
+  }
   let bits = 0
-  for (const count of counts) {
-    if (count === 0) continue
-    const probability = count / length
+  for (let index = 0; index < distinct; index++) {
+    const slot = symbolsSeen[index] as number
+    const probability = (symbolCounts[slot] as number) / value.length
     bits -= probability * Math.log2(probability)
+    symbolCounts[slot] = 0
   }
   return bits
 }
