@@ -172,8 +172,10 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
 
   step (m: RaftMessage): void {
     if (m.to !== this.id || m.from === this.id) return
+    // Only forwarded requests travel without a term (as etcd's local messages).
+    if ((m.term === 0) !== (m.type === 'MsgProp' || m.type === 'MsgReadIndex')) return
     if (m.term > this.#term && !this.#stepHigherTerm(m)) return
-    if (m.term !== 0 && m.term < this.#term) {
+    if (m.term < this.#term && m.term !== 0) {
       this.#stepLowerTerm(m)
       return
     }
