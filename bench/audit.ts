@@ -7,7 +7,6 @@ import { AUDIT_BATCH_ENTRIES_MAX_DEFAULT, AuditLog, auditEntryKey, type AuditInp
 import { NodeIdentity } from '../node/identity.js'
 import { LevelStorage } from '../node/level-storage.js'
 import { systemClock } from '../node/system-clock.js'
-import { threadpoolSigner } from '../node/threadpool-signer.js'
 
 // Audit appends per second with durability on (every batch synced), at several concurrencies, with
 // group commit; beside them, the reference: level synced single puts of the same value size, in the
@@ -83,7 +82,7 @@ async function benchAudit (concurrency: number, identity: NodeIdentity): Promise
   return await withDir(async (dir) => {
     const storage = await LevelStorage.open(join(dir, 'db'))
     try {
-      const log = await AuditLog.open({ storage, signer: threadpoolSigner(identity), clock: systemClock, batchEntriesMax })
+      const log = await AuditLog.open({ storage, signer: identity, clock: systemClock, batchEntriesMax })
       const result = await measure(concurrency, async () => await log.append(input))
       const verifyStartMs = performance.now()
       const verified = await log.verify()

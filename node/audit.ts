@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import type { Clock } from './clock.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
-import { fromHex, toHex, type Signer } from './identity.js'
+import { fromHex, toHex, type AsyncSigner, type Signer } from './identity.js'
 import type { BatchOp, Storage } from './storage.js'
-import type { AsyncSigner } from './threadpool-signer.js'
 import {
   AUDIT_FIELDS_BYTES_MAX, AuditError, GENESIS_HASH, auditInputFields, decodeStoredAuditEntry, encodeAuditFields,
   encodeStoredAuditEntry, entryProblem, hashAuditFieldsBytes, type AuditEntry, type AuditFields, type AuditInput
@@ -47,7 +46,7 @@ export type AuditVerifyResult =
 
 export interface AuditLogInit {
   storage: Storage
-  /** The node's key; pass threadpoolSigner(identity) to sign off the event loop. */
+  /** The node's key; an AsyncSigner (NodeIdentity is one) signs batches off the event loop. */
   signer: Signer | AsyncSigner
   clock: Clock
   batchEntriesMax?: number

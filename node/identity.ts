@@ -22,7 +22,13 @@ export interface Signer {
   sign(message: Uint8Array): Uint8Array
 }
 
-export class NodeIdentity implements Signer {
+/** Signs on libuv's thread pool, off the event loop (where signing dominates, e.g. audit batches). */
+export interface AsyncSigner {
+  readonly publicKey: Uint8Array
+  signAsync(message: Uint8Array): Promise<Uint8Array>
+}
+
+export class NodeIdentity implements Signer, AsyncSigner {
   readonly publicKey: Uint8Array
   readonly publicKeyHex: string
   readonly #privateKey: KeyObject
@@ -42,6 +48,15 @@ export class NodeIdentity implements Signer {
 
   sign (message: Uint8Array): Uint8Array {
     return new Uint8Array(cryptoSign(null, message, this.#privateKey))
+  }
+
+  async signAsync (message: Uint8Array): Promise<Uint8Array> {
+    return await new Promise((resolve, reject) => {
+      cryptoSign(null, message, this.#privateKey, (err, signature) => {
+        if (err !== null) reject(err)
+        else resolve(new Uint8Array(signature.buffer, signature.byteOffset, signature.byteLength))
+      })
+    })
   }
 
   /** The portable (pure JS) signing path; identical output to sign(). */

@@ -11,7 +11,6 @@ import { NodeIdentity } from '../../node/identity.js'
 import { LevelStorage } from '../../node/level-storage.js'
 import { MemoryStorage } from '../../node/memory-storage.js'
 import type { BatchOp, Storage } from '../../node/storage.js'
-import { threadpoolSigner } from '../../node/threadpool-signer.js'
 import { PEER_HEX, manualClock, sampleInput } from './audit-helpers.js'
 
 const identity = new NodeIdentity(new Uint8Array(32).fill(7))
@@ -78,10 +77,9 @@ describe('AuditLog', () => {
   })
 
   it('signs on the thread pool exactly as the identity signs', async () => {
-    const signer = threadpoolSigner(identity)
     const message = new TextEncoder().encode('audit hash')
-    assert.deepEqual(await signer.signAsync(message), identity.sign(message))
-    const log = await AuditLog.open({ storage: new MemoryStorage(), signer, clock: manualClock() })
+    assert.deepEqual(await identity.signAsync(message), identity.sign(message))
+    const log = await AuditLog.open({ storage: new MemoryStorage(), signer: identity, clock: manualClock() })
     const entries = await Promise.all([0, 1, 2].map(async (i) => await log.append(sampleInput(i))))
     assert.equal(log.ownerHex, identity.publicKeyHex)
     assert.deepEqual(await log.verify(), { ok: true, count: 3, headHash: entries[2]!.hash })
