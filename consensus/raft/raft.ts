@@ -121,6 +121,7 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
   #receivedSnapshot: Snapshot | undefined
   #localSnapshot: { snapshot: Snapshot, firstIndex: number } | undefined
   #readyOutstanding = false
+  #forwardedSinceReady = 0
 
   constructor (config: RaftConfig) {
     this.id = config.id
@@ -193,6 +194,9 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
     if (requestId !== undefined) entry.requestId = requestId
     if (this.#role === 'leader') return this.#appendProposal([entry])
     if (this.#lead === '') return { ok: false, reason: 'no-leader' }
+    // A follower's queue is its outbox until the next ready(): bound it like the leader's.
+    if (this.#forwardedSinceReady >= this.#uncommittedEntriesMax) return { ok: false, reason: 'queue-full' }
+    this.#forwardedSinceReady++
     this.#send(message('MsgProp', this.id, this.#lead, 0, { entries: [entry] }))
     return { ok: true }
   }
@@ -213,6 +217,8 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
   readIndex (context: string): ReadIndexResult {
     if (this.#role === 'leader') return this.#leaderReadIndex(this.id, context)
     if (this.#lead === '') return { ok: false, reason: 'no-leader' }
+    if (this.#forwardedSinceReady >= this.#readIndexPendingMax) return { ok: false, reason: 'queue-full' }
+    this.#forwardedSinceReady++
     this.#send(message('MsgReadIndex', this.id, this.#lead, 0, { context }))
     return { ok: true }
   }
@@ -254,6 +260,7 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
     }
     this.#messages = []
     this.#readStates = []
+    this.#forwardedSinceReady = 0
     const hs = this.#hardState()
     if (!sameHardState(hs, this.#persistedHardState)) {
       // Durable promises only move forward: a term once seen, a vote within a term, a commit.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { nextPromotion } from '../../../consensus/raft/index.js'
+import { message, nextPromotion } from '../../../consensus/raft/index.js'
 import { TestNetwork } from './harness.js'
 
 const others = (all: string[], id: string): string[] => all.filter((x) => x !== id)
@@ -75,6 +75,29 @@ describe('raft: replication', () => {
     const lone = new TestNetwork(['a', 'b', 'c'])
     assert.deepEqual(lone.core('a').propose(data), { ok: false, reason: 'no-leader' })
     assert.notEqual(net.core(follower).status().lead, '')
+  })
+
+  it('ignores a term-less append from a peer', () => {
+    const net = new TestNetwork(['a', 'b', 'c'])
+    const leader = net.electLeader()
+    const follower = others(['a', 'b', 'c'], leader)[0]!
+    const before = net.core(follower).status()
+    const entry = { term: before.term, index: before.lastIndex + 1, type: 'normal' as const, data: new Uint8Array([7]) }
+    net.core(follower).step(message('MsgApp', 'mallory', follower, 0, { index: before.lastIndex, logTerm: before.term, entries: [entry] }))
+    assert.equal(net.core(follower).status().lastIndex, before.lastIndex)
+    assert.equal(net.core(follower).status().lead, leader)
+  })
+
+  it('followers forward proposals to the leader, up to a bound per Ready', () => {
+    const net = new TestNetwork(['a', 'b', 'c'], { uncommittedEntriesMax: 2 })
+    const leader = net.electLeader()
+    const follower = others(['a', 'b', 'c'], leader)[0]!
+    const data = new Uint8Array([1])
+    assert.deepEqual(net.core(follower).propose(data), { ok: true })
+    assert.deepEqual(net.core(follower).propose(data), { ok: true })
+    assert.deepEqual(net.core(follower).propose(data), { ok: false, reason: 'queue-full' })
+    net.stabilize()
+    assert.equal(net.node(leader).applied.length, 2)
   })
 
   it('followers forward proposals to the leader', () => {
