@@ -151,7 +151,8 @@ describe('AuditLog', () => {
     let release!: () => void
     storage.gate = new Promise((resolve) => { release = resolve })
     const first = log.append(sampleInput(0))
-    await new Promise((resolve) => setImmediate(resolve))
+    // Signing runs on the thread pool: wait (boundedly) for the first batch to reach storage.
+    for (let i = 0; i < 1000 && storage.batches.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 1))
     assert.equal(storage.batches.length, 1)
     const later = [1, 2, 3, 4, 5].map(async (i) => await log.append(sampleInput(i)))
     let firstDone = false
