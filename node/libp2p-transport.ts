@@ -68,8 +68,12 @@ export class Libp2pTransport implements Transport {
       Dhi: 8,
       Dout: 1
     }
+    // No IP-colocation penalty: a federation legitimately runs many nodes behind one address (one
+    // machine, one NAT egress); gossipsub's default (-5 × (peers on an IP − 10)²) graylisted every
+    // peer of a 20-node mesh on one host. Sybils are kept out by certificates and trust instead.
+    gossipOptions.scoreParams = { IPColocationFactorWeight: 0 }
     if (init.scoring !== undefined) {
-      gossipOptions.scoreParams = { appSpecificScore: init.scoring.appSpecificScore, appSpecificWeight: TRUST_APP_SPECIFIC_WEIGHT, topicScoreCap: init.scoring.topicScoreCap }
+      gossipOptions.scoreParams = { ...gossipOptions.scoreParams, appSpecificScore: init.scoring.appSpecificScore, appSpecificWeight: TRUST_APP_SPECIFIC_WEIGHT, topicScoreCap: init.scoring.topicScoreCap }
       gossipOptions.scoreThresholds = init.scoring.thresholds
     }
     const libp2p = await createLibp2p({
