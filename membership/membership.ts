@@ -1,11 +1,10 @@
 import { EventEmitter } from 'node:events'
-import type { Clock, Rng } from '../node/clock.js'
+import type { NodeComponents } from '../node/components.js'
 import { EnvelopeError, openEnvelope, ReplayGuard, sealEnvelope } from '../node/envelope.js'
 import { FedmeshError } from '../node/errors.js'
-import { toHex, type Signer } from '../node/identity.js'
+import { toHex } from '../node/identity.js'
 import { verifyCertificate } from '../node/org.js'
-import type { Logger } from '../node/log.js'
-import type { Transport, Verdict } from '../node/transport.js'
+import type { Verdict } from '../node/transport.js'
 import { ANNOUNCE_TYPE, LEAVE_TYPE, decodeAnnouncementBody, encodeAnnouncementBody, type Announcement } from './announcement.js'
 import { MembershipCore, type Member, type MemberChange, type MembershipConfig } from './membership-core.js'
 
@@ -16,13 +15,7 @@ const NONCE_BYTES = 16
 const ANNOUNCEMENT_BYTES_MAX = 16 * 1024
 const LEAVE_FLUSH_MS = 200
 
-export interface MembershipInit extends Partial<MembershipConfig> {
-  signer: Signer
-  org: string
-  transport: Transport
-  clock: Clock
-  rng: Rng
-  logger: Logger
+export interface MembershipInit extends Partial<MembershipConfig>, NodeComponents {
   /** Grows on every restart (persisted by the node), so a restarted node outranks its old self. */
   incarnation: number
   addrs: () => string[]

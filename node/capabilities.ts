@@ -2,14 +2,12 @@ import type { Sanitizer } from '../sanitize/index.js'
 import { SanitizeBlockedError } from '../sanitize/index.js'
 import type { TrustEventType } from '../membership/trust.js'
 import type { AuditInput } from './audit.js'
-import type { Clock, Rng } from './clock.js'
+import type { NodeComponents } from './components.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { EnvelopeError, openEnvelope, ReplayGuard, sealEnvelope } from './envelope.js'
 import { FedmeshError } from './errors.js'
-import { fromHex, toHex, type Signer } from './identity.js'
-import type { Logger } from './log.js'
+import { fromHex, toHex } from './identity.js'
 import type { PolicyContext, PolicyDecision, PolicyRequest } from './policy.js'
-import type { Transport } from './transport.js'
 
 // Capability requests between peers: the trust boundary in action. Outbound payloads for another
 // organisation are sanitized before they are sealed; inbound requests are verified, gated by trust
@@ -25,13 +23,7 @@ const NONCE_BYTES = 16
 export interface CapabilityCall { peer: string, org: string, payload: unknown }
 export type CapabilityHandler = (call: CapabilityCall) => Promise<unknown>
 
-export interface CapabilityServiceInit {
-  signer: Signer
-  org: string
-  transport: Transport
-  clock: Clock
-  rng: Rng
-  logger: Logger
+export interface CapabilityServiceInit extends NodeComponents {
   sanitizer: Sanitizer
   decide: (request: PolicyRequest, context: PolicyContext) => PolicyDecision
   trustOf: (peer: string) => { score: number, quarantined: boolean }

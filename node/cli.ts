@@ -53,8 +53,6 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
 
 type Command = (args: string[]) => Promise<number>
 
-const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand }
-
 async function main (argv: string[]): Promise<number> {
   const [name, ...args] = argv
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
@@ -192,61 +190,47 @@ async function id (args: string[]): Promise<number> {
   return 0
 }
 
-async function status (args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
-  const result = await callApi<NodeStatus>(values['data-dir'] ?? defaultDataDir(), '/v1/status')
-  if (result === undefined) return 1
-  if (values.json) {
-    process.stdout.write(JSON.stringify(result) + '\n')
+/** A read-only command over the running node's API: JSON with --json, else rendered for people. */
+function apiCommand<T> (path: string, render: (result: T) => string): Command {
+  return async (args) => {
+    const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
+    const result = await callApi<T>(values['data-dir'] ?? defaultDataDir(), path)
+    if (result === undefined) return 1
+    process.stdout.write(values.json ? JSON.stringify(result) + '\n' : render(result))
     return 0
   }
+}
+
+const status = apiCommand<NodeStatus>('/v1/status', (result) => {
   const m = result.members
-  process.stdout.write([
+  return [
     `key          ${result.key}`,
     `peer id      ${result.peerId}`,
-    `org          ${result.org}`,
+    `org          ${result.org} (root ${result.orgRoot.slice(0, 16)})`,
     `incarnation  ${result.incarnation}`,
     `peers        ${result.peers}`,
     `members      ${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`,
+    `audit        ${result.audit.seq} entries, head ${result.audit.hash.slice(0, 16)}`,
     `uptime       ${Math.round(result.uptimeMs / 1000)} s`,
     'addresses',
     ...result.multiaddrs.map((a) => `  ${a}`),
     ''
-  ].join('\n'))
-  return 0
-}
+  ].join('\n')
+})
 
-async function members (args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
-  const result = await callApi<MemberView[]>(values['data-dir'] ?? defaultDataDir(), '/v1/members')
-  if (result === undefined) return 1
-  if (values.json) {
-    process.stdout.write(JSON.stringify(result) + '\n')
-    return 0
-  }
-  const rows = result.map((m) => [m.key.slice(0, 16) + (m.self ? '*' : ' '), m.org, m.status, String(m.incarnation), `${(m.lastHeardAgoMs / 1000).toFixed(1)}s`, m.capabilities.join(',')])
-  process.stdout.write(table(['KEY', 'ORG', 'STATUS', 'INC', 'HEARD', 'CAPABILITIES'], rows))
-  return 0
-}
+const members = apiCommand<MemberView[]>('/v1/members', (result) => table(['KEY', 'ORG', 'ROOT', 'STATUS', 'INC', 'HEARD', 'CAPABILITIES'],
+  result.map((m) => [m.key.slice(0, 16) + (m.self ? '*' : ' '), m.org, m.root.slice(0, 8), m.status, String(m.incarnation), `${(m.lastHeardAgoMs / 1000).toFixed(1)}s`, m.capabilities.join(',')])))
 
-async function trust (args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
-  const result = await callApi<PeerTrust[]>(values['data-dir'] ?? defaultDataDir(), '/v1/trust')
-  if (result === undefined) return 1
-  if (values.json) {
-    process.stdout.write(JSON.stringify(result) + '\n')
-    return 0
-  }
-  const rows = result.map((t) => [t.peer.slice(0, 16), t.score.toFixed(3), t.quarantined ? 'quarantined' : 'ok',
-    t.events.slice(-3).map((e) => `${e.type}(${e.delta >= 0 ? '+' : ''}${e.delta.toFixed(3)})`).join(' ')])
-  process.stdout.write(table(['PEER', 'SCORE', 'STATE', 'RECENT EVENTS'], rows))
-  return 0
-}
+const trust = apiCommand<PeerTrust[]>('/v1/trust', (result) => table(['PEER', 'SCORE', 'STATE', 'RECENT EVENTS'],
+  result.map((t) => [t.peer.slice(0, 16), t.score.toFixed(3), t.quarantined ? 'quarantined' : 'ok',
+    t.events.slice(-3).map((e) => `${e.type}(${e.delta >= 0 ? '+' : ''}${e.delta.toFixed(3)})`).join(' ')])))
 
 function table (header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
+
+const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
   process.stderr.write(`fedmesh: ${err.message}\n`)

@@ -11,6 +11,7 @@ import { LISTEN_DEFAULT } from './config.js'
 import { AuditLog, type AuditEntry, type AuditInput } from './audit.js'
 import { CapabilityService, type CapabilityHandler } from './capabilities.js'
 import type { Clock, Rng } from './clock.js'
+import type { NodeComponents } from './components.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { DB_DIR, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntime } from './data-dir.js'
 import { loadOrCreateIdentity, toHex, type NodeIdentity } from './identity.js'
@@ -113,10 +114,11 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     super()
     this.#parts = parts
     const { identity, transport, clock, rng, logger, trust } = parts
-    const org = parts.org.org
+    const components: NodeComponents = { signer: identity, org: parts.org.org, transport, clock, rng, logger }
     this.#startedMs = clock.monotonicMs()
     this.membership = new Membership({
-      signer: identity, org, transport, clock, rng, logger, incarnation,
+      ...components,
+      incarnation,
       certificate: parts.org.certificateBytes,
       addrs: () => transport.multiaddrs(),
       capabilities: () => [...new Set([...(init.capabilities ?? []), ...this.capabilities.capabilities()])],
@@ -126,7 +128,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       admits: (key) => !trust.book.isQuarantined(key, clock.wallMs())
     })
     this.capabilities = new CapabilityService({
-      signer: identity, org, transport, clock, rng, logger,
+      ...components,
       sanitizer: parts.sanitizer,
       decide: (request, context) => parts.policy.decide(request, context),
       trustOf: (peer) => {

@@ -1,0 +1,14 @@
+import type { Clock, Rng } from './clock.js'
+import type { Signer } from './identity.js'
+import type { Logger } from './log.js'
+import type { Transport } from './transport.js'
+
+/** What every service of a node is given (js-libp2p's components style): who we are and the world. */
+export interface NodeComponents {
+  signer: Signer
+  org: string
+  transport: Transport
+  clock: Clock
+  rng: Rng
+  logger: Logger
+}
