@@ -60,6 +60,8 @@ describe('a mesh of 5 fedmesh processes on 127.0.0.1', function () {
 
   it('answers the CLI commands through the running node\'s admin API', async () => {
     const dataDir = nodes[0]!.dataDir
+    assert.equal((await fetch(nodes[0]!.runtime.api + '/v1/status')).status, 401, 'no token')
+    assert.equal((await fetch(nodes[0]!.runtime.api + '/v1/status', { headers: { authorization: 'Bearer nope' } })).status, 401, 'wrong token')
     const members = JSON.parse((await fedmesh('members', '--json', '--data-dir', dataDir)).stdout) as Array<{ key: string }>
     assert.equal(members.length, 5)
     const status = JSON.parse((await fedmesh('status', '--json', '--data-dir', dataDir)).stdout) as { key: string, members: { alive: number } }
