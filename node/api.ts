@@ -107,6 +107,15 @@ async function readJsonBody (req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** A bounded non-negative integer query parameter (400 otherwise). */
+export function intParam (url: URL, name: string, fallback: number, max: number): number {
+  const raw = url.searchParams.get(name)
+  if (raw === null) return fallback
+  const value = Number(raw)
+  if (!Number.isSafeInteger(value) || value < 0 || value > max) throw new ApiError(400, `${name} must be an integer in 0..${max}`)
+  return value
+}
+
 function isRaw (value: unknown): value is RawResponse {
   return typeof value === 'object' && value !== null && 'contentType' in value && 'body' in value
 }

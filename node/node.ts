@@ -24,6 +24,8 @@ import { PolicyWatcher } from './policy-file.js'
 import type { Storage } from './storage.js'
 import { cryptoRng, systemClock } from './system-clock.js'
 import { nodeRoutes } from './routes.js'
+import type { RaftNodeStatus } from './raft-driver.js'
+import { TaskService, type NewTask, type RaftOptions, type TaskReceipt, type WriteOptions } from './task-service.js'
 
 // FedmeshNode: the library API. Composes identity, storage, audit, trust, policy, sanitizer,
 // transport, membership, capabilities and the admin API, and owns their lifecycle. Everything that
@@ -44,6 +46,8 @@ export interface FedmeshNodeInit {
   deadAfterMs?: number
   /** Trust model settings (prior, halfLifeMs, quarantineBelow...). */
   trust?: Partial<TrustOptions>
+  /** The org's Raft group (tick, election timeout, voters, snapshots) and task board bounds. */
+  raft?: RaftOptions
   logger?: Logger
   clock?: Clock
   rng?: Rng
@@ -60,6 +64,8 @@ export interface NodeStatus {
   members: Record<MemberStatus, number>
   capabilities: string[]
   audit: { seq: number, hash: string }
+  /** The org's Raft group as this node sees it: role, term, leader, commit and applied index. */
+  raft: RaftNodeStatus
   uptimeMs: number
 }
 
@@ -109,6 +115,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   readonly #startedMs: number
   readonly #stopTimers: Array<() => void> = []
   #api?: ApiServer
+  #tasks?: TaskService
 
   private constructor (parts: Parts, init: FedmeshNodeInit, incarnation: number) {
     super()
@@ -179,6 +186,8 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input) })
       const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, policy, sanitizer, transport, logger, clock, rng }, init, incarnation)
       node.membership.start()
+      await node.#startTasks(init.raft)
+      cleanup.unshift(async () => await node.#tasks?.stop())
       node.#stopTimers.push(clock.every(node.membership.heartbeatMs, () => node.#housekeeping()))
       node.#keepBootstrapped(init.bootstrap ?? [])
       if (init.api !== null) await node.#startApi(init.api ?? { host: '127.0.0.1', port: API_PORT_DEFAULT })
@@ -206,6 +215,17 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   get transport (): Libp2pTransport { return this.#parts.transport }
   get auditLog (): AuditLog { return this.#parts.audit }
   get policy (): PolicyWatcher { return this.#parts.policy }
+  /** The org's replicated task board (Raft group org/<org>). */
+  get tasks (): TaskService {
+    if (this.#tasks === undefined) throw new Error('the task board is not running')
+    return this.#tasks
+  }
+
+  /** Proposes a task to the org; resolves once committed and applied here. */
+  async propose (task: NewTask, options?: WriteOptions): Promise<TaskReceipt> { return await this.tasks.propose(task, options) }
+  async claim (taskId: string, options?: WriteOptions & { assignee?: string }): Promise<TaskReceipt> { return await this.tasks.claim(taskId, options) }
+  async complete (taskId: string, result: unknown, options?: WriteOptions & { assignee?: string }): Promise<TaskReceipt> { return await this.tasks.complete(taskId, result, options) }
+  async fail (taskId: string, result: unknown, options?: WriteOptions & { assignee?: string }): Promise<TaskReceipt> { return await this.tasks.fail(taskId, result, options) }
 
   multiaddrs (): string[] {
     return this.#parts.transport.multiaddrs()
@@ -259,6 +279,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       members: this.#countByStatus(),
       capabilities: this.capabilities.capabilities(),
       audit: this.#parts.audit.head,
+      raft: this.tasks.raftStatus(),
       uptimeMs: Math.round(this.#parts.clock.monotonicMs() - this.#startedMs)
     }
   }
@@ -267,6 +288,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   async stop (): Promise<void> {
     const { audit, trust, policy, transport, storage, dataDir, logger } = this.#parts
     for (const stopTimer of this.#stopTimers) stopTimer()
+    await this.#tasks?.stop()
     await this.membership.stop()
     await this.#api?.close()
     await transport.stop()
@@ -323,6 +345,16 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const counts: Record<MemberStatus, number> = { alive: 1, suspect: 0, dead: 0, left: 0 }
     for (const m of this.membership.members()) counts[m.status]++
     return counts
+  }
+
+  async #startTasks (options: RaftOptions | undefined): Promise<void> {
+    const { storage, transport, clock, rng, logger } = this.#parts
+    const tasks = await TaskService.start({
+      org: this.org, selfKey: this.key, founder: this.isOrgRoot, storage, transport, clock, rng, logger,
+      orgMembers: () => this.orgMembers(), registry: this.metrics.registry, ...(options !== undefined ? { options } : {})
+    })
+    this.#tasks = tasks
+    this.membership.on('change', () => tasks.membersChanged())
   }
 
   async #startApi (address: { host: string, port: number }): Promise<void> {

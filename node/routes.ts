@@ -1,7 +1,8 @@
-import { ApiError, type RouteHandler } from './api.js'
+import { ApiError, intParam, type RouteHandler } from './api.js'
 import type { AuditEntry } from './audit.js'
 import { AUDIT_TAIL_ENTRIES_MAX } from './audit.js'
 import type { FedmeshNode } from './node.js'
+import { taskRoutes } from './task-routes.js'
 
 // The admin API's routes over a running node (see README "Admin API").
 export function nodeRoutes (node: FedmeshNode): Record<string, RouteHandler> {
@@ -17,16 +18,9 @@ export function nodeRoutes (node: FedmeshNode): Record<string, RouteHandler> {
       return { contentType: 'application/x-ndjson', body: (await collect(node.auditLog.exportSince(from), AUDIT_TAIL_ENTRIES_MAX)).map((e) => JSON.stringify(e) + '\n').join('') }
     },
     'GET /v1/audit/verify': async () => await node.auditLog.verify(),
+    ...taskRoutes(() => node.tasks),
     'GET /metrics': async () => ({ contentType: node.metrics.registry.contentType, body: await node.metrics.registry.metrics() })
   }
-}
-
-function intParam (url: URL, name: string, fallback: number, max: number): number {
-  const raw = url.searchParams.get(name)
-  if (raw === null) return fallback
-  const value = Number(raw)
-  if (!Number.isSafeInteger(value) || value < 0 || value > max) throw new ApiError(400, `${name} must be an integer in 0..${max}`)
-  return value
 }
 
 async function collect (entries: AsyncIterable<AuditEntry>, max = Infinity): Promise<AuditEntry[]> {

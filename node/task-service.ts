@@ -1,0 +1,177 @@
+import { Gauge, type Registry } from 'prom-client'
+import type { RequestId } from '../consensus/types.js'
+import type { Clock, Rng } from './clock.js'
+import { FedmeshError } from './errors.js'
+import { toHex } from './identity.js'
+import type { DropReason } from './message-channel.js'
+import type { Logger } from './log.js'
+import { RaftDriver, type RaftDriverInit, type RaftNodeStatus } from './raft-driver.js'
+import type { Storage } from './storage.js'
+import {
+  claimCommand, encodeTaskCommand, finishCommand, proposeCommand, TaskBoard, TaskError, type Task, type TaskCommand, type TaskOutcome, type TaskStatus
+} from './tasks.js'
+import type { Transport } from './transport.js'
+
+// The organisation's task board as the node serves it: one Raft group `org/<org>` replicating a
+// TaskBoard. Writes resolve once committed and applied here; reads are local (possibly a little
+// stale on a follower) unless `linearizable`, which waits for a ReadIndex barrier first.
+
+export type RaftOptions = Pick<RaftDriverInit<TaskOutcome>, 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'votersMax' | 'snapshotEntries' | 'requestTimeoutMs'> & {
+  tasksMax?: number
+}
+
+export interface TaskServiceInit {
+  org: string
+  selfKey: string
+  /** This node created the organisation: it founds the group as its sole voter. */
+  founder: boolean
+  storage: Storage
+  transport: Transport & { messageDrops?: () => Array<{ channel: string, reason: DropReason, count: number }> }
+  clock: Clock
+  rng: Rng
+  logger: Logger
+  orgMembers: () => string[]
+  registry?: Registry
+  options?: RaftOptions
+}
+
+export interface NewTask { title: string, capability: string, payload?: unknown }
+export interface TaskReceipt { taskId: string, index: number, term: number }
+export interface WriteOptions {
+  /** Idempotency key: a retry with the same id (on any node) applies once and gets the first receipt. */
+  requestId?: string
+  timeoutMs?: number
+}
+export interface ReadOptions { linearizable?: boolean, timeoutMs?: number }
+
+export const LIST_LIMIT_MAX = 1000
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+export class TaskService {
+  readonly #driver: RaftDriver<TaskOutcome>
+  readonly #selfKey: string
+  readonly #rng: Rng
+
+  private constructor (driver: RaftDriver<TaskOutcome>, init: TaskServiceInit) {
+    this.#driver = driver
+    this.#selfKey = init.selfKey
+    this.#rng = init.rng
+    if (init.registry !== undefined) this.#registerMetrics(init.registry, init.transport)
+  }
+
+  static async start (init: TaskServiceInit): Promise<TaskService> {
+    const { tasksMax, ...raft } = init.options ?? {}
+    const driver = await RaftDriver.start<TaskOutcome>({
+      ...raft,
+      group: `org/${init.org}`,
+      selfKey: init.selfKey,
+      founder: init.founder,
+      storage: init.storage,
+      transport: init.transport,
+      clock: init.clock,
+      rng: init.rng,
+      logger: init.logger,
+      orgMembers: init.orgMembers,
+      restore: (snapshot) => new TaskBoard(tasksMax === undefined ? {} : { tasksMax }, snapshot)
+    })
+    return new TaskService(driver, init)
+  }
+
+  async propose (task: NewTask, options: WriteOptions = {}): Promise<TaskReceipt> {
+    return await this.#write(proposeCommand(task, this.#selfKey), options)
+  }
+
+  async claim (id: string, options: WriteOptions & { assignee?: string } = {}): Promise<TaskReceipt> {
+    return await this.#write(claimCommand(id, options.assignee ?? this.#selfKey), options)
+  }
+
+  async complete (id: string, result: unknown, options: WriteOptions & { assignee?: string } = {}): Promise<TaskReceipt> {
+    return await this.#write(finishCommand('complete', id, options.assignee ?? this.#selfKey, result), options)
+  }
+
+  async fail (id: string, result: unknown, options: WriteOptions & { assignee?: string } = {}): Promise<TaskReceipt> {
+    return await this.#write(finishCommand('fail', id, options.assignee ?? this.#selfKey, result), options)
+  }
+
+  async get (id: string, options: ReadOptions = {}): Promise<Task | undefined> {
+    if (options.linearizable === true) await this.#driver.readBarrier(options)
+    return this.#board.get(id)
+  }
+
+  async list (filter: { status?: TaskStatus, afterIndex?: number, limit?: number } = {}, options: ReadOptions = {}): Promise<Task[]> {
+    if (options.linearizable === true) await this.#driver.readBarrier(options)
+    return this.#board.list({ ...filter, limit: Math.min(filter.limit ?? 100, LIST_LIMIT_MAX) })
+  }
+
+  raftStatus (): RaftNodeStatus {
+    return this.#driver.status()
+  }
+
+  async removeMember (key: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    await this.#driver.removeMember(key, options)
+  }
+
+  membersChanged (): void {
+    this.#driver.membersChanged()
+  }
+
+  async stop (): Promise<void> {
+    await this.#driver.stop()
+  }
+
+  get #board (): TaskBoard {
+    return this.#driver.stateMachine as TaskBoard
+  }
+
+  async #write (cmd: TaskCommand, options: WriteOptions): Promise<TaskReceipt> {
+    const committed = await this.#driver.propose(encodeTaskCommand(cmd), this.#requestId(options.requestId), options)
+    const outcome = committed.result
+    if (outcome === undefined) throw new FedmeshError('task-request-expired', 'the request id is older than its session: retried too late')
+    if (!outcome.ok) throw new TaskError(outcome.code, outcome.message)
+    return { taskId: outcome.taskId, index: outcome.index, term: outcome.term }
+  }
+
+  // One session per request (the session table keeps the last 10 000): concurrent requests never
+  // make each other stale, and a caller's own id makes retries across nodes idempotent.
+  #requestId (given: string | undefined): RequestId {
+    if (given === undefined) return { client: `${this.#selfKey.slice(0, 16)}.${toHex(this.#rng.bytes(8))}`, seq: 1 }
+    if (!REQUEST_ID.test(given)) throw new TaskError('task-invalid', `requestId must match ${REQUEST_ID.source}`)
+    return { client: `u.${given}`, seq: 1 }
+  }
+
+  #registerMetrics (registry: Registry, transport: TaskServiceInit['transport']): void {
+    const status = (): RaftNodeStatus => this.#driver.status()
+    const stats = this.#driver.stats
+    const gauge = (name: string, help: string, value: () => number): void => {
+      new Gauge({ name, help, registers: [registry], collect () { this.set(value()) } })
+    }
+    gauge('fedmesh_raft_term', 'Current Raft term of the org group', () => status().term)
+    gauge('fedmesh_raft_leader', '1 while this node leads the org group', () => status().role === 'leader' ? 1 : 0)
+    gauge('fedmesh_raft_commit_index', 'Highest committed log index', () => status().commit)
+    gauge('fedmesh_raft_applied_index', 'Highest log index applied to the task board', () => status().applied)
+    new Gauge({
+      name: 'fedmesh_raft_messages',
+      help: 'Raft messages since start: sent, received, rejected (malformed, unauthorized), unsendable',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect () {
+        this.set({ result: 'sent' }, stats.sent)
+        this.set({ result: 'received' }, stats.received)
+        this.set({ result: 'malformed' }, stats.rejected.malformed)
+        this.set({ result: 'unauthorized' }, stats.rejected.unauthorized)
+        this.set({ result: 'unsendable' }, stats.unsendable)
+      }
+    })
+    if (transport.messageDrops === undefined) return
+    const drops = transport.messageDrops.bind(transport)
+    new Gauge({
+      name: 'fedmesh_messages_dropped',
+      help: 'One-way messages dropped since start, by channel and reason (full queue, unreachable peer...)',
+      labelNames: ['channel', 'reason'] as const,
+      registers: [registry],
+      collect () {
+        for (const { channel, reason, count } of drops()) this.set({ channel, reason }, count)
+      }
+    })
+  }
+}

@@ -1,0 +1,290 @@
+import assert from 'node:assert/strict'
+import { SessionTable } from '../consensus/raft/dedup.js'
+import type { Entry } from '../consensus/types.js'
+import { decodeCanonical, encodeCanonical } from './codec.js'
+import { FedmeshError } from './errors.js'
+
+// The organisation's replicated task board: the state machine its Raft log drives. Apply is
+// deterministic (same entries in the same order give the same board on every node) and every
+// command is checked whole before anything changes, so a refused command leaves no trace but its
+// result. Retried proposals carry the same request id and apply once (the session table, part of
+// the snapshot). Task ids are derived from the log index that created them: `t<index>`.
+
+export type TaskStatus = 'open' | 'claimed' | 'done' | 'failed'
+export const TASK_STATUSES: readonly TaskStatus[] = ['open', 'claimed', 'done', 'failed']
+
+export interface Task {
+  id: string
+  title: string
+  capability: string
+  payload: unknown
+  /** Key (hex) of the node that proposed it. */
+  proposer: string
+  status: TaskStatus
+  assignee: string | null
+  result: unknown
+  createdIndex: number
+  updatedIndex: number
+}
+
+export type TaskCommand =
+  | { op: 'propose', title: string, capability: string, payload: string, proposer: string }
+  | { op: 'claim', id: string, assignee: string }
+  | { op: 'complete' | 'fail', id: string, assignee: string, result: string }
+
+export type TaskErrorCode = 'task-invalid' | 'task-not-found' | 'task-conflict' | 'task-board-full' | 'task-snapshot-malformed'
+
+export class TaskError extends FedmeshError {
+  constructor (code: TaskErrorCode, message: string) {
+    super(code, message)
+    this.name = 'TaskError'
+  }
+}
+
+/** What applying a command produced; a duplicate gets the first application's outcome. */
+export type TaskOutcome =
+  | { ok: true, taskId: string, index: number, term: number }
+  | { ok: false, code: TaskErrorCode, message: string }
+
+export const TITLE_LENGTH_MAX = 256
+export const ASSIGNEE_LENGTH_MAX = 128
+export const JSON_BYTES_MAX = 64 * 1024
+export const TASKS_MAX_DEFAULT = 100_000
+const CAPABILITY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
+const TASK_ID = /^t[1-9][0-9]{0,15}$/
+const PRINTABLE = /^[^\p{Cc}]+$/u
+const SNAPSHOT_VERSION = 1
+
+// ---- commands: built and validated from untrusted input before anything is proposed ----
+
+export function proposeCommand (input: { title?: unknown, capability?: unknown, payload?: unknown }, proposer: string): TaskCommand {
+  return { op: 'propose', title: text(input.title, 'title', TITLE_LENGTH_MAX), capability: capability(input.capability), payload: json(input.payload ?? null, 'payload'), proposer }
+}
+
+export function claimCommand (id: unknown, assignee: unknown): TaskCommand {
+  return { op: 'claim', id: taskId(id), assignee: text(assignee, 'assignee', ASSIGNEE_LENGTH_MAX) }
+}
+
+export function finishCommand (op: 'complete' | 'fail', id: unknown, assignee: unknown, result: unknown): TaskCommand {
+  return { op, id: taskId(id), assignee: text(assignee, 'assignee', ASSIGNEE_LENGTH_MAX), result: json(result ?? null, 'result') }
+}
+
+export function encodeTaskCommand (cmd: TaskCommand): Uint8Array {
+  if (cmd.op === 'propose') return encodeCanonical(['propose', cmd.title, cmd.capability, cmd.payload, cmd.proposer])
+  if (cmd.op === 'claim') return encodeCanonical(['claim', cmd.id, cmd.assignee])
+  return encodeCanonical([cmd.op, cmd.id, cmd.assignee, cmd.result])
+}
+
+/** Log entries are validated again on apply: the same checks, so every node refuses alike. */
+export function decodeTaskCommand (bytes: Uint8Array): TaskCommand {
+  let v: unknown
+  try {
+    v = decodeCanonical(bytes)
+  } catch {
+    throw invalid('undecodable command')
+  }
+  if (!Array.isArray(v)) throw invalid('command is not an array')
+  if (v[0] === 'propose' && v.length === 5) {
+    return { op: 'propose', title: text(v[1], 'title', TITLE_LENGTH_MAX), capability: capability(v[2]), payload: jsonText(v[3], 'payload'), proposer: text(v[4], 'proposer', ASSIGNEE_LENGTH_MAX) }
+  }
+  if (v[0] === 'claim' && v.length === 3) return claimCommand(v[1], v[2])
+  if ((v[0] === 'complete' || v[0] === 'fail') && v.length === 4) {
+    return { op: v[0], id: taskId(v[1]), assignee: text(v[2], 'assignee', ASSIGNEE_LENGTH_MAX), result: jsonText(v[3], 'result') }
+  }
+  throw invalid('unknown command')
+}
+
+// ---- the board ----
+
+interface StoredTask extends Omit<Task, 'payload' | 'result'> { payload: string, result: string | null }
+
+export class TaskBoard {
+  readonly #tasks = new Map<string, StoredTask>()
+  readonly #tasksMax: number
+  #sessions: SessionTable
+
+  constructor (options: { tasksMax?: number, sessionsMax?: number } = {}, snapshot?: Uint8Array) {
+    this.#tasksMax = options.tasksMax ?? TASKS_MAX_DEFAULT
+    this.#sessions = new SessionTable(options.sessionsMax)
+    if (snapshot !== undefined && snapshot.length > 0) this.#restore(snapshot, options.sessionsMax)
+  }
+
+  get size (): number { return this.#tasks.size }
+
+  /** Applies a committed entry; undefined for entries that carry no command (leader no-ops). */
+  apply (e: Entry): TaskOutcome | undefined {
+    if (e.type !== 'normal' || e.data.length === 0) return undefined
+    const applied = this.#sessions.applyOnce(e.requestId, () => encodeOutcome(this.#execute(e)))
+    return applied.result === undefined ? undefined : decodeOutcome(applied.result)
+  }
+
+  get (id: string): Task | undefined {
+    const t = this.#tasks.get(id)
+    return t === undefined ? undefined : view(t)
+  }
+
+  /** Tasks in creation order, created after afterIndex, optionally of one status. */
+  list (filter: { status?: TaskStatus, afterIndex?: number, limit: number }): Task[] {
+    const out: Task[] = []
+    for (const t of this.#tasks.values()) {
+      if (out.length >= filter.limit) break
+      if (t.createdIndex <= (filter.afterIndex ?? 0) || (filter.status !== undefined && t.status !== filter.status)) continue
+      out.push(view(t))
+    }
+    return out
+  }
+
+  /** Deterministic serialization: tasks in creation order, then the session table. */
+  snapshot (): Uint8Array {
+    const rows = [...this.#tasks.values()].map((t) => [
+      t.id, t.title, t.capability, t.payload, t.proposer, TASK_STATUSES.indexOf(t.status), t.assignee, t.result, t.createdIndex, t.updatedIndex
+    ])
+    return encodeCanonical([SNAPSHOT_VERSION, rows, this.#sessions.encode()])
+  }
+
+  #execute (e: Entry): TaskOutcome {
+    let cmd: TaskCommand
+    try {
+      cmd = decodeTaskCommand(e.data)
+    } catch (err) {
+      return refusal(err)
+    }
+    if (cmd.op === 'propose') {
+      if (this.#tasks.size >= this.#tasksMax && !this.#evictOldestFinished()) {
+        return { ok: false, code: 'task-board-full', message: `the board holds ${this.#tasksMax} unfinished tasks` }
+      }
+      const id = `t${e.index}`
+      assert.ok(!this.#tasks.has(id), `task ${id} applied twice`)
+      this.#tasks.set(id, {
+        id, title: cmd.title, capability: cmd.capability, payload: cmd.payload, proposer: cmd.proposer,
+        status: 'open', assignee: null, result: null, createdIndex: e.index, updatedIndex: e.index
+      })
+      return { ok: true, taskId: id, index: e.index, term: e.term }
+    }
+    const task = this.#tasks.get(cmd.id)
+    if (task === undefined) return { ok: false, code: 'task-not-found', message: `no task ${cmd.id}` }
+    if (cmd.op === 'claim') {
+      if (task.status !== 'open') return conflict(`task ${task.id} is ${task.status}, not open`)
+      task.status = 'claimed'
+      task.assignee = cmd.assignee
+    } else {
+      if (task.status !== 'claimed') return conflict(`task ${task.id} is ${task.status}, not claimed`)
+      if (task.assignee !== cmd.assignee) return conflict(`task ${task.id} is claimed by ${String(task.assignee)}`)
+      task.status = cmd.op === 'complete' ? 'done' : 'failed'
+      task.result = cmd.result
+    }
+    task.updatedIndex = e.index
+    return { ok: true, taskId: task.id, index: e.index, term: e.term }
+  }
+
+  #evictOldestFinished (): boolean {
+    for (const [id, t] of this.#tasks) {
+      if (t.status === 'done' || t.status === 'failed') {
+        this.#tasks.delete(id)
+        return true
+      }
+    }
+    return false
+  }
+
+  #restore (bytes: Uint8Array, sessionsMax: number | undefined): void {
+    try {
+      const v = decodeCanonical(bytes)
+      if (!Array.isArray(v) || v[0] !== SNAPSHOT_VERSION || !Array.isArray(v[1]) || !(v[2] instanceof Uint8Array)) throw new Error('bad shape')
+      for (const row of v[1] as unknown[][]) {
+        const [id, title, cap, payload, proposer, status, assignee, result, createdIndex, updatedIndex] = row
+        const t: StoredTask = {
+          id: taskId(id), title: text(title, 'title', TITLE_LENGTH_MAX), capability: capability(cap), payload: jsonText(payload, 'payload'),
+          proposer: text(proposer, 'proposer', ASSIGNEE_LENGTH_MAX), status: TASK_STATUSES[status as number] ?? fail('status'),
+          assignee: assignee === null ? null : text(assignee, 'assignee', ASSIGNEE_LENGTH_MAX),
+          result: result === null ? null : jsonText(result, 'result'),
+          createdIndex: index(createdIndex), updatedIndex: index(updatedIndex)
+        }
+        this.#tasks.set(t.id, t)
+      }
+      this.#sessions = SessionTable.decode(v[2], sessionsMax)
+    } catch (err) {
+      throw new TaskError('task-snapshot-malformed', `task board snapshot: ${(err as Error).message}`)
+    }
+  }
+}
+
+/** HTTP status for a task error code. */
+export function taskErrorStatus (code: string): number {
+  return code === 'task-not-found' ? 404 : code === 'task-conflict' ? 409 : code === 'task-board-full' ? 503 : 400
+}
+
+function view (t: StoredTask): Task {
+  return { ...t, payload: JSON.parse(t.payload), result: t.result === null ? null : JSON.parse(t.result) }
+}
+
+function encodeOutcome (o: TaskOutcome): Uint8Array {
+  return encodeCanonical(o.ok ? [true, o.taskId, o.index, o.term] : [false, o.code, o.message])
+}
+
+function decodeOutcome (bytes: Uint8Array): TaskOutcome {
+  const v = decodeCanonical(bytes) as [true, string, number, number] | [false, TaskErrorCode, string]
+  return v[0] ? { ok: true, taskId: v[1], index: v[2], term: v[3] } : { ok: false, code: v[1], message: v[2] }
+}
+
+function refusal (err: unknown): TaskOutcome {
+  if (err instanceof TaskError) return { ok: false, code: err.code as TaskErrorCode, message: err.message }
+  throw err
+}
+
+function conflict (message: string): TaskOutcome {
+  return { ok: false, code: 'task-conflict', message }
+}
+
+function invalid (message: string): TaskError {
+  return new TaskError('task-invalid', message)
+}
+
+function fail (what: string): never {
+  throw invalid(`bad ${what}`)
+}
+
+function text (x: unknown, what: string, lengthMax: number): string {
+  if (typeof x !== 'string' || x.length === 0 || x.length > lengthMax || !PRINTABLE.test(x)) {
+    throw invalid(`${what} must be a string of 1-${lengthMax} printable characters`)
+  }
+  return x
+}
+
+function capability (x: unknown): string {
+  if (typeof x !== 'string' || !CAPABILITY_NAME.test(x)) throw invalid(`capability must match ${CAPABILITY_NAME.source}`)
+  return x
+}
+
+function taskId (x: unknown): string {
+  if (typeof x !== 'string' || !TASK_ID.test(x)) throw invalid(`task id must match ${TASK_ID.source}`)
+  return x
+}
+
+function index (x: unknown): number {
+  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 1) throw invalid('bad index')
+  return x
+}
+
+/** A JSON value as its text, bounded. */
+function json (value: unknown, what: string): string {
+  let t: string | undefined
+  try {
+    t = JSON.stringify(value)
+  } catch {
+    throw invalid(`${what} must be JSON`)
+  }
+  if (t === undefined) throw invalid(`${what} must be JSON`)
+  if (Buffer.byteLength(t) > JSON_BYTES_MAX) throw invalid(`${what} exceeds ${JSON_BYTES_MAX} bytes of JSON`)
+  return t
+}
+
+function jsonText (x: unknown, what: string): string {
+  if (typeof x !== 'string' || Buffer.byteLength(x) > JSON_BYTES_MAX) throw invalid(`${what} must be JSON text of at most ${JSON_BYTES_MAX} bytes`)
+  try {
+    JSON.parse(x)
+  } catch {
+    throw invalid(`${what} is not JSON`)
+  }
+  return x
+}
