@@ -1,10 +1,10 @@
 import { readRuntime, readToken } from './data-dir.js'
 
 /**
- * GETs a path on the node running in dataDir, found through its runtime file and token. Returns
+ * GETs a path (POSTs `body` as JSON when given) on the node running in dataDir, found through its runtime file and token. Returns
  * undefined after printing why on stderr (no running node, not answering, an error status).
  */
-export async function callApi<T> (dataDir: string, path: string, options: { text?: boolean } = {}): Promise<T | undefined> {
+export async function callApi<T> (dataDir: string, path: string, options: { text?: boolean, body?: unknown } = {}): Promise<T | undefined> {
   const runtime = await readRuntime(dataDir)
   const token = await readToken(dataDir)
   if (runtime?.api == null || token === undefined) {
@@ -12,7 +12,13 @@ export async function callApi<T> (dataDir: string, path: string, options: { text
     return undefined
   }
   try {
-    const res = await fetch(runtime.api + path, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) })
+    const post = options.body !== undefined
+    const res = await fetch(runtime.api + path, {
+      method: post ? 'POST' : 'GET',
+      headers: { authorization: `Bearer ${token}`, ...(post ? { 'content-type': 'application/json' } : {}) },
+      ...(post ? { body: JSON.stringify(options.body) } : {}),
+      signal: AbortSignal.timeout(15_000)
+    })
     if (!res.ok) {
       process.stderr.write(`fedmesh: ${path} answered ${res.status}: ${await res.text()}\n`)
       return undefined

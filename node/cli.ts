@@ -17,6 +17,7 @@ import type { FedmeshNode, MemberView, NodeStatus } from './node.js'
 import { auditCommand } from './commands/audit.js'
 import { policyCommand } from './commands/policy.js'
 import { sanitizeCommand } from './commands/sanitize.js'
+import { taskCommand } from './commands/task.js'
 import type { PeerTrust } from '../membership/trust.js'
 
 const USAGE = `fedmesh — a peer-to-peer federation mesh node
@@ -34,6 +35,7 @@ Commands:
   audit       tail | export | verify the tamper-evident audit log
   policy      check FILE | explain: validate a capability policy, explain a decision
   sanitize    scrub PII and secrets from JSON on stdin (report on stderr)
+  task        propose | list | get | claim | complete | fail tasks on the org's replicated board
 
 Common options:
   --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
@@ -230,7 +232,7 @@ function table (header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
-const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand }
+const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
   process.stderr.write(`fedmesh: ${err.message}\n`)
