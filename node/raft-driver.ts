@@ -57,6 +57,8 @@ export interface RaftDriverInit<R> {
   /** A learner is promoted once it is within this many entries of the leader's log. */
   promotionLagEntriesMax?: number
   snapshotEntries?: number
+  /** Entries kept below a snapshot, so a slightly lagging follower needs no snapshot. */
+  compactionRetainEntries?: number
   requestTimeoutMs?: number
   pendingRequestsMax?: number
 }
@@ -131,7 +133,7 @@ export class RaftDriver<R> {
 
   static async start<R> (init: RaftDriverInit<R>): Promise<RaftDriver<R>> {
     const full = {
-      tickMs: 50, electionTicks: 10, heartbeatTicks: 1, votersMax: 5, promotionLagEntriesMax: 64, snapshotEntries: 1000,
+      tickMs: 50, electionTicks: 10, heartbeatTicks: 1, votersMax: 5, promotionLagEntriesMax: 64, snapshotEntries: 1000, compactionRetainEntries: 100,
       requestTimeoutMs: 10_000, pendingRequestsMax: 4096, ...init
     }
     const storageGroup = init.group.replace(/[^A-Za-z0-9_-]/g, '-')
@@ -147,6 +149,7 @@ export class RaftDriver<R> {
       electionTicks: full.electionTicks,
       heartbeatTicks: full.heartbeatTicks,
       snapshotEntries: full.snapshotEntries,
+      compactionRetainEntries: full.compactionRetainEntries,
       takeSnapshot: () => driver!.#stateMachine.snapshot()
     })
     driver = new RaftDriver<R>(full, core, persistence, init.restore(view.snapshot().data))

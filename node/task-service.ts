@@ -16,7 +16,7 @@ import type { Transport } from './transport.js'
 // TaskBoard. Writes resolve once committed and applied here; reads are local (possibly a little
 // stale on a follower) unless `linearizable`, which waits for a ReadIndex barrier first.
 
-export type RaftOptions = Pick<RaftDriverInit<TaskOutcome>, 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'votersMax' | 'snapshotEntries' | 'requestTimeoutMs'> & {
+export type RaftOptions = Pick<RaftDriverInit<TaskOutcome>, 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'votersMax' | 'snapshotEntries' | 'compactionRetainEntries' | 'requestTimeoutMs'> & {
   tasksMax?: number
 }
 

@@ -103,3 +103,80 @@ describe('an organisation\'s task board replicated by Raft (3 in-process nodes, 
     assert.equal((await rest[0]!.tasks.get(receipt.taskId, { linearizable: true }))?.title, 'after the handover')
   })
 })
+
+describe('an org\'s Raft group: snapshots, restarts and the HTTP API (in-process, real libp2p)', function () {
+  this.timeout(30_000)
+  let root: string
+  const nodes: FedmeshNode[] = []
+  const raft = { ...RAFT, snapshotEntries: 8, compactionRetainEntries: 2 }
+
+  const start = async (name: string, options: { org?: string, join?: string, bootstrap?: string[] }): Promise<FedmeshNode> => {
+    const node = await FedmeshNode.start({ dataDir: join(root, name), listen: ['/ip4/127.0.0.1/tcp/0'], api: { host: '127.0.0.1', port: 0 }, heartbeatMs: 200, logger: silentLogger, raft, ...options })
+    nodes.push(node)
+    return node
+  }
+  const invite = async (): Promise<string> => await inviteToken(join(root, 'a'), nodes[0]!.multiaddrs(), Date.now(), new Uint8Array(randomBytes(16)))
+  const titles = async (node: FedmeshNode): Promise<string[]> => (await node.tasks.list({ limit: 1000 }, { linearizable: true })).map((t) => t.title)
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'fedmesh-raft-snap-'))
+    await start('a', { org: 'acme' })
+  })
+
+  after(async () => {
+    for (const node of nodes) await node.stop().catch(() => undefined)
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('a member joining after log compaction catches up from a snapshot', async () => {
+    const expected: string[] = []
+    for (let i = 0; i < 30; i++) {
+      expected.push(`task ${i}`)
+      await nodes[0]!.propose({ title: `task ${i}`, capability: 'c' })
+    }
+    assert.ok(nodes[0]!.status().raft.commit > 30)
+    const late = await start('b', { join: await invite() })
+    await waitFor('the late joiner to be a voter', () => late.status().raft.voters.includes(late.key), 10_000, 20)
+    assert.deepEqual(await titles(late), expected)
+  })
+
+  it('a restarted member rebuilds its board from its snapshot and log', async () => {
+    const b = nodes[1]!
+    const dataDir = join(root, 'b')
+    const before = await titles(b)
+    await b.stop()
+    nodes.splice(1, 1)
+    const again = await start('b', { bootstrap: nodes[0]!.multiaddrs() })
+    assert.deepEqual((await again.tasks.list({ limit: 1000 })).map((t) => t.title).slice(0, before.length), before, 'rebuilt from local storage')
+    await nodes[0]!.propose({ title: 'after b is back', capability: 'c' })
+    assert.deepEqual(await titles(again), [...before, 'after b is back'])
+  })
+
+  it('answers the HTTP API with receipts, and 400/404/409 with the reason', async () => {
+    const node = nodes[0]!
+    const token = (await import('node:fs/promises')).readFile(join(root, 'a', 'api.token'), 'utf8')
+    const call = async (method: string, path: string, body?: string): Promise<{ status: number, json: Record<string, unknown> }> => {
+      const res = await fetch(node.apiUrl! + path, { method, headers: { authorization: `Bearer ${(await token).trim()}` }, ...(body === undefined ? {} : { body }) })
+      return { status: res.status, json: await res.json() as Record<string, unknown> }
+    }
+    const created = await call('POST', '/v1/tasks', JSON.stringify({ title: 'via http', capability: 'c', payload: [1] }))
+    assert.equal(created.status, 200)
+    const id = created.json.taskId as string
+    assert.equal((await call('GET', `/v1/tasks/${id}?linearizable=1`)).json.title, 'via http')
+    assert.equal((await call('POST', `/v1/tasks/${id}/claim`, '{}')).status, 200)
+    assert.deepEqual(await call('POST', `/v1/tasks/${id}/claim`, '{}'), { status: 409, json: { error: `task ${id} is claimed, not open`, code: 'task-conflict' } })
+    assert.equal((await call('POST', '/v1/tasks', '{"title": ')).status, 400)
+    assert.equal((await call('POST', '/v1/tasks', 'x'.repeat(300_000))).status, 413)
+    const bad = await call('POST', '/v1/tasks', JSON.stringify({ title: 'x', capability: 'Nope' }))
+    assert.equal(bad.status, 400)
+    assert.equal(bad.json.code, 'task-invalid')
+    assert.equal((await call('GET', '/v1/tasks/t99999')).status, 404)
+    assert.equal((await call('GET', '/v1/tasks?status=lost')).status, 400)
+    const listed = await call('GET', '/v1/tasks?status=claimed')
+    assert.deepEqual((listed.json as unknown as Array<{ id: string }>).map((t) => t.id), [id])
+    const status = (await call('GET', '/v1/status')).json.raft as { role: string, leader: string, commit: number, applied: number }
+    assert.equal(status.role, 'leader')
+    assert.equal(status.leader, node.key)
+    assert.ok(status.applied === status.commit && status.commit > 30)
+  })
+})
