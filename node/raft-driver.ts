@@ -97,7 +97,7 @@ interface Waiter<T> {
 interface ProposalWaiter<R> extends Waiter<Committed<R>> { data: Uint8Array, requestId: RequestId }
 interface ReadWaiter extends Waiter<void> { context: string, index?: number }
 
-export interface RaftMessageStats { received: number, rejected: Record<'malformed' | 'unauthorized', number>, sent: number, unsendable: number }
+export interface RaftMessageStats { received: number, rejected: Record<'malformed' | 'unauthorized', number>, sent: number, unsendable: number, readies: number }
 
 const RECONCILE_EVERY_TICKS = 5
 
@@ -105,7 +105,7 @@ type DriverSettings<R> = Required<Omit<RaftDriverInit<R>, 'founder'>>
 
 export class RaftDriver<R> {
   readonly group: string
-  readonly stats: RaftMessageStats = { received: 0, rejected: { malformed: 0, unauthorized: 0 }, sent: 0, unsendable: 0 }
+  readonly stats: RaftMessageStats = { received: 0, rejected: { malformed: 0, unauthorized: 0 }, sent: 0, unsendable: 0, readies: 0 }
   readonly #init: DriverSettings<R>
   readonly #core: RaftCore
   readonly #persistence: RaftPersistence
@@ -329,6 +329,7 @@ export class RaftDriver<R> {
     try {
       while (this.#core.hasReady() && this.#failure === undefined) {
         const rd = this.#core.ready()
+        this.stats.readies++
         await this.#persistence.save(rd)
         this.#sendAll(rd.messages)
         this.#applyAll(rd)

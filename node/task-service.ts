@@ -149,6 +149,7 @@ export class TaskService {
     gauge('fedmesh_raft_leader', '1 while this node leads the org group', () => status().role === 'leader' ? 1 : 0)
     gauge('fedmesh_raft_commit_index', 'Highest committed log index', () => status().commit)
     gauge('fedmesh_raft_applied_index', 'Highest log index applied to the task board', () => status().applied)
+    gauge('fedmesh_raft_ready_batches', 'Ready batches processed since start (each one synced write, then sends and applies)', () => stats.readies)
     new Gauge({
       name: 'fedmesh_raft_messages',
       help: 'Raft messages since start: sent, received, rejected (malformed, unauthorized), unsendable',

@@ -142,7 +142,6 @@ describe('an org\'s Raft group: snapshots, restarts and the HTTP API (in-process
 
   it('a restarted member rebuilds its board from its snapshot and log', async () => {
     const b = nodes[1]!
-    const dataDir = join(root, 'b')
     const before = await titles(b)
     await b.stop()
     nodes.splice(1, 1)
