@@ -65,7 +65,7 @@ async function closedLoop (concurrency: number, op: Op, pids: number[]): Promise
   }
 }
 
-async function fedmeshRun (): Promise<{ levels: Level[], entriesPerBatch: number[] }> {
+async function fedmeshRun (): Promise<{ levels: Level[], entriesPerBatch: number[], leaderDrops: number[] }> {
   const root = await mkdtemp(join(tmpdir(), 'fedmesh-bench-raft-'))
   const nodes: CliNode[] = []
   const agent = new Agent({ connections: 512 })
@@ -90,15 +90,17 @@ async function fedmeshRun (): Promise<{ levels: Level[], entriesPerBatch: number
     }
     const levels: Level[] = []
     const entriesPerBatch: number[] = []
+    const leaderDrops: number[] = []
     for (const c of LEVELS) {
       const before = await leaderCounters(leader)
       const level = await closedLoop(c, op, nodes.map((n) => n.child.pid!))
       const after = await leaderCounters(leader)
+      leaderDrops.push(after.drops - before.drops)
       entriesPerBatch.push(round((after.lastIndex - before.lastIndex) / Math.max(1, after.readies - before.readies)))
       levels.push(level)
-      console.log(`fedmesh C=${c}: ${level.opsPerSec} ops/s, p50 ${level.p50Ms} ms, p99 ${level.p99Ms} ms, errors ${level.errors}, CPU ms/op per process ${level.cpuMsPerOp.join(' / ')}, entries per leader batch ${entriesPerBatch.at(-1)}`)
+      console.log(`fedmesh C=${c}: ${level.opsPerSec} ops/s, p50 ${level.p50Ms} ms, p99 ${level.p99Ms} ms, errors ${level.errors}, CPU ms/op per process ${level.cpuMsPerOp.join(' / ')}, entries per leader batch ${entriesPerBatch.at(-1)}, messages dropped by the leader ${leaderDrops.at(-1)}`)
     }
-    return { levels, entriesPerBatch }
+    return { levels, entriesPerBatch, leaderDrops }
   } finally {
     await agent.close()
     await Promise.all(nodes.map(async (n) => { if (n.child.exitCode === null) await n.kill('SIGKILL') }))
@@ -106,10 +108,11 @@ async function fedmeshRun (): Promise<{ levels: Level[], entriesPerBatch: number
   }
 }
 
-async function leaderCounters (leader: CliNode): Promise<{ readies: number, lastIndex: number }> {
+async function leaderCounters (leader: CliNode): Promise<{ readies: number, drops: number, lastIndex: number }> {
   const metrics = await leader.get<string>('/metrics')
   const readies = Number(/^fedmesh_raft_ready_batches (\d+)/m.exec(metrics)?.[1] ?? NaN)
-  return { readies, lastIndex: (await leader.get<{ raft: RaftNodeStatus }>('/v1/status')).raft.lastIndex }
+  const drops = [...metrics.matchAll(/^fedmesh_messages_dropped\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+  return { readies, drops, lastIndex: (await leader.get<{ raft: RaftNodeStatus }>('/v1/status')).raft.lastIndex }
 }
 
 async function etcdRun (): Promise<Level[]> {
@@ -172,6 +175,6 @@ for (const r of comparison) console.log(`C=${r.concurrency}: fedmesh/etcd throug
 const loadavg = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).map(Number)
 const path = await writeResult('raft', {
   seconds: SECONDS, target: TARGET, payloadBytes: PAYLOAD.length, loadavg, etcdVersion: execFileSync('etcd', ['--version']).toString().split('\n')[0],
-  fedmesh: fedmesh.levels, fedmeshEntriesPerLeaderBatch: fedmesh.entriesPerBatch, etcd, comparison
+  fedmesh: fedmesh.levels, fedmeshEntriesPerLeaderBatch: fedmesh.entriesPerBatch, fedmeshLeaderMessagesDropped: fedmesh.leaderDrops, etcd, comparison
 })
 console.log(`wrote ${path}`)

@@ -14,7 +14,8 @@ describe('one-way message channels over libp2p (127.0.0.1)', function () {
   let b: Libp2pTransport
 
   before(async () => {
-    [a, b] = await Promise.all([0, 1].map(async () => await Libp2pTransport.create({ identity: NodeIdentity.generate(), listen: ['/ip4/127.0.0.1/tcp/0'], logger: silentLogger })))
+    const create = async (): Promise<Libp2pTransport> => await Libp2pTransport.create({ identity: NodeIdentity.generate(), listen: ['/ip4/127.0.0.1/tcp/0'], logger: silentLogger })
+    ;[a, b] = await Promise.all([create(), create()])
     await a.dial(b.multiaddrs())
   })
 
