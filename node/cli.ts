@@ -213,6 +213,7 @@ const status = apiCommand<NodeStatus>('/v1/status', (result) => {
     `peers        ${result.peers}`,
     `members      ${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`,
     `audit        ${result.audit.seq} entries, head ${result.audit.hash.slice(0, 16)}`,
+    `raft         ${result.raft.role}, term ${result.raft.term}, leader ${result.raft.leader?.slice(0, 16) ?? 'none'}, commit ${result.raft.commit}, applied ${result.raft.applied}, ${result.raft.voters.length} voters, ${result.raft.learners.length} learners`,
     `uptime       ${Math.round(result.uptimeMs / 1000)} s`,
     'addresses',
     ...result.multiaddrs.map((a) => `  ${a}`),
