@@ -50,12 +50,14 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 export class TaskService {
   readonly #driver: RaftDriver<TaskOutcome>
   readonly #selfKey: string
-  readonly #rng: Rng
+  /** Random per start, so request ids from a restarted node never collide with its earlier ones. */
+  readonly #clientPrefix: string
+  #requests = 0
 
   private constructor (driver: RaftDriver<TaskOutcome>, init: TaskServiceInit) {
     this.#driver = driver
     this.#selfKey = init.selfKey
-    this.#rng = init.rng
+    this.#clientPrefix = `${init.selfKey.slice(0, 16)}.${toHex(init.rng.bytes(8))}`
     if (init.registry !== undefined) this.#registerMetrics(init.registry, init.transport)
   }
 
@@ -134,7 +136,7 @@ export class TaskService {
   // One session per request (the session table keeps the last 10 000): concurrent requests never
   // make each other stale, and a caller's own id makes retries across nodes idempotent.
   #requestId (given: string | undefined): RequestId {
-    if (given === undefined) return { client: `${this.#selfKey.slice(0, 16)}.${toHex(this.#rng.bytes(8))}`, seq: 1 }
+    if (given === undefined) return { client: `${this.#clientPrefix}.${++this.#requests}`, seq: 1 }
     if (!REQUEST_ID.test(given)) throw new TaskError('task-invalid', `requestId must match ${REQUEST_ID.source}`)
     return { client: `u.${given}`, seq: 1 }
   }
