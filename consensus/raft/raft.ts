@@ -551,8 +551,9 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
     return { ok: true }
   }
 
-  #broadcastAppend (): void {
-    for (const node of this.#progress.keys()) if (node !== this.id) this.#sendAppend(node, false)
+  /** sendIfEmpty: the commit index advanced, so followers hear it now rather than at the next heartbeat. */
+  #broadcastAppend (sendIfEmpty = false): void {
+    for (const node of this.#progress.keys()) if (node !== this.id) this.#sendAppend(node, sendIfEmpty)
   }
 
   #broadcastHeartbeat (context: string): void {
@@ -592,7 +593,7 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
     const wasPaused = pr.paused()
     if (pr.maybeUpdate(m.index)) {
       if (pr.state === 'probe' || (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot)) pr.becomeReplicate()
-      if (this.#maybeCommit()) this.#broadcastAppend()
+      if (this.#maybeCommit()) this.#broadcastAppend(true)
       else if (wasPaused) this.#sendAppend(m.from, false)
       if (m.from === this.#leadTransferee && pr.match === this.storage.lastIndex()) {
         this.#send(message('MsgTimeoutNow', this.id, m.from, this.#term))
@@ -733,7 +734,7 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
       if (!this.#progress.has(node)) this.#progress.set(node, new Progress(this.storage.lastIndex() + 1, this.#inflightMax))
     }
     for (const node of this.#progress.keys()) if (!this.#members().includes(node)) this.#progress.delete(node)
-    if (this.#maybeCommit()) this.#broadcastAppend()
+    if (this.#maybeCommit()) this.#broadcastAppend(true)
   }
 
   #confAt (index: number): ConfState {
