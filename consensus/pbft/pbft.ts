@@ -1,0 +1,784 @@
+import assert from 'node:assert/strict'
+import type { Signer } from '../../node/identity.js'
+import { verify as ed25519Verify } from '../../node/identity.js'
+import type { ConsensusCore, ProposeResult, RequestId } from '../types.js'
+import {
+  type Checkpoint, type ClientRequest, type Commit, type NewView, type PbftMessage, type PrePrepare, type Prepare,
+  type PreparedProof, type Reply, type Signed, type ViewChange, PBFT_BATCH_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, PBFT_WINDOW_MAX,
+  batchDigest, hex, sameBytes, sha256, sign, signingBytes
+} from './messages.js'
+import { type NewViewPlan, type Quorum, checkpointProofDigest, planNewView, primaryOf, validViewChange, validateNewView } from './view-change.js'
+
+// A pure, deterministic PBFT replica (Castro & Liskov) in the shape of the Raft core: tick/step/
+// propose in, Ready out, no I/O, no clock. One replica per organisation; n = 3f+1 or more replicas.
+// The Ready contract adds one rule to Raft's: `promises` (every signed message that binds this
+// replica: an accepted pre-prepare, the prepares behind a prepared certificate, our prepare, commit,
+// view change, new view and checkpoint) are made durable BEFORE `messages` are sent, so a successor
+// restored from them (config.restore) never contradicts what this replica already said.
+
+export type VerifyFn = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean
+
+export interface PbftRestore {
+  /** Every promise persisted so far (from the last stable checkpoint on), in Ready order. */
+  promises: PbftMessage[]
+  stable?: StableCheckpoint
+  /** Sequence number the application state reflects (>= stable.seq). */
+  executedSeq: number
+}
+
+export interface PbftConfig {
+  id: string
+  /** Replica ids in a fixed order shared by all: the primary of view v is replicas[v mod n]. */
+  replicas: readonly string[]
+  publicKeys: ReadonlyMap<string, Uint8Array>
+  signer: Signer
+  verify?: VerifyFn
+  /** K: a checkpoint every K sequence numbers. */
+  checkpointInterval?: number
+  /** L: the high watermark is the stable checkpoint + L (a multiple of K). */
+  logWindow?: number
+  batchMax?: number
+  batchBytesMax?: number
+  /** Ticks a replica waits for progress on a known request before voting for the next view. */
+  requestTimeoutTicks?: number
+  pendingRequestsMax?: number
+  /** Clients whose last reply is cached (re-sent to a retrying client, never re-executed). */
+  clientsMax?: number
+  futureMessagesMax?: number
+  restore?: PbftRestore
+  /** Test-only bugs, so tests can prove the simulator's checkers catch them. */
+  unsafe?: { commitQuorumFPlus1?: boolean, trustNewViewO?: boolean }
+}
+
+export interface Outbound { to: string, message: PbftMessage }
+/** A committed batch, in seq order: apply each request (deduplicated by the application's session table), then call applied(). */
+export interface CommittedBatch { seq: number, view: number, digest: Uint8Array, requests: ClientRequest[] }
+/** Two validly signed, different messages from one replica for one (type, view, seq). */
+export interface Evidence { replica: string, first: PbftMessage, second: PbftMessage }
+export interface StableCheckpoint { seq: number, stateDigest: Uint8Array, proof: Array<Signed<Checkpoint>> }
+
+export interface PbftReady {
+  /** Persist (the org's Raft log) before sending anything. */
+  promises: PbftMessage[]
+  /** Promises at or below stable.seq may be discarded once this is persisted with them. */
+  stable?: StableCheckpoint
+  messages: Outbound[]
+  committed: CommittedBatch[]
+  /** Behind the stable checkpoint: obtain a state whose digest is stateDigest, then call stateInstalled(). */
+  fetchState?: { seq: number, stateDigest: Uint8Array }
+  evidence: Evidence[]
+}
+
+export interface PbftStatus {
+  id: string
+  view: number
+  /** False while waiting for the NewView of `view`. */
+  active: boolean
+  primary: string
+  lowWatermark: number
+  highWatermark: number
+  lastExecuted: number
+  pendingRequests: number
+  viewChanges: number
+  rejected: Readonly<Record<string, number>>
+}
+
+interface Slot {
+  view: number
+  prePrepare?: Signed<PrePrepare>
+  prepares: Map<string, Signed<Prepare>>
+  commits: Map<string, Signed<Commit>>
+  ownPrepare?: Signed<Prepare>
+  ownCommit?: Signed<Commit>
+  prepared: boolean
+  committed: boolean
+}
+
+interface Seen { view: number, seq: number, hash: string, message: PbftMessage, reported: boolean }
+
+const BACKOFF_EXPONENT_MAX = 10
+/** Normal-case messages for views this far ahead wait for their NewView; further ones are dropped. */
+const FUTURE_VIEWS_MAX = 8
+
+export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
+  readonly id: string
+  readonly replicas: readonly string[]
+  readonly f: number
+  readonly #quorum: Quorum
+  readonly #publicKeys: ReadonlyMap<string, Uint8Array>
+  readonly #signer: Signer
+  readonly #verify: VerifyFn
+  readonly #k: number
+  readonly #l: number
+  readonly #batchMax: number
+  readonly #batchBytesMax: number
+  readonly #timeoutTicks: number
+  readonly #pendingMax: number
+  readonly #clientsMax: number
+  readonly #futureMax: number
+  readonly #unsafe: NonNullable<PbftConfig['unsafe']>
+
+  #view = 0
+  #active = true
+  #elapsed = 0
+  #backoff = 0
+  #low = 0
+  #stable: StableCheckpoint
+  #lastExecuted = 0
+  #lastApplied = 0
+  #lastAssigned = 0
+  #highestPrePrepared = 0
+  #fetching: { seq: number, stateDigest: Uint8Array } | undefined
+  #fetchAnnounced = false
+  #currentNewView: Signed<NewView> | undefined
+  readonly #slots = new Map<number, Slot>()
+  readonly #preparedProofs = new Map<number, PreparedProof>()
+  readonly #committed = new Map<number, CommittedBatch>()
+  /** Executed, handed out in a Ready, not yet applied(): the requests to answer. */
+  readonly #executedBatches = new Map<number, CommittedBatch>()
+  readonly #checkpoints = new Map<number, Map<string, Signed<Checkpoint>>>()
+  readonly #ownCheckpoints = new Map<number, Signed<Checkpoint>>()
+  /** The latest (highest-view) valid view change from each replica, ours included. */
+  readonly #viewChanges = new Map<string, Signed<ViewChange>>()
+  readonly #pending = new Map<string, ClientRequest>()
+  readonly #assigned = new Set<string>()
+  readonly #replies = new Map<string, Signed<Reply>>()
+  #future: PbftMessage[] = []
+  readonly #seen = new Map<string, Seen>()
+  readonly #verified = new Map<string, string>()
+  /** Replicas already helped past a stable checkpoint or to our current view (bounded by n). */
+  readonly #helped = new Map<string, string>()
+
+  #promises: PbftMessage[] = []
+  #messages: Outbound[] = []
+  #committedOut: CommittedBatch[] = []
+  #evidence: Evidence[] = []
+  #stableOut: StableCheckpoint | undefined
+  #readyOutstanding = false
+  #viewChangeCount = 0
+  readonly #rejected: Record<string, number> = {}
+
+  constructor (config: PbftConfig) {
+    const n = config.replicas.length
+    assert.ok(n >= 4 && n <= PBFT_REPLICAS_MAX, `PBFT needs 4..${PBFT_REPLICAS_MAX} replicas`)
+    assert.equal(new Set(config.replicas).size, n, 'replica ids must be distinct')
+    assert.ok(config.replicas.includes(config.id), 'this replica is not in the replica set')
+    for (const r of config.replicas) assert.equal(config.publicKeys.get(r)?.length, 32, `no ed25519 key for replica ${r}`)
+    this.id = config.id
+    this.replicas = [...config.replicas]
+    this.f = Math.floor((n - 1) / 3)
+    this.#publicKeys = config.publicKeys
+    this.#signer = config.signer
+    assert.ok(sameBytes(this.#signer.publicKey, this.#publicKeys.get(this.id)!), 'signer key is not this replica\'s key')
+    this.#verify = config.verify ?? ed25519Verify
+    this.#k = config.checkpointInterval ?? 16
+    this.#l = config.logWindow ?? 4 * this.#k
+    assert.ok(this.#k >= 1 && this.#l % this.#k === 0 && this.#l >= 2 * this.#k && this.#l <= PBFT_WINDOW_MAX, 'log window must be a multiple (>= 2) of the checkpoint interval')
+    this.#batchMax = Math.min(config.batchMax ?? 64, PBFT_BATCH_MAX)
+    this.#batchBytesMax = config.batchBytesMax ?? 256 * 1024
+    this.#timeoutTicks = config.requestTimeoutTicks ?? 20
+    assert.ok(this.#timeoutTicks >= 2, 'request timeout must be at least 2 ticks')
+    this.#pendingMax = config.pendingRequestsMax ?? 4096
+    this.#clientsMax = config.clientsMax ?? 10_000
+    this.#futureMax = config.futureMessagesMax ?? 16 * n * this.#l
+    this.#unsafe = config.unsafe ?? {}
+    this.#quorum = { replicas: this.replicas, f: this.f, logWindow: this.#l, checkpointInterval: this.#k, verify: (m) => this.#verifySigned(m) }
+    this.#stable = { seq: 0, stateDigest: new Uint8Array(32), proof: [] }
+    if (config.restore !== undefined) this.#restore(config.restore)
+  }
+
+  // ---- inputs ----
+
+  tick (): void {
+    this.#elapsed++
+    if (this.#fetching !== undefined && this.#elapsed % this.#timeoutTicks === 0) this.#fetchAnnounced = false
+    if (!this.#active) {
+      const timeout = this.#timeoutTicks * 2 ** Math.min(this.#backoff, BACKOFF_EXPONENT_MAX)
+      if (this.#elapsed >= timeout) this.#startViewChange(this.#view + 1)
+      else if (this.#elapsed % this.#timeoutTicks === 0) this.#resendViewChange()
+      return
+    }
+    if (this.#isPrimary()) this.#proposeBatches()
+    const waiting = this.#pending.size > 0 || this.#highestPrePrepared > this.#lastExecuted
+    if (!waiting) this.#elapsed = 0
+    else if (this.#elapsed >= this.#timeoutTicks) this.#startViewChange(this.#view + 1)
+    else if (this.#elapsed === this.#timeoutTicks >> 1) this.#retransmit()
+  }
+
+  step (m: PbftMessage): void {
+    if (m.from === this.id) return
+    if (!this.#publicKeys.has(m.from) || !this.replicas.includes(m.from)) return this.#reject('unknown-sender')
+    if (m.body.type === 'Reply') return this.#reject('unexpected-reply')
+    if (!this.#verifySigned(m)) return this.#reject('bad-signature')
+    this.#watchEquivocation(m)
+    this.#dispatch(m)
+  }
+
+  /** A client request (requestId = client and its request timestamp); backups forward it to the primary. */
+  propose (op: Uint8Array, requestId: RequestId): ProposeResult {
+    const accepted = this.#receiveRequest({ client: requestId.client, timestamp: requestId.seq, op }, true)
+    return accepted ? { ok: true } : { ok: false, reason: 'queue-full' }
+  }
+
+  /**
+   * The application applied committed batch `seq` (in order): results[i] answers requests[i]
+   * (undefined for a request too old to answer). At a checkpoint (seq % K = 0) pass the digest of the
+   * application state as of seq.
+   */
+  applied (seq: number, results: Array<Uint8Array | undefined>, stateDigest?: Uint8Array): void {
+    assert.equal(seq, this.#lastApplied + 1, 'batches must be applied in order')
+    assert.ok(seq <= this.#lastExecuted, 'applied a batch that was not committed')
+    this.#lastApplied = seq
+    const batch = this.#executedBatches.get(seq)
+    this.#executedBatches.delete(seq)
+    assert.ok(batch !== undefined && results.length === batch.requests.length, 'one result per request')
+    batch.requests.forEach((r, i) => {
+      const result = results[i]
+      if (result === undefined) return
+      const reply = sign(this.#signer, this.id, { type: 'Reply', view: this.#view, client: r.client, timestamp: r.timestamp, result })
+      this.#replies.delete(r.client)
+      this.#replies.set(r.client, reply)
+      if (this.#replies.size > this.#clientsMax) this.#replies.delete(this.#replies.keys().next().value!)
+      this.#messages.push({ to: r.client, message: reply })
+    })
+    if (seq % this.#k !== 0) return
+    assert.ok(stateDigest !== undefined && stateDigest.length === 32, 'a checkpoint needs a 32-byte state digest')
+    const cp = sign(this.#signer, this.id, { type: 'Checkpoint', seq, stateDigest })
+    this.#ownCheckpoints.set(seq, cp)
+    this.#promises.push(cp)
+    this.#broadcast(cp)
+    this.#addCheckpoint(cp)
+  }
+
+  /** The shell installed the state of a stable checkpoint it was asked to fetch. */
+  stateInstalled (seq: number, stateDigest: Uint8Array): void {
+    assert.ok(this.#fetching !== undefined && this.#fetching.seq === seq && sameBytes(this.#fetching.stateDigest, stateDigest), 'installed a state nobody asked for')
+    this.#fetching = undefined
+    this.#lastExecuted = seq
+    this.#lastApplied = seq
+    for (const s of [...this.#executedBatches.keys()]) if (s <= seq) this.#executedBatches.delete(s)
+    this.#elapsed = 0
+    this.#execute()
+  }
+
+  // ---- outputs ----
+
+  hasReady (): boolean {
+    return this.#promises.length > 0 || this.#messages.length > 0 || this.#committedOut.length > 0 || this.#evidence.length > 0 ||
+      this.#stableOut !== undefined || (this.#fetching !== undefined && !this.#fetchAnnounced)
+  }
+
+  ready (): PbftReady {
+    assert.ok(!this.#readyOutstanding, 'ready() called again before advance()')
+    this.#readyOutstanding = true
+    const rd: PbftReady = { promises: this.#promises, messages: this.#messages, committed: this.#committedOut, evidence: this.#evidence }
+    if (this.#stableOut !== undefined) rd.stable = this.#stableOut
+    if (this.#fetching !== undefined && !this.#fetchAnnounced) {
+      rd.fetchState = this.#fetching
+      this.#fetchAnnounced = true
+    }
+    this.#promises = []
+    this.#messages = []
+    this.#committedOut = []
+    this.#evidence = []
+    this.#stableOut = undefined
+    return rd
+  }
+
+  advance (_rd: PbftReady): void {
+    assert.ok(this.#readyOutstanding, 'advance() without ready()')
+    this.#readyOutstanding = false
+  }
+
+  status (): PbftStatus {
+    return {
+      id: this.id,
+      view: this.#view,
+      active: this.#active,
+      primary: primaryOf(this.replicas, this.#view),
+      lowWatermark: this.#low,
+      highWatermark: this.#low + this.#l,
+      lastExecuted: this.#lastExecuted,
+      pendingRequests: this.#pending.size,
+      viewChanges: this.#viewChangeCount,
+      rejected: { ...this.#rejected }
+    }
+  }
+
+  // ---- requests and the normal case ----
+
+  #receiveRequest (r: ClientRequest, fromClient: boolean): boolean {
+    if (r.op.length > PBFT_OP_BYTES_MAX) {
+      this.#reject('request-too-large')
+      return false
+    }
+    const last = this.#replies.get(r.client)
+    if (fromClient && last !== undefined && r.timestamp <= last.body.timestamp) {
+      // Already executed: answer a retry from the cache, never order it again. A request forwarded
+      // by a replica is ordered even so: that replica (restored from a fetched state) still waits
+      // for it, and the application's session table makes the second execution a no-op.
+      if (r.timestamp === last.body.timestamp) this.#messages.push({ to: r.client, message: last })
+      return true
+    }
+    const known = this.#pending.get(r.client)
+    if (known === undefined || known.timestamp < r.timestamp) {
+      if (known === undefined && this.#pending.size >= this.#pendingMax) return false
+      this.#pending.set(r.client, r)
+    } else if (known.timestamp > r.timestamp) {
+      return true
+    }
+    if (fromClient && !this.#isPrimary() && this.#active) this.#forward(this.#pending.get(r.client)!)
+    if (this.#isPrimary() && this.#unassigned().length >= this.#batchMax) this.#proposeBatches()
+    return true
+  }
+
+  #forward (r: ClientRequest): void {
+    this.#messages.push({ to: primaryOf(this.replicas, this.#view), message: sign(this.#signer, this.id, { type: 'Request', request: r }) })
+  }
+
+  #unassigned (): ClientRequest[] {
+    return [...this.#pending.values()].filter((r) => !this.#assigned.has(requestKey(r)))
+  }
+
+  #proposeBatches (): void {
+    let queue = this.#unassigned()
+    while (queue.length > 0 && this.#lastAssigned < this.#low + this.#l && this.#fetching === undefined) {
+      const batch: ClientRequest[] = []
+      let bytes = 0
+      while (batch.length < this.#batchMax && queue.length > 0 && (batch.length === 0 || bytes + queue[0]!.op.length <= this.#batchBytesMax)) {
+        const r = queue.shift()!
+        bytes += r.op.length
+        batch.push(r)
+        this.#assigned.add(requestKey(r))
+      }
+      const seq = ++this.#lastAssigned
+      const pp = sign(this.#signer, this.id, { type: 'PrePrepare', view: this.#view, seq, digest: batchDigest(batch), batch })
+      this.#promises.push(pp)
+      this.#broadcast(pp)
+      this.#acceptPrePrepare(pp)
+      queue = queue.filter((r) => !this.#assigned.has(requestKey(r)))
+    }
+  }
+
+  #dispatch (m: PbftMessage): void {
+    const b = m.body
+    switch (b.type) {
+      case 'Request':
+        this.#receiveRequest(b.request, false)
+        return
+      case 'PrePrepare': case 'Prepare': case 'Commit':
+        if (this.#normalCaseReady(m as Signed<PrePrepare | Prepare | Commit>)) this.#stepNormal(m as Signed<PrePrepare | Prepare | Commit>)
+        return
+      case 'Checkpoint':
+        this.#stepCheckpoint(m as Signed<Checkpoint>)
+        return
+      case 'ViewChange':
+        this.#stepViewChange(m as Signed<ViewChange>)
+        return
+      case 'NewView':
+        this.#stepNewView(m as Signed<NewView>)
+        return
+      case 'Reply':
+        return
+    }
+  }
+
+  /** True if the message belongs to this view and window; buffers messages of a view not yet installed. */
+  #normalCaseReady (m: Signed<PrePrepare | Prepare | Commit>): boolean {
+    const { view, seq } = m.body
+    if (view > this.#view || (view === this.#view && !this.#active)) {
+      if (view > this.#view + FUTURE_VIEWS_MAX) this.#reject('view-too-far-ahead')
+      else {
+        if (this.#future.length >= this.#futureMax) this.#future.shift()
+        this.#future.push(m)
+      }
+      return false
+    }
+    if (view < this.#view) return false
+    if (seq <= this.#low) {
+      this.#helpPastCheckpoint(m.from)
+      return false
+    }
+    if (seq > this.#low + this.#l) {
+      this.#reject('outside-watermarks')
+      return false
+    }
+    return true
+  }
+
+  #stepNormal (m: Signed<PrePrepare | Prepare | Commit>): void {
+    const b = m.body
+    if (b.type === 'PrePrepare') {
+      if (m.from !== primaryOf(this.replicas, b.view)) return this.#reject('pre-prepare-not-from-primary')
+      if (!this.#validBatch(b)) return this.#reject('bad-batch')
+      const slot = this.#slot(b.seq)
+      if (slot.prePrepare !== undefined) return
+      this.#promises.push(m)
+      this.#acceptPrePrepare(m as Signed<PrePrepare>)
+      return
+    }
+    const slot = this.#slot(b.seq)
+    if (b.type === 'Prepare') {
+      if (m.from === primaryOf(this.replicas, b.view)) return this.#reject('prepare-from-primary')
+      if (!slot.prepares.has(m.from)) slot.prepares.set(m.from, m as Signed<Prepare>)
+    } else if (!slot.commits.has(m.from)) {
+      slot.commits.set(m.from, m as Signed<Commit>)
+    }
+    if (b.seq <= this.#lastExecuted) this.#helpLaggingReplica(m.from, slot)
+    this.#advanceSlot(b.seq, slot)
+  }
+
+  #validBatch (pp: PrePrepare): boolean {
+    if (pp.batch.length > this.#batchMax || !sameBytes(pp.digest, batchDigest(pp.batch))) return false
+    const clients = new Set<string>()
+    let bytes = 0
+    for (const r of pp.batch) {
+      if (clients.has(r.client)) return false
+      clients.add(r.client)
+      bytes += r.op.length
+    }
+    return bytes <= Math.max(this.#batchBytesMax, PBFT_OP_BYTES_MAX)
+  }
+
+  /** A pre-prepare for the current view (ours, a primary's, or from a NewView's O). */
+  #acceptPrePrepare (pp: Signed<PrePrepare>): void {
+    const slot = this.#slot(pp.body.seq)
+    assert.ok(slot.prePrepare === undefined || sameBytes(slot.prePrepare.body.digest, pp.body.digest), 'two pre-prepares accepted for one seq and view')
+    slot.prePrepare = pp
+    this.#highestPrePrepared = Math.max(this.#highestPrePrepared, pp.body.seq)
+    if (pp.from !== this.id && slot.ownPrepare === undefined) {
+      const prepare = sign(this.#signer, this.id, { type: 'Prepare', view: pp.body.view, seq: pp.body.seq, digest: pp.body.digest })
+      slot.ownPrepare = prepare
+      slot.prepares.set(this.id, prepare)
+      this.#promises.push(prepare)
+      this.#broadcast(prepare)
+    }
+    this.#advanceSlot(pp.body.seq, slot)
+  }
+
+  #advanceSlot (seq: number, slot: Slot): void {
+    const pp = slot.prePrepare
+    if (pp === undefined) return
+    if (!slot.prepared) {
+      const matching = [...slot.prepares.values()].filter((p) => sameBytes(p.body.digest, pp.body.digest))
+      if (matching.length < 2 * this.f) return
+      slot.prepared = true
+      // The prepared certificate is a promise: a view change must carry it even after a restart.
+      const prepares = matching.slice(0, 2 * this.f)
+      this.#promises.push(...prepares.filter((p) => p.from !== this.id))
+      const known = this.#preparedProofs.get(seq)
+      if (known === undefined || known.prePrepare.body.view <= pp.body.view) this.#preparedProofs.set(seq, { prePrepare: pp, prepares })
+      const commit = sign(this.#signer, this.id, { type: 'Commit', view: pp.body.view, seq, digest: pp.body.digest })
+      slot.ownCommit = commit
+      slot.commits.set(this.id, commit)
+      this.#promises.push(commit)
+      this.#broadcast(commit)
+    }
+    if (slot.committed) return
+    const commits = [...slot.commits.values()].filter((c) => sameBytes(c.body.digest, pp.body.digest)).length
+    if (commits < (this.#unsafe.commitQuorumFPlus1 === true ? this.f + 1 : 2 * this.f + 1)) return
+    slot.committed = true
+    if (seq > this.#lastExecuted) this.#committed.set(seq, { seq, view: pp.body.view, digest: pp.body.digest, requests: pp.body.batch })
+    this.#execute()
+  }
+
+  #execute (): void {
+    if (this.#fetching !== undefined) return
+    for (let c = this.#committed.get(this.#lastExecuted + 1); c !== undefined; c = this.#committed.get(this.#lastExecuted + 1)) {
+      this.#committed.delete(c.seq)
+      this.#lastExecuted = c.seq
+      this.#elapsed = 0
+      for (const r of c.requests) {
+        const p = this.#pending.get(r.client)
+        if (p !== undefined && p.timestamp <= r.timestamp) {
+          this.#pending.delete(r.client)
+          this.#assigned.delete(requestKey(p))
+        }
+      }
+      this.#executedBatches.set(c.seq, c)
+      this.#committedOut.push(c)
+    }
+  }
+
+  #slot (seq: number): Slot {
+    let slot = this.#slots.get(seq)
+    if (slot === undefined || slot.view < this.#view) {
+      slot = { view: this.#view, prepares: new Map(), commits: new Map(), prepared: false, committed: false }
+      this.#slots.set(seq, slot)
+    }
+    return slot
+  }
+
+  /** Half way to the timeout: resend what we said for the work still open (identical signed bytes). */
+  #retransmit (): void {
+    if (!this.#isPrimary()) for (const r of this.#pending.values()) this.#forward(r)
+    for (const [seq, slot] of this.#slots) {
+      if (seq <= this.#lastExecuted || slot.view !== this.#view) continue
+      if (slot.prePrepare?.from === this.id) this.#broadcast(slot.prePrepare)
+      if (slot.ownPrepare !== undefined) this.#broadcast(slot.ownPrepare)
+      if (slot.ownCommit !== undefined) this.#broadcast(slot.ownCommit)
+    }
+    const cp = this.#ownCheckpoints.get(this.#low)
+    if (cp !== undefined) this.#broadcast(cp)
+  }
+
+  /** A replica still working on a seq we executed: resend our commit (once per replica and seq). */
+  #helpLaggingReplica (to: string, slot: Slot): void {
+    if (slot.ownCommit === undefined) return
+    const key = `c:${slot.view}:${slot.ownCommit.body.seq}`
+    if (this.#helped.get(to) === key) return
+    this.#helped.set(to, key)
+    if (slot.prePrepare !== undefined) this.#messages.push({ to, message: slot.prePrepare })
+    this.#messages.push({ to, message: slot.ownCommit })
+  }
+
+  /** A replica still working below our stable checkpoint: hand it the checkpoint proof. */
+  #helpPastCheckpoint (to: string): void {
+    const key = `s:${this.#low}`
+    if (this.#low === 0 || this.#helped.get(to) === key) return
+    this.#helped.set(to, key)
+    for (const cp of this.#stable.proof) this.#messages.push({ to, message: cp })
+  }
+
+  // ---- checkpoints ----
+
+  #stepCheckpoint (m: Signed<Checkpoint>): void {
+    const { seq } = m.body
+    if (seq % this.#k !== 0 || seq > this.#low + 4 * this.#l) return this.#reject('outside-watermarks')
+    if (seq <= this.#low) {
+      if (seq < this.#low) this.#helpPastCheckpoint(m.from)
+      return
+    }
+    this.#addCheckpoint(m)
+  }
+
+  #addCheckpoint (m: Signed<Checkpoint>): void {
+    const { seq } = m.body
+    let bySender = this.#checkpoints.get(seq)
+    if (bySender === undefined) {
+      bySender = new Map()
+      this.#checkpoints.set(seq, bySender)
+    }
+    if (!bySender.has(m.from)) bySender.set(m.from, m)
+    const matching = [...bySender.values()].filter((c) => sameBytes(c.body.stateDigest, m.body.stateDigest))
+    if (matching.length >= 2 * this.f + 1) this.#adoptStable({ seq, stateDigest: m.body.stateDigest, proof: matching })
+  }
+
+  /** A checkpoint proven by 2f+1 replicas: move the low watermark and collect garbage below it. */
+  #adoptStable (stable: StableCheckpoint): void {
+    if (stable.seq <= this.#low) return
+    const own = this.#ownCheckpoints.get(stable.seq)
+    assert.ok(own === undefined || sameBytes(own.body.stateDigest, stable.stateDigest), 'our state diverged from 2f+1 replicas at a checkpoint')
+    this.#low = stable.seq
+    this.#stable = stable
+    this.#stableOut = stable
+    if (this.#lastExecuted < stable.seq) {
+      // Lagging behind the others' garbage collection: the shell fetches the state instead.
+      this.#fetching = { seq: stable.seq, stateDigest: stable.stateDigest }
+      this.#fetchAnnounced = false
+    }
+    this.#lastAssigned = Math.max(this.#lastAssigned, stable.seq)
+    for (const map of [this.#slots, this.#preparedProofs, this.#committed]) for (const seq of [...map.keys()]) if (seq <= stable.seq) map.delete(seq)
+    for (const seq of [...this.#checkpoints.keys()]) if (seq < stable.seq) this.#checkpoints.delete(seq)
+    for (const seq of [...this.#ownCheckpoints.keys()]) if (seq < stable.seq) this.#ownCheckpoints.delete(seq)
+    for (const [key, s] of this.#seen) if (s.seq !== 0 && s.seq <= stable.seq) this.#seen.delete(key)
+  }
+
+  // ---- view change ----
+
+  #startViewChange (view: number): void {
+    assert.ok(view > this.#view || (view === this.#view && this.#active), 'view changes only move forward')
+    this.#backoff = this.#active ? 0 : this.#backoff + 1
+    this.#view = view
+    this.#active = false
+    this.#elapsed = 0
+    this.#viewChangeCount++
+    this.#currentNewView = undefined
+    const prepared = [...this.#preparedProofs.values()].filter((p) => p.prePrepare.body.seq > this.#low).sort((a, b) => a.prePrepare.body.seq - b.prePrepare.body.seq)
+    const vc = sign(this.#signer, this.id, { type: 'ViewChange', view, stableSeq: this.#low, checkpointProof: this.#stable.proof, prepared })
+    this.#viewChanges.set(this.id, vc)
+    this.#promises.push(vc)
+    this.#broadcast(vc)
+    this.#maybeSendNewView()
+  }
+
+  #resendViewChange (): void {
+    const own = this.#viewChanges.get(this.id)
+    if (own !== undefined && own.body.view === this.#view) this.#broadcast(own)
+  }
+
+  #stepViewChange (m: Signed<ViewChange>): void {
+    const { view } = m.body
+    if (view < this.#view || (view === this.#view && this.#active)) {
+      // A replica behind us: our NewView (signed by its primary) brings it into the current view.
+      if (this.#active && this.#currentNewView !== undefined && this.#helped.get(m.from) !== `v:${this.#view}`) {
+        this.#helped.set(m.from, `v:${this.#view}`)
+        this.#messages.push({ to: m.from, message: this.#currentNewView })
+      }
+      return
+    }
+    const known = this.#viewChanges.get(m.from)
+    if (known !== undefined && known.body.view >= view) return
+    if (!validViewChange(this.#quorum, m.body)) return this.#reject('invalid-view-change')
+    this.#viewChanges.set(m.from, m)
+    // f+1 replicas want a later view: at least one is correct, so join the smallest of those views.
+    const ahead = [...this.#viewChanges.values()].filter((vc) => vc.from !== this.id && vc.body.view > this.#view)
+    if (ahead.length >= this.f + 1) this.#startViewChange(Math.min(...ahead.map((vc) => vc.body.view)))
+    else this.#maybeSendNewView()
+  }
+
+  #maybeSendNewView (): void {
+    if (this.#active || !this.#isPrimary()) return
+    const vcs = this.replicas.flatMap((r) => {
+      const vc = this.#viewChanges.get(r)
+      return vc !== undefined && vc.body.view === this.#view ? [vc] : []
+    })
+    if (vcs.length < 2 * this.f + 1) return
+    const plan = planNewView(this.#view, vcs.map((vc) => vc.body))
+    const prePrepares = plan.prePrepares.map((pp) => sign(this.#signer, this.id, pp))
+    const nv = sign(this.#signer, this.id, { type: 'NewView', view: this.#view, viewChanges: vcs, prePrepares })
+    this.#promises.push(nv)
+    this.#broadcast(nv)
+    this.#installNewView(nv, plan)
+  }
+
+  #stepNewView (m: Signed<NewView>): void {
+    const { view } = m.body
+    if (view < this.#view || (view === this.#view && this.#active)) return
+    const verdict = validateNewView(this.#quorum, m, this.#unsafe.trustNewViewO === true)
+    if (!verdict.ok) return this.#reject('invalid-new-view')
+    this.#promises.push(m)
+    this.#installNewView(m, verdict.plan)
+  }
+
+  #installNewView (nv: Signed<NewView>, plan: NewViewPlan): void {
+    this.#view = nv.body.view
+    this.#active = true
+    this.#backoff = 0
+    this.#elapsed = 0
+    this.#currentNewView = nv
+    this.#assigned.clear()
+    this.#slots.clear()
+    if (plan.stableSeq > this.#low) this.#adoptStable({ seq: plan.stableSeq, stateDigest: plan.stableDigest, proof: plan.stableProof })
+    this.#lastAssigned = Math.max(this.#low, ...nv.body.prePrepares.map((pp) => pp.body.seq))
+    this.#highestPrePrepared = this.#low
+    for (const pp of nv.body.prePrepares) {
+      if (pp.body.seq <= this.#low) continue
+      for (const r of pp.body.batch) this.#assigned.add(requestKey(r))
+      this.#acceptPrePrepare(pp)
+    }
+    if (!this.#isPrimary()) for (const r of this.#pending.values()) this.#forward(r)
+    const future = this.#future
+    this.#future = []
+    for (const m of future) if (m.body.type !== 'Request' && 'view' in m.body && m.body.view >= this.#view) this.#dispatch(m)
+  }
+
+  // ---- authentication and equivocation ----
+
+  #verifySigned (m: Signed): boolean {
+    const key = this.#publicKeys.get(m.from)
+    if (key === undefined || !this.replicas.includes(m.from)) return false
+    const id = hex(m.signature)
+    const bytes = signingBytes(m.from, m.body)
+    const hash = hex(sha256(bytes))
+    if (this.#verified.get(id) === hash) return true
+    if (!this.#verify(key, bytes, m.signature)) return false
+    if (this.#verified.size >= 16 * this.#l * this.replicas.length) this.#verified.clear()
+    this.#verified.set(id, hash)
+    return true
+  }
+
+  #watchEquivocation (m: PbftMessage): void {
+    const b = m.body
+    if (b.type === 'Request' || b.type === 'Reply') return
+    const view = 'view' in b ? b.view : 0
+    const seq = 'seq' in b ? b.seq : 0
+    const key = `${b.type}|${m.from}|${view}|${seq}`
+    const hash = this.#verified.get(hex(m.signature))!
+    const seen = this.#seen.get(key)
+    if (seen === undefined) {
+      if (this.#seen.size < 8 * this.replicas.length * this.#l) this.#seen.set(key, { view, seq, hash, message: m, reported: false })
+      return
+    }
+    if (seen.hash === hash || seen.reported) return
+    seen.reported = true
+    this.#evidence.push({ replica: m.from, first: seen.message, second: m })
+  }
+
+  // ---- restart ----
+
+  #restore (r: PbftRestore): void {
+    if (r.stable !== undefined) {
+      assert.ok(checkpointProofDigest(this.#quorum, r.stable.seq, r.stable.proof) !== undefined, 'restored stable checkpoint without a valid proof')
+      this.#low = r.stable.seq
+      this.#stable = r.stable
+    }
+    assert.ok(r.executedSeq >= this.#low, 'the application state is older than the stable checkpoint')
+    this.#lastExecuted = this.#lastApplied = this.#lastAssigned = r.executedSeq
+    for (const m of r.promises) {
+      const b = m.body
+      if (b.type === 'ViewChange' && b.view >= this.#view) {
+        this.#view = b.view
+        this.#active = false
+        this.#viewChanges.set(this.id, m as Signed<ViewChange>)
+      } else if (b.type === 'NewView' && b.view >= this.#view) {
+        this.#view = b.view
+        this.#active = true
+        this.#currentNewView = m as Signed<NewView>
+        this.#slots.clear()
+        for (const pp of b.prePrepares) if (pp.body.seq > this.#low) this.#restoreVote(pp)
+      } else if (b.type === 'Checkpoint' && m.from === this.id && b.seq >= this.#low) {
+        this.#ownCheckpoints.set(b.seq, m as Signed<Checkpoint>)
+      } else if ((b.type === 'PrePrepare' || b.type === 'Prepare' || b.type === 'Commit') && b.seq > this.#low && b.view === this.#view) {
+        this.#restoreVote(m as Signed<PrePrepare | Prepare | Commit>)
+      }
+    }
+    this.#promises = []
+    this.#messages = []
+    this.#committedOut = []
+  }
+
+  /** Replays one persisted vote of the current view into its slot, resending nothing. */
+  #restoreVote (m: Signed<PrePrepare | Prepare | Commit>): void {
+    const b = m.body
+    const slot = this.#slot(b.seq)
+    if (b.type === 'PrePrepare') {
+      slot.prePrepare = m as Signed<PrePrepare>
+      this.#highestPrePrepared = Math.max(this.#highestPrePrepared, b.seq)
+      if (m.from === this.id) this.#lastAssigned = Math.max(this.#lastAssigned, b.seq)
+      for (const r of b.batch) this.#assigned.add(requestKey(r))
+      return
+    }
+    if (b.type === 'Prepare') {
+      slot.prepares.set(m.from, m as Signed<Prepare>)
+      if (m.from === this.id) slot.ownPrepare = m as Signed<Prepare>
+      const pp = slot.prePrepare
+      const matching = [...slot.prepares.values()].filter((p) => pp !== undefined && sameBytes(p.body.digest, pp.body.digest))
+      if (pp !== undefined && !slot.prepared && matching.length >= 2 * this.f) {
+        slot.prepared = true
+        this.#preparedProofs.set(b.seq, { prePrepare: pp, prepares: matching.slice(0, 2 * this.f) })
+      }
+      return
+    }
+    slot.commits.set(m.from, m as Signed<Commit>)
+    slot.ownCommit = m as Signed<Commit>
+  }
+
+  // ---- helpers ----
+
+  #isPrimary (): boolean {
+    return primaryOf(this.replicas, this.#view) === this.id
+  }
+
+  #broadcast (m: PbftMessage): void {
+    for (const r of this.replicas) if (r !== this.id) this.#messages.push({ to: r, message: m })
+  }
+
+  #reject (reason: string): void {
+    this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1
+  }
+}
+
+function requestKey (r: ClientRequest): string {
+  return `${r.client}\u0000${r.timestamp}`
+}

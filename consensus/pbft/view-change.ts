@@ -1,0 +1,131 @@
+import {
+  type Checkpoint, type ClientRequest, type NewView, type PrePrepare, type PreparedProof, type Signed, type ViewChange,
+  batchDigest, hex, sameBytes
+} from './messages.js'
+
+// The pure half of PBFT's view change: checking the proofs a ViewChange carries and computing the
+// new primary's pre-prepares (the set O) from 2f+1 view changes (the set V). A backup validates a
+// NewView by recomputing O from V itself, so a faulty new primary cannot drop or alter a request
+// that may have committed in an earlier view.
+
+export interface Quorum {
+  replicas: readonly string[]
+  f: number
+  logWindow: number
+  checkpointInterval: number
+  /** True iff the signature is valid and the sender is a replica. */
+  verify: (m: Signed) => boolean
+}
+
+export function primaryOf (replicas: readonly string[], view: number): string {
+  return replicas[view % replicas.length]!
+}
+
+/** The digest 2f+1 distinct replicas signed for checkpoint `seq`, or undefined. */
+export function checkpointProofDigest (q: Quorum, seq: number, proof: Array<Signed<Checkpoint>>): Uint8Array | undefined {
+  if (seq === 0) return proof.length === 0 ? new Uint8Array(32) : undefined
+  const first = proof[0]
+  if (first === undefined || seq % q.checkpointInterval !== 0) return undefined
+  const signers = new Set<string>()
+  for (const c of proof) {
+    if (c.body.seq !== seq || !sameBytes(c.body.stateDigest, first.body.stateDigest) || signers.has(c.from) || !q.verify(c)) return undefined
+    signers.add(c.from)
+  }
+  return signers.size >= 2 * q.f + 1 ? first.body.stateDigest : undefined
+}
+
+/** A pre-prepare from the primary of an earlier view and 2f matching prepares from distinct backups. */
+export function validPreparedProof (q: Quorum, p: PreparedProof, viewBefore: number): boolean {
+  const pp = p.prePrepare
+  const { view, seq, digest } = pp.body
+  if (view >= viewBefore || pp.from !== primaryOf(q.replicas, view) || !sameBytes(digest, batchDigest(pp.body.batch)) || !q.verify(pp)) return false
+  const signers = new Set<string>()
+  for (const pr of p.prepares) {
+    const b = pr.body
+    if (b.view !== view || b.seq !== seq || !sameBytes(b.digest, digest) || pr.from === pp.from || signers.has(pr.from) || !q.verify(pr)) return false
+    signers.add(pr.from)
+  }
+  return signers.size >= 2 * q.f
+}
+
+/** A view change whose checkpoint proof and prepared certificates all check out (its own signature aside). */
+export function validViewChange (q: Quorum, vc: ViewChange): boolean {
+  if (checkpointProofDigest(q, vc.stableSeq, vc.checkpointProof) === undefined) return false
+  const seqs = new Set<number>()
+  for (const p of vc.prepared) {
+    const seq = p.prePrepare.body.seq
+    if (seq <= vc.stableSeq || seq > vc.stableSeq + q.logWindow || seqs.has(seq) || !validPreparedProof(q, p, vc.view)) return false
+    seqs.add(seq)
+  }
+  return true
+}
+
+export interface NewViewPlan {
+  /** min-s: the latest stable checkpoint any view change proves, with that proof. */
+  stableSeq: number
+  stableDigest: Uint8Array
+  stableProof: Array<Signed<Checkpoint>>
+  /** O: one pre-prepare per seq in (min-s, max-s]; the empty batch (null request) fills gaps. */
+  prePrepares: PrePrepare[]
+}
+
+/** Computes O from V (all view changes for `view`, already validated). Deterministic. */
+export function planNewView (view: number, viewChanges: ViewChange[]): NewViewPlan {
+  let best = viewChanges[0]!
+  for (const vc of viewChanges) if (vc.stableSeq > best.stableSeq) best = vc
+  const stableSeq = best.stableSeq
+  const chosen = new Map<number, PrePrepare>()
+  for (const vc of viewChanges) {
+    for (const p of vc.prepared) {
+      const pp = p.prePrepare.body
+      const known = chosen.get(pp.seq)
+      if (pp.seq > stableSeq && (known === undefined || pp.view > known.view)) chosen.set(pp.seq, pp)
+    }
+  }
+  const maxSeq = Math.max(stableSeq, ...chosen.keys())
+  const prePrepares: PrePrepare[] = []
+  for (let seq = stableSeq + 1; seq <= maxSeq; seq++) {
+    const batch: ClientRequest[] = chosen.get(seq)?.batch ?? []
+    prePrepares.push({ type: 'PrePrepare', view, seq, digest: batchDigest(batch), batch })
+  }
+  return {
+    stableSeq,
+    stableDigest: best.checkpointProof[0]?.body.stateDigest ?? new Uint8Array(32),
+    stableProof: best.checkpointProof,
+    prePrepares
+  }
+}
+
+export type NewViewVerdict = { ok: true, plan: NewViewPlan } | { ok: false, reason: string }
+
+/**
+ * Checks a NewView: 2f+1 valid view changes for its view from distinct replicas, and pre-prepares
+ * signed by the new primary that are exactly O recomputed from V. With `trustO` (a test-only bug)
+ * the recomputation is skipped and the primary's O is believed.
+ */
+export function validateNewView (q: Quorum, nv: Signed<NewView>, trustO = false): NewViewVerdict {
+  const { view, viewChanges, prePrepares } = nv.body
+  const primary = primaryOf(q.replicas, view)
+  if (nv.from !== primary) return { ok: false, reason: 'new view not from the primary' }
+  const senders = new Set<string>()
+  for (const vc of viewChanges) {
+    if (vc.body.view !== view || senders.has(vc.from) || !q.verify(vc) || !validViewChange(q, vc.body)) return { ok: false, reason: `invalid view change from ${vc.from}` }
+    senders.add(vc.from)
+  }
+  if (senders.size < 2 * q.f + 1) return { ok: false, reason: 'fewer than 2f+1 view changes' }
+  for (const pp of prePrepares) {
+    if (pp.from !== primary || pp.body.view !== view || !sameBytes(pp.body.digest, batchDigest(pp.body.batch)) || !q.verify(pp)) {
+      return { ok: false, reason: 'pre-prepare not signed by the new primary for this view' }
+    }
+  }
+  const plan = planNewView(view, viewChanges.map((vc) => vc.body))
+  if (trustO) return { ok: true, plan: { ...plan, prePrepares: prePrepares.map((pp) => pp.body) } }
+  const expected = plan.prePrepares
+  if (expected.length !== prePrepares.length) return { ok: false, reason: `O has ${prePrepares.length} pre-prepares, V implies ${expected.length}` }
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!
+    const got = prePrepares[i]!.body
+    if (got.seq !== e.seq || hex(got.digest) !== hex(e.digest)) return { ok: false, reason: `O differs from V at seq ${e.seq}` }
+  }
+  return { ok: true, plan }
+}
