@@ -121,6 +121,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   #view = 0
   #active = true
   #elapsed = 0
+  #ticks = 0
   #backoff = 0
   #low = 0
   #stable: StableCheckpoint
@@ -191,6 +192,8 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
 
   tick (): void {
     this.#elapsed++
+    // A checkpoint heartbeat: a replica cut off while a checkpoint became stable learns it this way.
+    if (++this.#ticks % this.#timeoutTicks === 0) this.#resendCheckpoints()
     if (this.#fetching !== undefined && this.#elapsed % this.#timeoutTicks === 0) this.#fetchAnnounced = false
     if (!this.#active) {
       const timeout = this.#timeoutTicks * 2 ** Math.min(this.#backoff, BACKOFF_EXPONENT_MAX)
@@ -200,9 +203,10 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     }
     if (this.#isPrimary()) this.#proposeBatches()
     const waiting = this.#pending.size > 0 || this.#highestPrePrepared > this.#lastExecuted
+    // Backups suspect the primary; the primary only keeps resending what it said.
     if (!waiting) this.#elapsed = 0
-    else if (this.#elapsed >= this.#timeoutTicks) this.#startViewChange(this.#view + 1)
-    else if (this.#elapsed === this.#timeoutTicks >> 1) this.#retransmit()
+    else if (this.#elapsed >= this.#timeoutTicks && !this.#isPrimary()) this.#startViewChange(this.#view + 1)
+    else if (this.#elapsed % this.#timeoutTicks === this.#timeoutTicks >> 1) this.#retransmit()
   }
 
   step (m: PbftMessage): void {
@@ -388,10 +392,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     const { view, seq } = m.body
     if (view > this.#view || (view === this.#view && !this.#active)) {
       if (view > this.#view + FUTURE_VIEWS_MAX) this.#reject('view-too-far-ahead')
-      else {
-        if (this.#future.length >= this.#futureMax) this.#future.shift()
-        this.#future.push(m)
-      }
+      else this.#defer(m)
       return false
     }
     if (view < this.#view) return false
@@ -400,10 +401,24 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       return false
     }
     if (seq > this.#low + this.#l) {
-      this.#reject('outside-watermarks')
+      // Just above the high watermark: the checkpoint that moves it is probably on its way.
+      if (seq <= this.#low + 2 * this.#l) this.#defer(m)
+      else this.#reject('outside-watermarks')
       return false
     }
     return true
+  }
+
+  /** Keeps a message for a view or window not reached yet (bounded, oldest dropped first). */
+  #defer (m: PbftMessage): void {
+    if (this.#future.length >= this.#futureMax) this.#future.shift()
+    this.#future.push(m)
+  }
+
+  #replayDeferred (): void {
+    const deferred = this.#future
+    this.#future = []
+    for (const m of deferred) if ('view' in m.body && m.body.view >= this.#view) this.#dispatch(m)
   }
 
   #stepNormal (m: Signed<PrePrepare | Prepare | Commit>): void {
@@ -518,8 +533,11 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       if (slot.ownPrepare !== undefined) this.#broadcast(slot.ownPrepare)
       if (slot.ownCommit !== undefined) this.#broadcast(slot.ownCommit)
     }
-    const cp = this.#ownCheckpoints.get(this.#low)
-    if (cp !== undefined) this.#broadcast(cp)
+    this.#resendCheckpoints()
+  }
+
+  #resendCheckpoints (): void {
+    for (const [seq, cp] of this.#ownCheckpoints) if (seq >= this.#low) this.#broadcast(cp)
   }
 
   /** A replica still working on a seq we executed: resend our commit (once per replica and seq). */
@@ -582,6 +600,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     for (const seq of [...this.#checkpoints.keys()]) if (seq < stable.seq) this.#checkpoints.delete(seq)
     for (const seq of [...this.#ownCheckpoints.keys()]) if (seq < stable.seq) this.#ownCheckpoints.delete(seq)
     for (const [key, s] of this.#seen) if (s.seq !== 0 && s.seq <= stable.seq) this.#seen.delete(key)
+    if (this.#active) this.#replayDeferred()
   }
 
   // ---- view change ----
@@ -668,9 +687,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       this.#acceptPrePrepare(pp)
     }
     if (!this.#isPrimary()) for (const r of this.#pending.values()) this.#forward(r)
-    const future = this.#future
-    this.#future = []
-    for (const m of future) if (m.body.type !== 'Request' && 'view' in m.body && m.body.view >= this.#view) this.#dispatch(m)
+    this.#replayDeferred()
   }
 
   // ---- authentication and equivocation ----

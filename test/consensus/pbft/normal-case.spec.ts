@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict'
+import { decode } from 'cborg'
+import { sign } from '../../../consensus/pbft/index.js'
+import { TestNetwork, requestOf } from './harness.js'
+
+describe('pbft: normal case', () => {
+  it('a request at a backup is forwarded, pre-prepared, prepared, committed and executed in order on every replica', () => {
+    const net = new TestNetwork(4)
+    assert.equal(net.core('org1').status().primary, 'org1')
+    net.request('org3', 'alice', 1, 'a1')
+    net.tick()
+    for (const r of net.replicas.values()) {
+      assert.deepEqual(r.applied, ['a1'], `${r.id} applied`)
+      assert.equal(r.core.status().lastExecuted, 1)
+    }
+    const types = net.delivered.map((m) => m.body.type)
+    assert.ok(types.includes('Request') && types.includes('PrePrepare') && types.includes('Prepare') && types.includes('Commit'))
+    // Every replica replies; the client accepts once f+1 = 2 agree.
+    assert.equal(net.replies.get('alice')?.length, 4)
+    assert.equal(decode(net.accepted('alice', 1)!), 1)
+  })
+
+  it('batches requests that arrive between ticks into one pre-prepare', () => {
+    const net = new TestNetwork(4)
+    for (let i = 1; i <= 5; i++) net.request('org1', `c${i}`, 1, `op${i}`)
+    net.tick()
+    const prePrepares = net.delivered.filter((m) => m.body.type === 'PrePrepare')
+    assert.equal(new Set(prePrepares.map((m) => m.body.type === 'PrePrepare' && m.body.seq)).size, 1)
+    for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['op1', 'op2', 'op3', 'op4', 'op5'])
+  })
+
+  it('works with 7 organisations (f = 2)', () => {
+    const net = new TestNetwork(7)
+    assert.equal(net.core('org1').f, 2)
+    net.request('org5', 'bob', 1, 'b1')
+    net.tick()
+    for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['b1'])
+    assert.ok(net.accepted('bob', 1) !== undefined)
+  })
+
+  it('suppresses duplicates: a retried request is answered from the reply cache and executed once', () => {
+    const net = new TestNetwork(4)
+    net.request('org2', 'alice', 1, 'a1')
+    net.tick()
+    const before = net.delivered.filter((m) => m.body.type === 'PrePrepare').length
+    // The client did not hear enough replies and retries at every replica.
+    for (const id of net.ids) net.request(id, 'alice', 1, 'a1')
+    net.tick(3)
+    assert.equal(net.delivered.filter((m) => m.body.type === 'PrePrepare').length, before, 'the retry was not ordered again')
+    for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['a1'])
+    assert.equal(net.replies.get('alice')?.length, 8, 'each replica answered the retry from its cache')
+    // An older request from the same client is stale: ignored, never executed.
+    net.request('org1', 'alice', 0, 'old')
+    net.tick(3)
+    for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['a1'])
+  })
+
+  it('a duplicate inside a committed batch (a faulty primary re-ordering an old request) is applied once', () => {
+    const net = new TestNetwork(4)
+    net.request('org1', 'alice', 1, 'a1')
+    net.tick()
+    // A backup restored from a fetched state forwards an old request again: the primary orders it,
+    // and the session table answers with the first result instead of executing it twice.
+    const org2 = net.replica('org2')
+    net.inject('org1', sign(org2.identity, 'org2', { type: 'Request', request: requestOf('alice', 1, 'a1') }))
+    net.tick(2)
+    assert.equal(net.core('org1').status().lastExecuted, 2, 'the old request was ordered again')
+    for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['a1'])
+    const replies = net.replies.get('alice')!.filter((m) => m.body.type === 'Reply' && decode(m.body.result) === 1)
+    assert.equal(replies.length, 8, 'both executions answered with the first result')
+  })
+})
