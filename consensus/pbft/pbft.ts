@@ -92,6 +92,8 @@ interface Slot {
   ownCommit?: Signed<Commit>
   prepared: boolean
   committed: boolean
+  /** Replicas we resent our commit to. */
+  helped: Set<string>
 }
 
 interface Seen { view: number, seq: number, hash: string, message: PbftMessage, reported: boolean }
@@ -147,7 +149,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   #future: PbftMessage[] = []
   readonly #seen = new Map<string, Seen>()
   readonly #verified = new Map<string, string>()
-  /** Replicas already helped past a stable checkpoint or to our current view (bounded by n). */
+  /** Per replica, the latest view we saw it work in (bounded by n). */
+  readonly #laterViews = new Map<string, number>()
+  /** Per replica, the last stable checkpoint or view we helped it to (bounded by n). */
   readonly #helped = new Map<string, string>()
 
   #promises: PbftMessage[] = []
@@ -258,6 +262,10 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   stateInstalled (seq: number, stateDigest: Uint8Array): void {
     assert.ok(this.#fetching !== undefined && this.#fetching.seq === seq && sameBytes(this.#fetching.stateDigest, stateDigest), 'installed a state nobody asked for')
     this.#fetching = undefined
+    // What we waited for may have executed in the range we skipped; every replica that still
+    // waits for a request holds it too (requests go to all), so nothing is lost by forgetting.
+    this.#pending.clear()
+    this.#assigned.clear()
     this.#lastExecuted = seq
     this.#lastApplied = seq
     for (const s of [...this.#executedBatches.keys()]) if (s <= seq) this.#executedBatches.delete(s)
@@ -317,11 +325,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       return false
     }
     const last = this.#replies.get(r.client)
-    if (fromClient && last !== undefined && r.timestamp <= last.body.timestamp) {
-      // Already executed: answer a retry from the cache, never order it again. A request forwarded
-      // by a replica is ordered even so: that replica (restored from a fetched state) still waits
-      // for it, and the application's session table makes the second execution a no-op.
-      if (r.timestamp === last.body.timestamp) this.#messages.push({ to: r.client, message: last })
+    if (last !== undefined && r.timestamp <= last.body.timestamp) {
+      // Already executed: answer a retry from the cache, never order it again.
+      if (fromClient && r.timestamp === last.body.timestamp) this.#messages.push({ to: r.client, message: last })
       return true
     }
     const known = this.#pending.get(r.client)
@@ -331,7 +337,8 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     } else if (known.timestamp > r.timestamp) {
       return true
     }
-    if (fromClient && !this.#isPrimary() && this.#active) this.#forward(this.#pending.get(r.client)!)
+    // A request from our own client goes to every replica: all of them then watch the primary order it.
+    if (fromClient) this.#broadcast(sign(this.#signer, this.id, { type: 'Request', request: this.#pending.get(r.client)! }))
     if (this.#isPrimary() && this.#unassigned().length >= this.#batchMax) this.#proposeBatches()
     return true
   }
@@ -393,6 +400,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     if (view > this.#view || (view === this.#view && !this.#active)) {
       if (view > this.#view + FUTURE_VIEWS_MAX) this.#reject('view-too-far-ahead')
       else this.#defer(m)
+      this.#noticeLaterView(m.from, view)
       return false
     }
     if (view < this.#view) return false
@@ -407,6 +415,18 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       return false
     }
     return true
+  }
+
+  /**
+   * f+1 replicas work in later views (so a correct one does): ask to join the latest view f+1 of
+   * them reached. Our ViewChange for it makes a replica already there send us its NewView.
+   */
+  #noticeLaterView (from: string, view: number): void {
+    if ((this.#laterViews.get(from) ?? -1) >= view) return
+    this.#laterViews.set(from, view)
+    const views = [...this.#laterViews.values()].filter((v) => v > this.#view).sort((a, b) => b - a)
+    const target = views[this.f]
+    if (target !== undefined) this.#startViewChange(target)
   }
 
   /** Keeps a message for a view or window not reached yet (bounded, oldest dropped first). */
@@ -439,7 +459,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     } else if (!slot.commits.has(m.from)) {
       slot.commits.set(m.from, m as Signed<Commit>)
     }
-    if (b.seq <= this.#lastExecuted) this.#helpLaggingReplica(m.from, slot)
+    if (b.type === 'Prepare' && b.seq <= this.#lastExecuted) this.#helpLaggingReplica(m.from, slot)
     this.#advanceSlot(b.seq, slot)
   }
 
@@ -518,7 +538,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   #slot (seq: number): Slot {
     let slot = this.#slots.get(seq)
     if (slot === undefined || slot.view < this.#view) {
-      slot = { view: this.#view, prepares: new Map(), commits: new Map(), prepared: false, committed: false }
+      slot = { view: this.#view, prepares: new Map(), commits: new Map(), prepared: false, committed: false, helped: new Set() }
       this.#slots.set(seq, slot)
     }
     return slot
@@ -540,13 +560,10 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     for (const [seq, cp] of this.#ownCheckpoints) if (seq >= this.#low) this.#broadcast(cp)
   }
 
-  /** A replica still working on a seq we executed: resend our commit (once per replica and seq). */
+  /** A replica still preparing a seq we executed in this view: it may have missed our commit. */
   #helpLaggingReplica (to: string, slot: Slot): void {
-    if (slot.ownCommit === undefined) return
-    const key = `c:${slot.view}:${slot.ownCommit.body.seq}`
-    if (this.#helped.get(to) === key) return
-    this.#helped.set(to, key)
-    if (slot.prePrepare !== undefined) this.#messages.push({ to, message: slot.prePrepare })
+    if (slot.ownCommit === undefined || slot.helped.has(to)) return
+    slot.helped.add(to)
     this.#messages.push({ to, message: slot.ownCommit })
   }
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { decode } from 'cborg'
-import { sign } from '../../../consensus/pbft/index.js'
-import { TestNetwork, requestOf } from './harness.js'
+import { TestNetwork } from './harness.js'
 
 describe('pbft: normal case', () => {
   it('a request at a backup is forwarded, pre-prepared, prepared, committed and executed in order on every replica', () => {
@@ -53,20 +52,5 @@ describe('pbft: normal case', () => {
     net.request('org1', 'alice', 0, 'old')
     net.tick(3)
     for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['a1'])
-  })
-
-  it('a duplicate inside a committed batch (a faulty primary re-ordering an old request) is applied once', () => {
-    const net = new TestNetwork(4)
-    net.request('org1', 'alice', 1, 'a1')
-    net.tick()
-    // A backup restored from a fetched state forwards an old request again: the primary orders it,
-    // and the session table answers with the first result instead of executing it twice.
-    const org2 = net.replica('org2')
-    net.inject('org1', sign(org2.identity, 'org2', { type: 'Request', request: requestOf('alice', 1, 'a1') }))
-    net.tick(2)
-    assert.equal(net.core('org1').status().lastExecuted, 2, 'the old request was ordered again')
-    for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['a1'])
-    const replies = net.replies.get('alice')!.filter((m) => m.body.type === 'Reply' && decode(m.body.result) === 1)
-    assert.equal(replies.length, 8, 'both executions answered with the first result')
   })
 })
