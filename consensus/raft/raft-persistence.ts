@@ -8,6 +8,9 @@ import { RaftStorage } from './raft-storage.js'
 
 // Durable Raft state through the async Storage seam. Each Ready is written as ONE atomic, synced
 // batch (hard state + entries + snapshot + deletions), so a crash leaves either all of it or none.
+// A Ready whose only change is a higher commit index writes nothing (etcd's MustSync rule): the
+// commit index is recoverable from the leader, so a stale stored commit only delays re-applying
+// after a restart; it rides along with the next write. That was every other synced batch.
 // Keys: raft/<group>/hardstate, raft/<group>/snapshot, raft/<group>/log/<20-digit index>.
 
 export function logKey (group: string, index: number): string {
@@ -21,6 +24,9 @@ export class RaftPersistence {
   #firstIndex = 1
   #lastIndex = 0
   #tail: Promise<void> = Promise.resolve()
+  /** The newest hard state handed to save(), and the one last written. */
+  #hardState: HardState | undefined
+  #storedHardState: HardState | undefined
 
   constructor (storage: Storage, group: string) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(group)) throw new RangeError('raft group names are 1-64 [A-Za-z0-9_-]')
@@ -54,6 +60,7 @@ export class RaftPersistence {
     }
     this.#firstIndex = first
     this.#lastIndex = last
+    this.#hardState = this.#storedHardState = hardState
     return new RaftStorage({ hardState, snapshot, entries })
   }
 
@@ -90,13 +97,17 @@ export class RaftPersistence {
       if (first > last) first = head.index
       last = tail
     }
-    if (rd.hardState !== undefined) {
-      ops.push({ type: 'put', key: `raft/${this.#group}/hardstate`, value: hardStateToWire(rd.hardState) })
+    if (rd.hardState !== undefined) this.#hardState = rd.hardState
+    const hs = this.#hardState
+    const stored = this.#storedHardState
+    if (hs !== undefined && (stored === undefined || hs.term !== stored.term || hs.vote !== stored.vote || (ops.length > 0 && hs.commit !== stored.commit))) {
+      ops.push({ type: 'put', key: `raft/${this.#group}/hardstate`, value: hardStateToWire(hs) })
     }
     if (ops.length === 0) return
     await this.#storage.batch(ops)
     this.#firstIndex = first
     this.#lastIndex = last
+    if (hs !== undefined) this.#storedHardState = hs
   }
 
   #putSnapshot (s: Snapshot): BatchOp {

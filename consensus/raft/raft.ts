@@ -29,7 +29,10 @@ export interface RaftConfig {
   uncommittedEntriesMax?: number
   readIndexPendingMax?: number
   committedEntriesPerReadyMax?: number
-  /** Take a snapshot once this many entries were applied since the last one. */
+  /**
+   * Take a snapshot once this many entries were applied since the last one and their data is at
+   * least as large as the last snapshot (or SNAPSHOT_DEFER_FACTOR times this many were applied).
+   */
   snapshotEntries?: number
   /** Entries kept below a new snapshot so slightly lagging followers need no snapshot. */
   compactionRetainEntries?: number
@@ -76,6 +79,8 @@ export interface RaftStatus {
 interface PendingRead { key: string, from: NodeId, context: string, index: number, acks: Set<NodeId> }
 
 const TRANSFER = 'transfer'
+/** A snapshot is deferred (its state larger than the log since the last one) for at most this many times snapshotEntries. */
+const SNAPSHOT_DEFER_FACTOR = 16
 
 export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
   readonly id: NodeId
@@ -120,6 +125,8 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
   #persistedHardState: HardState
   #receivedSnapshot: Snapshot | undefined
   #localSnapshot: { snapshot: Snapshot, firstIndex: number } | undefined
+  /** Entry data applied since the last snapshot: a snapshot rewrites the whole state, so it waits until the log is as large. */
+  #appliedBytesSinceSnapshot = 0
   #readyOutstanding = false
   #forwardedSinceReady = 0
 
@@ -292,6 +299,7 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
       this.#unstableFrom = Math.max(this.#unstableFrom, last.index + 1)
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1]
+    for (const e of rd.committedEntries) this.#appliedBytesSinceSnapshot += e.data.length
     if (lastApplied !== undefined) {
       assert.ok(lastApplied.index <= this.#commit, 'applied beyond commit')
       this.#applied = Math.max(this.#applied, lastApplied.index)
@@ -748,7 +756,11 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
 
   #maybeCompact (): void {
     const snapshotIndex = this.storage.snapshot().meta.index
-    if (this.#takeSnapshot === undefined || this.#applied - snapshotIndex < this.#snapshotEntries) return
+    const due = this.#applied - snapshotIndex
+    if (this.#takeSnapshot === undefined || due < this.#snapshotEntries) return
+    // Amortised: snapshotting a large state every few entries cost more than the entries themselves.
+    if (this.#appliedBytesSinceSnapshot < this.storage.snapshot().data.length && due < SNAPSHOT_DEFER_FACTOR * this.#snapshotEntries) return
+    this.#appliedBytesSinceSnapshot = 0
     const meta = { index: this.#applied, term: this.storage.term(this.#applied)!, conf: this.#confAt(this.#applied) }
     const snapshot: Snapshot = { meta, data: this.#takeSnapshot() }
     const firstIndex = Math.max(this.storage.firstIndex(), this.#applied + 1 - this.#compactionRetainEntries)
