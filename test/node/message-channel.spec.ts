@@ -34,6 +34,17 @@ describe('one-way message channels over libp2p (127.0.0.1)', function () {
     stop()
   })
 
+  it('splits coalesced writes back into the frames sent, across varint widths and the write-size bound', async () => {
+    const sizes = [1, 127, 128, 300, 16_383, 16_384, 200_000, 300_000, 5, 100_000, 100_000, 100_000]
+    const received: Uint8Array[] = []
+    const stop = b.onMessage('test', (_from, bytes) => received.push(bytes.slice()))
+    sizes.forEach((size, i) => a.send(b.localKey, 'test', new Uint8Array(size).fill(i + 1)))
+    await waitFor('every frame', () => received.length === sizes.length, 5_000, 10)
+    assert.deepEqual(received.map((r) => r.length), sizes)
+    assert.ok(received.every((r, i) => r.every((byte) => byte === i + 1)))
+    stop()
+  })
+
   it('drops rather than blocks: oversize frames, full queues, unreachable peers and back-off are counted', async () => {
     a.send(b.localKey, 'test', new Uint8Array(16 * 1024 * 1024 + 1))
     assert.equal(drops(a, 'oversize'), 1)
