@@ -201,15 +201,18 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     if (this.#fetching !== undefined && this.#elapsed % this.#timeoutTicks === 0) this.#fetchAnnounced = false
     if (!this.#active) {
       const timeout = this.#timeoutTicks * 2 ** Math.min(this.#backoff, BACKOFF_EXPONENT_MAX)
-      if (this.#elapsed >= timeout) this.#startViewChange(this.#view + 1)
+      // No NewView in time: try the next view, or the latest any replica asked for, so replicas that
+      // drifted apart (one of them alone far ahead) meet again instead of chasing each other.
+      if (this.#elapsed >= timeout) this.#startViewChange(Math.max(this.#view + 1, ...[...this.#viewChanges.values()].map((vc) => vc.body.view)))
       else if (this.#elapsed % this.#timeoutTicks === 0) this.#resendViewChange()
       return
     }
-    if (this.#isPrimary()) this.#proposeBatches()
+    this.#proposeBatches()
     const waiting = this.#pending.size > 0 || this.#highestPrePrepared > this.#lastExecuted
-    // Backups suspect the primary; the primary only keeps resending what it said.
+    // No progress on known work: suspect the primary (a primary stuck behind its backups suspects
+    // itself, as only a new view can bring it the certificates it missed).
     if (!waiting) this.#elapsed = 0
-    else if (this.#elapsed >= this.#timeoutTicks && !this.#isPrimary()) this.#startViewChange(this.#view + 1)
+    else if (this.#elapsed >= this.#timeoutTicks) this.#startViewChange(this.#view + 1)
     else if (this.#elapsed % this.#timeoutTicks === this.#timeoutTicks >> 1) this.#retransmit()
   }
 
@@ -258,9 +261,12 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     this.#addCheckpoint(cp)
   }
 
-  /** The shell installed the state of a stable checkpoint it was asked to fetch. */
-  stateInstalled (seq: number, stateDigest: Uint8Array): void {
-    assert.ok(this.#fetching !== undefined && this.#fetching.seq === seq && sameBytes(this.#fetching.stateDigest, stateDigest), 'installed a state nobody asked for')
+  /**
+   * The shell fetched the state of the stable checkpoint in the latest fetchState. False (and
+   * nothing changes) if a later checkpoint became stable meanwhile: fetch that one instead.
+   */
+  stateInstalled (seq: number, stateDigest: Uint8Array): boolean {
+    if (this.#fetching === undefined || this.#fetching.seq !== seq || !sameBytes(this.#fetching.stateDigest, stateDigest)) return false
     this.#fetching = undefined
     // What we waited for may have executed in the range we skipped; every replica that still
     // waits for a request holds it too (requests go to all), so nothing is lost by forgetting.
@@ -271,6 +277,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     for (const s of [...this.#executedBatches.keys()]) if (s <= seq) this.#executedBatches.delete(s)
     this.#elapsed = 0
     this.#execute()
+    return true
   }
 
   // ---- outputs ----
@@ -339,7 +346,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     }
     // A request from our own client goes to every replica: all of them then watch the primary order it.
     if (fromClient) this.#broadcast(sign(this.#signer, this.id, { type: 'Request', request: this.#pending.get(r.client)! }))
-    if (this.#isPrimary() && this.#unassigned().length >= this.#batchMax) this.#proposeBatches()
+    if (this.#unassigned().length >= this.#batchMax) this.#proposeBatches()
     return true
   }
 
@@ -352,6 +359,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   }
 
   #proposeBatches (): void {
+    if (!this.#active || !this.#isPrimary()) return
     let queue = this.#unassigned()
     while (queue.length > 0 && this.#lastAssigned < this.#low + this.#l && this.#fetching === undefined) {
       const batch: ClientRequest[] = []
@@ -747,8 +755,10 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       this.#low = r.stable.seq
       this.#stable = r.stable
     }
-    assert.ok(r.executedSeq >= this.#low, 'the application state is older than the stable checkpoint')
-    this.#lastExecuted = this.#lastApplied = this.#lastAssigned = r.executedSeq
+    this.#lastExecuted = this.#lastApplied = r.executedSeq
+    this.#lastAssigned = Math.max(r.executedSeq, this.#low)
+    // Crashed while fetching a checkpoint's state: fetch it again.
+    if (r.executedSeq < this.#low) this.#fetching = { seq: this.#low, stateDigest: this.#stable.stateDigest }
     for (const m of r.promises) {
       const b = m.body
       if (b.type === 'ViewChange' && b.view >= this.#view) {

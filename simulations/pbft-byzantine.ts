@@ -1,0 +1,84 @@
+import { type PbftMessage, type Signed, type ViewChange, batchDigest, sign } from '../consensus/pbft/messages.js'
+import type { Signer } from '../node/identity.js'
+import type { Prng } from './prng.js'
+
+// Byzantine organisations for the PBFT simulator. A faulty replica runs the honest core (so it
+// knows what to say) and lies on the way out: each outbound message, per recipient, becomes zero,
+// one or several messages, signed with its own key (it has no other) or forged with it.
+
+export const BYZANTINE_BEHAVIOURS = ['silent', 'equivocate', 'forge', 'replay', 'conflicting-view-changes', 'bad-new-view'] as const
+export type ByzantineBehaviour = typeof BYZANTINE_BEHAVIOURS[number]
+
+const REPLAY_BUFFER_MAX = 256
+
+export class ByzantineReplica {
+  readonly #recorded: PbftMessage[] = []
+
+  constructor (
+    readonly id: string,
+    readonly behaviour: ByzantineBehaviour,
+    readonly replicas: readonly string[],
+    readonly signer: Signer,
+    readonly prng: Prng
+  ) {}
+
+  /** Sees what arrives (to replay it later). */
+  inbound (m: PbftMessage): void {
+    if (this.behaviour !== 'replay') return
+    if (this.#recorded.length >= REPLAY_BUFFER_MAX) this.#recorded.splice(this.prng.intInclusive(0, REPLAY_BUFFER_MAX - 1), 1)
+    this.#recorded.push(m)
+  }
+
+  /** What actually goes to `to` instead of m; raw bytes are garbage on the wire. */
+  outbound (to: string, m: PbftMessage): Array<PbftMessage | Uint8Array> {
+    const half = this.replicas.indexOf(to) % 2 === 0
+    const b = m.body
+    switch (this.behaviour) {
+      case 'silent':
+        return []
+      case 'equivocate':
+        // Different batches (or votes) to different replicas for the same (view, seq).
+        if (b.type === 'PrePrepare' && half) {
+          const batch = b.batch.length > 1 ? [...b.batch].reverse() : []
+          return [sign(this.signer, this.id, { ...b, batch, digest: batchDigest(batch) })]
+        }
+        if ((b.type === 'Prepare' || b.type === 'Commit') && half) return [sign(this.signer, this.id, { ...b, digest: batchDigest([]) })]
+        return [m]
+      case 'forge': {
+        // Claims to be another replica (signing with its own key), and sprays garbage now and then.
+        const victim = this.prng.pick(this.replicas.filter((r) => r !== this.id && r !== to))
+        const out: Array<PbftMessage | Uint8Array> = [m, sign(this.signer, victim, b.type === 'Prepare' || b.type === 'Commit' ? { ...b, digest: batchDigest([]) } : b)]
+        if (this.prng.chance(1, 10)) out.push(this.prng.bytes(this.prng.intInclusive(1, 200)))
+        return out
+      }
+      case 'replay': {
+        const out: Array<PbftMessage | Uint8Array> = [m]
+        if (this.#recorded.length > 0 && this.prng.chance(1, 3)) out.push(this.prng.pick(this.#recorded))
+        return out
+      }
+      case 'conflicting-view-changes':
+        if (b.type !== 'ViewChange') return [m]
+        // One view change to half the replicas, another (hiding its prepared certificates) to the rest,
+        // and a third claiming a prepared certificate it forged.
+        if (half) return [sign(this.signer, this.id, { ...b, prepared: [] })]
+        return [m, this.#forgedCertificate(m as Signed<ViewChange>)]
+      case 'bad-new-view': {
+        if (b.type !== 'NewView') return [m]
+        // O without the requests V proves may have committed: null requests everywhere.
+        const prePrepares = b.prePrepares.map((pp) => sign(this.signer, this.id, { ...pp.body, batch: [], digest: batchDigest([]) }))
+        return [sign(this.signer, this.id, { ...b, prePrepares, viewChanges: half ? b.viewChanges : b.viewChanges.slice(1) })]
+      }
+    }
+  }
+
+  #forgedCertificate (vc: Signed<ViewChange>): PbftMessage {
+    const seq = vc.body.stableSeq + 1
+    const batch = [{ client: 'mallory', timestamp: 1, op: new Uint8Array([0]) }]
+    const digest = batchDigest(batch)
+    const view = Math.max(0, vc.body.view - 1)
+    const primary = this.replicas[view % this.replicas.length]!
+    const prePrepare = sign(this.signer, primary, { type: 'PrePrepare', view, seq, digest, batch })
+    const prepares = this.replicas.filter((r) => r !== primary).slice(0, 2).map((r) => sign(this.signer, r, { type: 'Prepare', view, seq, digest }))
+    return sign(this.signer, this.id, { ...vc.body, prepared: [{ prePrepare, prepares }] })
+  }
+}
