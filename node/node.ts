@@ -13,6 +13,7 @@ import { CapabilityService, type CapabilityHandler } from './capabilities.js'
 import type { Clock, Rng } from './clock.js'
 import type { NodeComponents } from './components.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
+import { FedmeshError } from './errors.js'
 import { DB_DIR, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntime } from './data-dir.js'
 import { loadOrCreateIdentity, toHex, type NodeIdentity } from './identity.js'
 import { requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from './org-identity.js'
@@ -26,6 +27,8 @@ import { cryptoRng, systemClock } from './system-clock.js'
 import { nodeRoutes } from './routes.js'
 import type { RaftNodeStatus } from './raft-driver.js'
 import { TaskService, type NewTask, type RaftOptions, type TaskReceipt, type WriteOptions } from './task-service.js'
+import { Federation, type FederationReceipt, type FederationStatus } from './federation.js'
+import { loadGenesis } from './genesis.js'
 
 // FedmeshNode: the library API. Composes identity, storage, audit, trust, policy, sanitizer,
 // transport, membership, capabilities and the admin API, and owns their lifecycle. Everything that
@@ -66,6 +69,8 @@ export interface NodeStatus {
   audit: { seq: number, hash: string }
   /** The org's Raft group as this node sees it: role, term, leader, commit and applied index. */
   raft: RaftNodeStatus
+  /** Present when the data dir holds a federation genesis (federation.json). */
+  federation?: FederationStatus
   uptimeMs: number
 }
 
@@ -116,6 +121,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   readonly #stopTimers: Array<() => void> = []
   #api?: ApiServer
   #tasks?: TaskService
+  #federation?: Federation
 
   private constructor (parts: Parts, init: FedmeshNodeInit, incarnation: number) {
     super()
@@ -188,6 +194,8 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       node.membership.start()
       await node.#startTasks(init.raft)
       cleanup.unshift(async () => await node.#tasks?.stop())
+      await node.#startFederation()
+      cleanup.unshift(async () => node.#federation?.stop())
       node.#stopTimers.push(clock.every(node.membership.heartbeatMs, () => node.#housekeeping()))
       node.#keepBootstrapped(init.bootstrap ?? [])
       if (init.api !== null) await node.#startApi(init.api ?? { host: '127.0.0.1', port: API_PORT_DEFAULT })
@@ -221,8 +229,22 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     return this.#tasks
   }
 
-  /** Proposes a task to the org; resolves once committed and applied here. */
-  async propose (task: NewTask, options?: WriteOptions): Promise<TaskReceipt> { return await this.tasks.propose(task, options) }
+  /** The federation (PBFT across orgs), when this node's data dir holds a genesis. */
+  get federation (): Federation {
+    if (this.#federation === undefined) throw new FedmeshError('not-federated', 'no federation genesis in this data dir (fedmesh federation join FILE)')
+    return this.#federation
+  }
+
+  /**
+   * Proposes a task to the org (resolves once committed and applied here), or with scope
+   * 'federation' to every org of the federation (resolves once f+1 orgs applied it at one sequence).
+   */
+  async propose (task: NewTask, options: WriteOptions & { scope: 'federation' }): Promise<FederationReceipt>
+  async propose (task: NewTask, options?: WriteOptions & { scope?: 'org' }): Promise<TaskReceipt>
+  async propose (task: NewTask, options?: WriteOptions & { scope?: 'org' | 'federation' }): Promise<TaskReceipt | FederationReceipt> {
+    if (options?.scope === 'federation') return await this.federation.propose(task, options)
+    return await this.tasks.propose(task, options)
+  }
   async claim (taskId: string, options?: WriteOptions & { assignee?: string }): Promise<TaskReceipt> { return await this.tasks.claim(taskId, options) }
   async complete (taskId: string, result: unknown, options?: WriteOptions & { assignee?: string }): Promise<TaskReceipt> { return await this.tasks.complete(taskId, result, options) }
   async fail (taskId: string, result: unknown, options?: WriteOptions & { assignee?: string }): Promise<TaskReceipt> { return await this.tasks.fail(taskId, result, options) }
@@ -280,6 +302,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       capabilities: this.capabilities.capabilities(),
       audit: this.#parts.audit.head,
       raft: this.tasks.raftStatus(),
+      ...(this.#federation !== undefined ? { federation: this.#federation.status() } : {}),
       uptimeMs: Math.round(this.#parts.clock.monotonicMs() - this.#startedMs)
     }
   }
@@ -288,6 +311,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   async stop (): Promise<void> {
     const { audit, trust, policy, transport, storage, dataDir, logger } = this.#parts
     for (const stopTimer of this.#stopTimers) stopTimer()
+    this.#federation?.stop()
     await this.#tasks?.stop()
     await this.membership.stop()
     await this.#api?.close()
@@ -355,6 +379,19 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     })
     this.#tasks = tasks
     this.membership.on('change', () => tasks.membersChanged())
+  }
+
+  async #startFederation (): Promise<void> {
+    const genesis = await loadGenesis(this.#parts.dataDir)
+    if (genesis === undefined) return
+    const { identity, org, storage, transport, clock, rng, logger, sanitizer } = this.#parts
+    this.#federation = new Federation({
+      genesis, signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, storage, transport, clock, rng, logger, sanitizer,
+      isLeader: () => this.tasks.raftStatus().role === 'leader',
+      commitTask: async (task, requestId) => await this.tasks.propose(task, { requestId }),
+      audit: async (input) => await this.audit(input)
+    })
+    this.#federation.start()
   }
 
   async #startApi (address: { host: string, port: number }): Promise<void> {

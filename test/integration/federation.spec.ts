@@ -1,0 +1,111 @@
+import '../../node/polyfills.js'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { encodePbftMessage, sign, batchDigest } from '../../consensus/pbft/index.js'
+import { encodeCanonical } from '../../node/codec.js'
+import { sealEnvelope } from '../../node/envelope.js'
+import { PBFT_TOPIC } from '../../node/federation.js'
+import { createGenesis, genesisId, writeGenesis, type Genesis } from '../../node/genesis.js'
+import { loadOrCreateIdentity, type NodeIdentity } from '../../node/identity.js'
+import { silentLogger } from '../../node/log.js'
+import { FedmeshNode } from '../../node/node.js'
+import { CERT_FILE, ORG_ROOT_KEY_FILE } from '../../node/org-identity.js'
+import type { Task } from '../../node/tasks.js'
+import { waitFor } from '../helpers/cli-node.js'
+
+// 4 orgs × 1 node, real libp2p on 127.0.0.1, one genesis: cross-org tasks are ordered by PBFT and
+// land in every org's Raft task board at the same sequence; an org outside the genesis is refused.
+describe('federation: PBFT across 4 orgs (real libp2p on 127.0.0.1)', function () {
+  this.timeout(20_000)
+  const ORGS = ['alpha', 'bravo', 'charlie', 'delta']
+  let root: string
+  let genesis: Genesis
+  const nodes: FedmeshNode[] = []
+  let mallory: FedmeshNode
+
+  const start = async (name: string, bootstrap: string[]): Promise<FedmeshNode> => {
+    const node = await FedmeshNode.start({ dataDir: join(root, name), org: name, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, api: null, heartbeatMs: 200, logger: silentLogger })
+    return node
+  }
+
+  const federationTasks = async (node: FedmeshNode): Promise<Task[]> =>
+    (await node.tasks.list({ limit: 1000 })).filter((t) => typeof t.payload === 'object' && t.payload !== null && 'federation' in t.payload)
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'fedmesh-federation-'))
+    const roots: NodeIdentity[] = []
+    for (const name of ORGS) {
+      await mkdir(join(root, name), { recursive: true })
+      roots.push((await loadOrCreateIdentity(join(root, name), ORG_ROOT_KEY_FILE)).identity)
+    }
+    genesis = createGenesis(roots[0]!, ORGS.map((name, i) => ({ name, root: roots[i]!.publicKeyHex })), Date.now(), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
+    for (const name of ORGS) await writeGenesis(join(root, name), genesis)
+    nodes.push(await start(ORGS[0]!, []))
+    for (const name of ORGS.slice(1)) nodes.push(await start(name, nodes[0]!.multiaddrs()))
+    mallory = await start('mallory', nodes[0]!.multiaddrs())
+    await waitFor('every node to host its org\'s replica', () => nodes.every((n) => n.status().federation?.hosting === true), 10_000)
+  })
+
+  after(async () => {
+    for (const node of [...nodes, mallory]) await node?.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('commits a cross-org task in all 4 orgs\' boards at the same sequence, sanitized, audited', async () => {
+    const receipt = await nodes[1]!.propose({ title: 'rotate certificates', capability: 'ops.rotate', payload: { contact: 'alice@example.com', batch: 7 } }, { scope: 'federation' })
+    assert.ok(receipt.seq >= 1 && receipt.accepted)
+    const second = await nodes[3]!.propose({ title: 'second', capability: 'ops.rotate' }, { scope: 'federation' })
+    assert.ok(second.seq > receipt.seq || (second.seq === receipt.seq && second.position > receipt.position))
+
+    for (const node of nodes) {
+      const tasks = await waitFor(`${node.org} to apply both federation tasks`, async () => {
+        const found = await federationTasks(node)
+        return found.length >= 2 ? found : undefined
+      }, 10_000)
+      const [first, next] = tasks.map((t) => t.payload as { federation: { seq: number, position: number, org: string, proposer: string }, payload: { contact?: string, batch?: number } | null })
+      assert.deepEqual([first!.federation.seq, first!.federation.position], [receipt.seq, receipt.position])
+      assert.deepEqual([next!.federation.seq, next!.federation.position], [second.seq, second.position])
+      assert.equal(first!.federation.org, 'bravo')
+      assert.equal(first!.federation.proposer, nodes[1]!.key)
+      assert.equal(first!.payload?.batch, 7)
+      assert.equal(first!.payload?.contact, '[REDACTED:email]')
+      assert.equal(tasks[0]!.title, 'rotate certificates')
+    }
+    // Each org audits a decided task once it is in its board (just after the board shows it).
+    await waitFor('charlie to audit both applies', async () => {
+      const applied: string[] = []
+      for await (const e of nodes[2]!.auditLog.tail(200)) if (e.action === 'federation.task.apply' && e.decision === 'allow') applied.push(e.detail.seq!)
+      return applied.sort().join() === [String(receipt.seq), String(second.seq)].sort().join()
+    }, 2_000)
+  })
+
+  it('refuses PBFT messages and requests from a node whose org is not in the genesis', async () => {
+    const dataDir = join(root, 'mallory')
+    const { identity } = await loadOrCreateIdentity(dataDir)
+    const certificate = new Uint8Array(await readFile(join(dataDir, CERT_FILE)))
+    const id = genesisId(genesis)
+    const primary = genesis.orgs[0]!.root
+    const seal = (kind: number, to: string[], payload: Uint8Array): Uint8Array => sealEnvelope(identity, {
+      type: 'pbft.message', org: 'mallory', timestampMs: Date.now(), nonce: new Uint8Array(randomBytes(16)),
+      body: encodeCanonical([id, certificate, to, kind, payload])
+    })
+    const op = encodeCanonical(['forged', 'ops.rotate', 'null'])
+    const batch = [{ client: `${primary}.${identity.publicKeyHex}.x.1`, timestamp: 1, op }]
+    const before = nodes.map((n) => n.status().federation!.pbft!.lastExecuted)
+    const forged = sign(identity, primary, { type: 'PrePrepare', view: 0, seq: before[0]! + 1, digest: batchDigest(batch), batch })
+    await waitFor('mallory to see the federation topic\'s subscribers', async () => {
+      await mallory.transport.publish(PBFT_TOPIC, seal(0, genesis.orgs.map((o) => o.root), encodePbftMessage(forged)))
+      await mallory.transport.publish(PBFT_TOPIC, seal(1, [], encodeCanonical([`${mallory.orgRoot}.${identity.publicKeyHex}.x.1`, 1, op])))
+      return nodes.every((n) => (n.status().federation!.rejected['not-federated'] ?? 0) >= 2)
+    }, 8_000, 300)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    for (const [i, node] of nodes.entries()) {
+      assert.equal(node.status().federation!.pbft!.lastExecuted, before[i])
+      assert.ok((await node.tasks.list({ limit: 1000 })).every((t) => t.title !== 'forged'))
+    }
+    assert.throws(() => mallory.federation, /no federation genesis/)
+  })
+})
