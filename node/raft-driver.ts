@@ -319,10 +319,11 @@ export class RaftDriver<R> {
 
   // ---- the Ready loop ----
 
+  // The pump starts after the current I/O phase (setImmediate), so that every message and request
+  // that arrived in it is stepped first and goes into one Ready: one synced write, one send per peer.
   #kick (): void {
-    if (this.#pumping === undefined && this.#failure === undefined && this.#core.hasReady()) {
-      this.#pumping = this.#pump().finally(() => { this.#pumping = undefined })
-    }
+    if (this.#pumping !== undefined || this.#failure !== undefined || !this.#core.hasReady()) return
+    this.#pumping = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => await this.#pump()).finally(() => { this.#pumping = undefined })
   }
 
   async #pump (): Promise<void> {
