@@ -18,6 +18,7 @@ import { auditCommand } from './commands/audit.js'
 import { policyCommand } from './commands/policy.js'
 import { sanitizeCommand } from './commands/sanitize.js'
 import { taskCommand } from './commands/task.js'
+import { federationCommand, orgOfDataDir } from './commands/federation.js'
 import type { PeerTrust } from '../membership/trust.js'
 
 const USAGE = `fedmesh — a peer-to-peer federation mesh node
@@ -28,7 +29,7 @@ Commands:
   init        create the node key, API token and config in the data dir
   invite      print a one-time join token for this node's org (on the node that founded it)
   start       run a node (joins a mesh with --bootstrap; a single-node mesh without)
-  id          print this node's public key and libp2p peer id
+  id          print this node's public key, libp2p peer id and org root key
   status      show the running node's status (via its admin API)
   members     list the mesh members the running node knows
   trust       show the running node's trust scores and the recent events behind them
@@ -36,6 +37,7 @@ Commands:
   policy      check FILE | explain: validate a capability policy, explain a decision
   sanitize    scrub PII and secrets from JSON on stdin (report on stderr)
   task        propose | list | get | claim | complete | fail tasks on the org's replicated board
+  federation  create | join | show | status: the PBFT federation of orgs (genesis, replica)
 
 Common options:
   --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
@@ -187,8 +189,9 @@ async function id (args: string[]): Promise<number> {
     return 1
   }
   const { identity } = await loadOrCreateIdentity(dataDir)
-  const info = { key: identity.publicKeyHex, peerId: peerIdOf(identity.publicKey).toString() }
-  process.stdout.write(values.json ? JSON.stringify(info) + '\n' : `key      ${info.key}\npeer id  ${info.peerId}\n`)
+  const org = await orgOfDataDir(dataDir)
+  const info = { key: identity.publicKeyHex, peerId: peerIdOf(identity.publicKey).toString(), org: org?.org ?? null, orgRoot: org?.root ?? null }
+  process.stdout.write(values.json ? JSON.stringify(info) + '\n' : `key      ${info.key}\npeer id  ${info.peerId}\n` + (org !== undefined ? `org      ${org.org}\norg root ${org.root}\n` : ''))
   return 0
 }
 
@@ -233,7 +236,7 @@ function table (header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
-const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand }
+const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
   process.stderr.write(`fedmesh: ${err.message}\n`)

@@ -3,6 +3,7 @@ import type { AuditEntry } from './audit.js'
 import { AUDIT_TAIL_ENTRIES_MAX } from './audit.js'
 import type { FedmeshNode } from './node.js'
 import { taskRoutes } from './task-routes.js'
+import { federationRoutes } from './federation-routes.js'
 
 // The admin API's routes over a running node (see README "Admin API").
 export function nodeRoutes (node: FedmeshNode): Record<string, RouteHandler> {
@@ -19,6 +20,7 @@ export function nodeRoutes (node: FedmeshNode): Record<string, RouteHandler> {
     },
     'GET /v1/audit/verify': async () => await node.auditLog.verify(),
     ...taskRoutes(() => node.tasks),
+    ...federationRoutes(() => node.federation),
     'GET /metrics': async () => ({ contentType: node.metrics.registry.contentType, body: await node.metrics.registry.metrics() })
   }
 }

@@ -1,11 +1,12 @@
 import { parseArgs } from 'node:util'
 import { callApi } from '../api-client.js'
 import { defaultDataDir } from '../data-dir.js'
+import type { FederationReceipt } from '../federation.js'
 import type { TaskReceipt } from '../task-service.js'
 import type { Task } from '../tasks.js'
 
 const USAGE = `usage (through the running node's admin API):
-  fedmesh task propose --title T --capability C [--payload JSON] [--request-id ID]
+  fedmesh task propose --title T --capability C [--payload JSON] [--request-id ID] [--federation]
   fedmesh task list [--status open|claimed|done|failed] [--after INDEX] [--limit N] [--linearizable]
   fedmesh task get ID [--linearizable]
   fedmesh task claim ID [--assignee A] [--request-id ID]
@@ -26,7 +27,8 @@ const OPTIONS = {
   status: { type: 'string' },
   after: { type: 'string' },
   limit: { type: 'string' },
-  linearizable: { type: 'boolean' }
+  linearizable: { type: 'boolean' },
+  federation: { type: 'boolean' }
 } as const
 
 class UsageError extends Error {}
@@ -46,6 +48,7 @@ export async function taskCommand (args: string[]): Promise<number> {
     switch (sub) {
       case 'propose':
         if (values.title === undefined || values.capability === undefined) throw new UsageError('propose needs --title and --capability')
+        if (values.federation === true) return federationReceipt(await callApi(dataDir, '/v1/federation/tasks', { body: { title: values.title, capability: values.capability, payload: jsonFlag(values.payload, '--payload') } }), json)
         return receipt(await callApi(dataDir, '/v1/tasks', { body: { title: values.title, capability: values.capability, payload: jsonFlag(values.payload, '--payload'), ...write } }), json)
       case 'claim':
         return receipt(await callApi(dataDir, `/v1/tasks/${id()}/claim`, { body: write }), json)
@@ -98,4 +101,11 @@ function describe (t: Task, full: boolean): string {
   const line = `${t.id}  ${t.status.padEnd(7)}  ${t.capability}  ${JSON.stringify(t.title)}${t.assignee === null ? '' : `  assignee ${t.assignee}`}\n`
   if (!full) return line
   return line + `  proposer ${t.proposer}\n  payload  ${JSON.stringify(t.payload)}\n  result   ${JSON.stringify(t.result)}\n  index    created ${t.createdIndex}, updated ${t.updatedIndex}\n`
+}
+
+/** --federation: answered once f+1 orgs applied the task at one PBFT sequence (every org's board gets it). */
+function federationReceipt (r: FederationReceipt | undefined, json: boolean): number {
+  if (r === undefined) return 1
+  process.stdout.write(json ? JSON.stringify(r) + '\n' : `ordered at federation seq ${r.seq}.${r.position}${r.accepted ? '' : ' (refused by every org: invalid task)'}\n`)
+  return r.accepted ? 0 : 1
 }

@@ -9,6 +9,7 @@ import { encodeCanonical } from '../../node/codec.js'
 import { sealEnvelope } from '../../node/envelope.js'
 import { PBFT_TOPIC } from '../../node/federation.js'
 import { createGenesis, genesisId, writeGenesis, type Genesis } from '../../node/genesis.js'
+import { loadOrCreateToken } from '../../node/data-dir.js'
 import { loadOrCreateIdentity, type NodeIdentity } from '../../node/identity.js'
 import { silentLogger } from '../../node/log.js'
 import { FedmeshNode } from '../../node/node.js'
@@ -26,10 +27,8 @@ describe('federation: PBFT across 4 orgs (real libp2p on 127.0.0.1)', function (
   const nodes: FedmeshNode[] = []
   let mallory: FedmeshNode
 
-  const start = async (name: string, bootstrap: string[]): Promise<FedmeshNode> => {
-    const node = await FedmeshNode.start({ dataDir: join(root, name), org: name, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, api: null, heartbeatMs: 200, logger: silentLogger })
-    return node
-  }
+  const start = async (name: string, bootstrap: string[], api: { host: string, port: number } | null = null): Promise<FedmeshNode> =>
+    await FedmeshNode.start({ dataDir: join(root, name), org: name, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, api, heartbeatMs: 200, logger: silentLogger })
 
   const federationTasks = async (node: FedmeshNode): Promise<Task[]> =>
     (await node.tasks.list({ limit: 1000 })).filter((t) => typeof t.payload === 'object' && t.payload !== null && 'federation' in t.payload)
@@ -43,7 +42,7 @@ describe('federation: PBFT across 4 orgs (real libp2p on 127.0.0.1)', function (
     }
     genesis = createGenesis(roots[0]!, ORGS.map((name, i) => ({ name, root: roots[i]!.publicKeyHex })), Date.now(), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
     for (const name of ORGS) await writeGenesis(join(root, name), genesis)
-    nodes.push(await start(ORGS[0]!, []))
+    nodes.push(await start(ORGS[0]!, [], { host: '127.0.0.1', port: 0 }))
     for (const name of ORGS.slice(1)) nodes.push(await start(name, nodes[0]!.multiaddrs()))
     mallory = await start('mallory', nodes[0]!.multiaddrs())
     await waitFor('every node to host its org\'s replica', () => nodes.every((n) => n.status().federation?.hosting === true), 10_000)
@@ -107,5 +106,26 @@ describe('federation: PBFT across 4 orgs (real libp2p on 127.0.0.1)', function (
       assert.ok((await node.tasks.list({ limit: 1000 })).every((t) => t.title !== 'forged'))
     }
     assert.throws(() => mallory.federation, /no federation genesis/)
+  })
+
+  it('serves cross-org tasks and the replica status over the admin API', async () => {
+    const node = nodes[0]!
+    const token = await loadOrCreateToken(join(root, ORGS[0]!))
+    const call = async (method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> => {
+      const res = await fetch(node.apiUrl! + path, {
+        method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+      })
+      return { status: res.status, json: await res.json() }
+    }
+    const ok = await call('POST', '/v1/federation/tasks', { title: 'over http', capability: 'ops.http', payload: { n: 1 } })
+    assert.equal(ok.status, 200)
+    assert.equal(ok.json.accepted, true)
+    const bad = await call('POST', '/v1/federation/tasks', { title: 'no capability' })
+    assert.equal(bad.status, 400)
+    const status = await call('GET', '/v1/federation')
+    assert.equal(status.status, 200)
+    assert.equal(status.json.hosting, true)
+    assert.ok(status.json.pbft.lastExecuted >= ok.json.seq)
+    await waitFor('delta to apply the task proposed over HTTP', async () => (await federationTasks(nodes[3]!)).some((t) => t.title === 'over http'), 5_000)
   })
 })
