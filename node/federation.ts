@@ -63,6 +63,8 @@ export interface FederationInit {
   /** Commits a decided task into the org's board; resolves once applied (idempotent per requestId). */
   commitTask: (task: NewTask, requestId: string) => Promise<unknown>
   audit: (input: AuditInput) => Promise<unknown>
+  /** Reports a peer's conduct to the trust model (equivocation evidence against an org's nodes). */
+  conduct?: (peer: string, event: 'equivocation') => void
   tickMs?: number
 }
 
@@ -270,6 +272,8 @@ export class Federation {
     this.#init.logger.warn({ replica: e.replica, type: e.first.body.type }, 'pbft equivocation evidence')
     void this.#init.audit({ action: 'federation.equivocation', decision: 'deny', org: this.#names.get(e.replica) ?? e.replica, detail: { replica: e.replica, type: e.first.body.type } })
       .catch(() => undefined)
+    // The org signed two contradicting messages: every node it certified loses trust.
+    for (const nodeKey of this.#certified.get(e.replica)?.keys() ?? []) this.#init.conduct?.(nodeKey, 'equivocation')
   }
 
   // ---- the wire: envelopes on the topic ----

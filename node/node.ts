@@ -389,7 +389,8 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       genesis, signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, storage, transport, clock, rng, logger, sanitizer,
       isLeader: () => this.tasks.raftStatus().role === 'leader',
       commitTask: async (task, requestId) => await this.tasks.propose(task, { requestId }),
-      audit: async (input) => await this.audit(input)
+      audit: async (input) => await this.audit(input),
+      conduct: (peer, event) => this.#conduct(peer, event)
     })
     this.#federation.start()
   }
