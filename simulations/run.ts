@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { cryptoRng } from '../node/system-clock.js'
+import { pbftMain } from './pbft-run.js'
 import { type SimOptions, type SimResult, runRaftSeed } from './raft-sim.js'
 
 // `npm run sim -- raft --seeds N [--seed S] [--ticks T] [--nodes 3|5] [--trace] [--unsafe NAME]`
@@ -15,6 +16,7 @@ const UNSAFE: Record<string, Partial<SimOptions>> = {
 }
 
 export async function main (argv: string[]): Promise<number> {
+  if (argv[0] === 'pbft') return await pbftMain(argv.slice(1))
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -29,6 +31,7 @@ export async function main (argv: string[]): Promise<number> {
     }
   })
   if (positionals[0] !== 'raft') {
+    console.error('usage: sim pbft --seeds N … (see simulations/pbft-run.ts), or')
     console.error(`usage: sim raft --seeds N [--seed S] [--ticks T] [--nodes 3|5] [--trace] [--unsafe ${Object.keys(UNSAFE).join('|')}] [--json]`)
     return 2
   }

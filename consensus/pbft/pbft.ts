@@ -338,14 +338,16 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       return true
     }
     const known = this.#pending.get(r.client)
+    if (known !== undefined && known.timestamp > r.timestamp) return true
     if (known === undefined || known.timestamp < r.timestamp) {
       if (known === undefined && this.#pending.size >= this.#pendingMax) return false
       this.#pending.set(r.client, r)
-    } else if (known.timestamp > r.timestamp) {
-      return true
+      // A new request from our own client goes to every replica: all of them then watch the primary order it.
+      if (fromClient) this.#broadcast(sign(this.#signer, this.id, { type: 'Request', request: r }))
+    } else if (fromClient && !this.#isPrimary() && this.#active) {
+      // The client retries: the primary may have missed it.
+      this.#forward(known)
     }
-    // A request from our own client goes to every replica: all of them then watch the primary order it.
-    if (fromClient) this.#broadcast(sign(this.#signer, this.id, { type: 'Request', request: this.#pending.get(r.client)! }))
     if (this.#unassigned().length >= this.#batchMax) this.#proposeBatches()
     return true
   }
