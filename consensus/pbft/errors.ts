@@ -7,3 +7,11 @@ export class PbftDecodeError extends FedmeshError {
     this.name = 'PbftDecodeError'
   }
 }
+
+/** A client request the replica refuses outright (it could never be ordered). */
+export class PbftRequestError extends FedmeshError {
+  constructor (code: 'pbft-request-too-large' | 'pbft-request-malformed', message: string) {
+    super(code, message)
+    this.name = 'PbftRequestError'
+  }
+}

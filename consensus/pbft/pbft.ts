@@ -4,9 +4,10 @@ import { verify as ed25519Verify } from '../../node/identity.js'
 import type { ConsensusCore, ProposeResult, RequestId } from '../types.js'
 import {
   type Checkpoint, type ClientRequest, type Commit, type NewView, type PbftMessage, type PrePrepare, type Prepare,
-  type PreparedProof, type Reply, type Signed, type ViewChange, PBFT_BATCH_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, PBFT_WINDOW_MAX,
+  type PreparedProof, type Reply, type Signed, type ViewChange, PBFT_BATCH_MAX, PBFT_ID_LENGTH_MAX, PBFT_MESSAGE_BYTES_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, PBFT_WINDOW_MAX,
   batchDigest, hex, sameBytes, sha256, sign, signingBytes
 } from './messages.js'
+import { PbftRequestError } from './errors.js'
 import { type NewViewPlan, type Quorum, checkpointProofDigest, planNewView, primaryOf, validViewChange, validateNewView } from './view-change.js'
 
 // A pure, deterministic PBFT replica (Castro & Liskov) in the shape of the Raft core: tick/step/
@@ -38,6 +39,7 @@ export interface PbftConfig {
   /** L: the high watermark is the stable checkpoint + L (a multiple of K). */
   logWindow?: number
   batchMax?: number
+  /** Bytes of requests in one batch; derived from the message size bound by default. */
   batchBytesMax?: number
   /** Ticks a replica waits for progress on a known request before voting for the next view. */
   requestTimeoutTicks?: number
@@ -99,6 +101,8 @@ interface Slot {
 interface Seen { view: number, seq: number, hash: string, message: PbftMessage, reported: boolean }
 
 const BACKOFF_EXPONENT_MAX = 10
+/** Wire bytes of a signed vote beyond its batch: sender id, signature, digest, numbers, framing. */
+const SIGNED_MESSAGE_OVERHEAD_BYTES = PBFT_ID_LENGTH_MAX + 64 + 32 + 48
 /** Normal-case messages for views this far ahead wait for their NewView; further ones are dropped. */
 const FUTURE_VIEWS_MAX = 8
 
@@ -177,10 +181,16 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     assert.ok(sameBytes(this.#signer.publicKey, this.#publicKeys.get(this.id)!), 'signer key is not this replica\'s key')
     this.#verify = config.verify ?? ed25519Verify
     this.#k = config.checkpointInterval ?? 16
-    this.#l = config.logWindow ?? 4 * this.#k
+    this.#l = config.logWindow ?? 2 * this.#k
     assert.ok(this.#k >= 1 && this.#l % this.#k === 0 && this.#l >= 2 * this.#k && this.#l <= PBFT_WINDOW_MAX, 'log window must be a multiple (>= 2) of the checkpoint interval')
     this.#batchMax = Math.min(config.batchMax ?? 64, PBFT_BATCH_MAX)
-    this.#batchBytesMax = config.batchBytesMax ?? 256 * 1024
+    // The largest message is a NewView: up to n view changes with up to L prepared certificates
+    // each (a batch and 2f+1 signed messages), plus O. It must fit the wire bound, or a view change
+    // could never be sent: the batch size is derived from that unless configured (then checked).
+    const certificateOverheadBytes = SIGNED_MESSAGE_OVERHEAD_BYTES * (2 * this.f + 2)
+    const batchBytesFit = Math.floor(PBFT_MESSAGE_BYTES_MAX / ((n + 1) * this.#l)) - certificateOverheadBytes
+    this.#batchBytesMax = Math.min(config.batchBytesMax ?? Math.min(16 * 1024, batchBytesFit), PBFT_OP_BYTES_MAX)
+    assert.ok(this.#batchBytesMax >= 1024 && this.#batchBytesMax <= batchBytesFit, `a view change would exceed ${PBFT_MESSAGE_BYTES_MAX} bytes: lower the log window or the batch size`)
     this.#timeoutTicks = config.requestTimeoutTicks ?? 20
     assert.ok(this.#timeoutTicks >= 2, 'request timeout must be at least 2 ticks')
     this.#pendingMax = config.pendingRequestsMax ?? 4096
@@ -225,10 +235,17 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     this.#dispatch(m)
   }
 
-  /** A client request (requestId = client and its request timestamp); backups forward it to the primary. */
+  /**
+   * A client request (requestId = client and its request timestamp), sent on to every replica.
+   * Throws PbftRequestError for a request that could never fit a batch or a bad client id.
+   */
   propose (op: Uint8Array, requestId: RequestId): ProposeResult {
-    const accepted = this.#receiveRequest({ client: requestId.client, timestamp: requestId.seq, op }, true)
-    return accepted ? { ok: true } : { ok: false, reason: 'queue-full' }
+    const r = { client: requestId.client, timestamp: requestId.seq, op }
+    if (requestBytes(r) > this.#batchBytesMax) throw new PbftRequestError('pbft-request-too-large', `request of ${requestBytes(r)} bytes, a batch holds ${this.#batchBytesMax}`)
+    if (r.client.length === 0 || r.client.length > PBFT_ID_LENGTH_MAX || !Number.isSafeInteger(r.timestamp) || r.timestamp < 0) {
+      throw new PbftRequestError('pbft-request-malformed', 'client id must be a bounded non-empty string and the timestamp a non-negative integer')
+    }
+    return this.#receiveRequest(r, true) ? { ok: true } : { ok: false, reason: 'queue-full' }
   }
 
   /**
@@ -327,7 +344,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   // ---- requests and the normal case ----
 
   #receiveRequest (r: ClientRequest, fromClient: boolean): boolean {
-    if (r.op.length > PBFT_OP_BYTES_MAX) {
+    if (requestBytes(r) > this.#batchBytesMax) {
       this.#reject('request-too-large')
       return false
     }
@@ -366,9 +383,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     while (queue.length > 0 && this.#lastAssigned < this.#low + this.#l && this.#fetching === undefined) {
       const batch: ClientRequest[] = []
       let bytes = 0
-      while (batch.length < this.#batchMax && queue.length > 0 && (batch.length === 0 || bytes + queue[0]!.op.length <= this.#batchBytesMax)) {
+      while (batch.length < this.#batchMax && queue.length > 0 && bytes + requestBytes(queue[0]!) <= this.#batchBytesMax) {
         const r = queue.shift()!
-        bytes += r.op.length
+        bytes += requestBytes(r)
         batch.push(r)
         this.#assigned.add(requestKey(r))
       }
@@ -480,9 +497,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     for (const r of pp.batch) {
       if (clients.has(r.client)) return false
       clients.add(r.client)
-      bytes += r.op.length
+      bytes += requestBytes(r)
     }
-    return bytes <= Math.max(this.#batchBytesMax, PBFT_OP_BYTES_MAX)
+    return bytes <= this.#batchBytesMax
   }
 
   /** A pre-prepare for the current view (ours, a primary's, or from a NewView's O). */
@@ -534,6 +551,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       this.#lastExecuted = c.seq
       this.#elapsed = 0
       for (const r of c.requests) {
+        this.#assigned.delete(requestKey(r))
         const p = this.#pending.get(r.client)
         if (p !== undefined && p.timestamp <= r.timestamp) {
           this.#pending.delete(r.client)
@@ -823,6 +841,11 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   #reject (reason: string): void {
     this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1
   }
+}
+
+/** A request's share of a batch on the wire (op, client id, timestamp and framing). */
+function requestBytes (r: ClientRequest): number {
+  return r.op.length + r.client.length + 16
 }
 
 function requestKey (r: ClientRequest): string {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { decode } from 'cborg'
+import { PbftRequestError } from '../../../consensus/pbft/index.js'
 import { TestNetwork } from './harness.js'
 
 describe('pbft: normal case', () => {
@@ -52,5 +53,21 @@ describe('pbft: normal case', () => {
     net.request('org1', 'alice', 0, 'old')
     net.tick(3)
     for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['a1'])
+  })
+
+  it('refuses requests that could never be ordered, and configurations whose view change could not be sent', () => {
+    const net = new TestNetwork(4, { batchBytesMax: 2048 })
+    const core = net.core('org2')
+    assert.throws(() => core.propose(new Uint8Array(4096), { client: 'alice', seq: 1 }), (err: unknown) => err instanceof PbftRequestError && err.code === 'pbft-request-too-large')
+    assert.throws(() => core.propose(new Uint8Array(1), { client: '', seq: 1 }), (err: unknown) => err instanceof PbftRequestError && err.code === 'pbft-request-malformed')
+    assert.throws(() => new TestNetwork(4, { logWindow: 1024, checkpointInterval: 4, batchBytesMax: 64 * 1024 }), /exceed/)
+  })
+
+  it('a full request queue says so', () => {
+    const net = new TestNetwork(4, { pendingRequestsMax: 2 })
+    const core = net.core('org2')
+    assert.deepEqual(core.propose(new Uint8Array(1), { client: 'a', seq: 1 }), { ok: true })
+    assert.deepEqual(core.propose(new Uint8Array(1), { client: 'b', seq: 1 }), { ok: true })
+    assert.deepEqual(core.propose(new Uint8Array(1), { client: 'c', seq: 1 }), { ok: false, reason: 'queue-full' })
   })
 })
