@@ -354,6 +354,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       if (fromClient && r.timestamp === last.body.timestamp) this.#messages.push({ to: r.client, message: last })
       return true
     }
+    // Executed but not yet applied by the shell (its reply is on the way): ordering it again would
+    // apply it twice. Bounded by the window.
+    for (const b of this.#executedBatches.values()) if (b.requests.some((e) => e.client === r.client && e.timestamp >= r.timestamp)) return true
     const known = this.#pending.get(r.client)
     if (known !== undefined && known.timestamp > r.timestamp) return true
     if (known === undefined || known.timestamp < r.timestamp) {
@@ -685,6 +688,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     if (known !== undefined && known.body.view >= view) return
     if (!validViewChange(this.#quorum, m.body)) return this.#reject('invalid-view-change')
     this.#viewChanges.set(m.from, m)
+    this.#watchCertificates(m.body)
     // f+1 replicas want a later view: at least one is correct, so join the smallest of those views.
     const ahead = [...this.#viewChanges.values()].filter((vc) => vc.from !== this.id && vc.body.view > this.#view)
     if (ahead.length >= this.f + 1) this.#startViewChange(Math.min(...ahead.map((vc) => vc.body.view)))
@@ -711,6 +715,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     if (view < this.#view || (view === this.#view && this.#active)) return
     const verdict = validateNewView(this.#quorum, m, this.#unsafe.trustNewViewO === true)
     if (!verdict.ok) return this.#reject('invalid-new-view')
+    for (const vc of m.body.viewChanges) this.#watchCertificates(vc.body)
     this.#promises.push(m)
     this.#installNewView(m, verdict.plan)
   }
@@ -750,13 +755,22 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     return true
   }
 
+  /** Certificates carry other replicas' signed votes: an equivocating primary shows up here. */
+  #watchCertificates (vc: ViewChange): void {
+    for (const p of vc.prepared) {
+      this.#watchEquivocation(p.prePrepare)
+      for (const pr of p.prepares) this.#watchEquivocation(pr)
+    }
+  }
+
   #watchEquivocation (m: PbftMessage): void {
     const b = m.body
     if (b.type === 'Request' || b.type === 'Reply') return
     const view = 'view' in b ? b.view : 0
     const seq = 'seq' in b ? b.seq : 0
     const key = `${b.type}|${m.from}|${view}|${seq}`
-    const hash = this.#verified.get(hex(m.signature))!
+    const hash = this.#verified.get(hex(m.signature))
+    if (hash === undefined) return
     const seen = this.#seen.get(key)
     if (seen === undefined) {
       if (this.#seen.size < 8 * this.replicas.length * this.#l) this.#seen.set(key, { view, seq, hash, message: m, reported: false })
