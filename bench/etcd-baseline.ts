@@ -48,7 +48,7 @@ export function etcdVersion (): string {
 export function compareWithEtcd (fedmesh: Level[], etcd: Level[]): Comparison[] {
   return fedmesh.map((f, i) => {
     const e = etcd[i]!
-    const r = { concurrency: f.concurrency, throughputRatio: round(f.opsPerSec / e.opsPerSec), p50Ratio: round(f.p50Ms / e.p50Ms), p99Ratio: round(f.p99Ms / e.p99Ms) }
+    const r = { concurrency: f.concurrency, throughputRatio: round(f.opsPerSec / e.opsPerSec, 4), p50Ratio: round(f.p50Ms / e.p50Ms), p99Ratio: round(f.p99Ms / e.p99Ms) }
     console.log(`C=${r.concurrency}: fedmesh/etcd throughput ×${r.throughputRatio}, p50 ×${r.p50Ratio}, p99 ×${r.p99Ratio}`)
     return r
   })
