@@ -6,7 +6,7 @@ import { runPbftSeed } from '../../simulations/pbft-sim.js'
 // linearizable client history, and complete every client request once the network is healed.
 
 const SEEDS = 200
-const TICKS = 250
+const TICKS = 200
 
 describe('pbft simulation: fixed seeds', function () {
   this.timeout(180_000)
