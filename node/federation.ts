@@ -12,7 +12,7 @@ import { fromHex, toHex, verify, type Signer } from './identity.js'
 import type { Logger } from './log.js'
 import { verifyCertificate } from './org.js'
 import { PbftDriver } from './pbft-driver.js'
-import type { Storage } from './storage.js'
+import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 import type { NewTask } from './task-service.js'
 import { TaskError, proposeCommand } from './tasks.js'
 import type { Transport, Verdict } from './transport.js'
@@ -20,7 +20,8 @@ import { genesisId, type Genesis } from './genesis.js'
 
 // The federation in the node: one PBFT replica per organisation (replica id = the org root key hex,
 // as the genesis lists it), hosted by the org's Raft leader, over the gossip topic fedmesh/pbft/v1
-// that every member subscribes to (it reaches the other orgs' leaders without knowing them).
+// that every member subscribes to (it reaches the other orgs' leaders without knowing them). The
+// replica's promises go through the org's Raft log (pbft-driver.ts), so a new leader resumes it.
 //
 // Who may speak for an org: a PBFT message is signed by the hosting node's key, not the org root
 // (which stays offline on the founder). Every envelope on the topic carries the sender's node
@@ -44,6 +45,7 @@ const KIND_REPLICA = 0
 const KIND_REQUEST = 1
 const TICK_MS_DEFAULT = 50
 const PROPOSE_TIMEOUT_MS_DEFAULT = 30_000
+const COMMIT_ATTEMPTS = 3
 
 export interface FederationInit {
   genesis: Genesis
@@ -52,7 +54,6 @@ export interface FederationInit {
   certificate: Uint8Array
   org: string
   orgRoot: string
-  storage: Storage
   transport: Transport
   clock: Clock
   rng: Rng
@@ -62,6 +63,10 @@ export interface FederationInit {
   isLeader: () => boolean
   /** Commits a decided task into the org's board; resolves once applied (idempotent per requestId). */
   commitTask: (task: NewTask, requestId: string) => Promise<unknown>
+  /** Commits the replica's promises into the org's Raft log (idempotent per requestId). */
+  commitPromises: (genesis: string, record: PromiseRecord, requestId: { client: string, seq: number }) => Promise<void>
+  /** The org's replicated promise log for a genesis, linearizable. */
+  loadPromises: (genesis: string) => Promise<PromiseLogState>
   audit: (input: AuditInput) => Promise<unknown>
   /** Reports a peer's conduct to the trust model (equivocation evidence against an org's nodes). */
   conduct?: (peer: string, event: 'equivocation') => void
@@ -195,6 +200,11 @@ export class Federation {
 
   #followLeadership (): void {
     const leader = this.#init.isLeader()
+    if (this.#driver?.failed === true) {
+      // A promise could not be committed: start again from what the org's log holds.
+      this.#driver.stop()
+      this.#driver = undefined
+    }
     if (!leader && this.#driver !== undefined) {
       this.#driver.stop()
       this.#driver = undefined
@@ -209,8 +219,21 @@ export class Federation {
   async #startDriver (): Promise<void> {
     const init = this.#init
     const tickMs = init.tickMs ?? TICK_MS_DEFAULT
+    // One Raft session per driver: its records are numbered in order, and a retry reuses the number.
+    const client = `pbft.${this.id.slice(0, 16)}.${toHex(init.rng.bytes(8))}`
+    let records = 0
+    const commit = async (record: PromiseRecord): Promise<void> => {
+      const requestId = { client, seq: ++records }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await init.commitPromises(this.id, record, requestId)
+        } catch (err) {
+          if (err instanceof TaskError || attempt >= COMMIT_ATTEMPTS || !init.isLeader()) throw err
+          init.logger.debug({ err: (err as Error).message, attempt }, 'pbft promises not committed yet: retrying')
+        }
+      }
+    }
     const driver = await PbftDriver.start({
-      federationId: this.id,
       replicaId: init.orgRoot,
       replicas: this.#replicas,
       publicKeys: this.#publicKeys,
@@ -220,7 +243,7 @@ export class Federation {
       checkpointInterval: init.genesis.pbft.checkpointInterval,
       requestTimeoutTicks: Math.max(2, Math.round(init.genesis.pbft.viewChangeTimeoutMs / tickMs)),
       tickMs,
-      storage: init.storage,
+      promiseLog: { load: async () => await init.loadPromises(this.id), commit },
       clock: init.clock,
       logger: init.logger,
       send: (messages) => this.#send(messages),

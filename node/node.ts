@@ -384,11 +384,13 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   async #startFederation (): Promise<void> {
     const genesis = await loadGenesis(this.#parts.dataDir)
     if (genesis === undefined) return
-    const { identity, org, storage, transport, clock, rng, logger, sanitizer } = this.#parts
+    const { identity, org, transport, clock, rng, logger, sanitizer } = this.#parts
     this.#federation = new Federation({
-      genesis, signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, storage, transport, clock, rng, logger, sanitizer,
+      genesis, signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, transport, clock, rng, logger, sanitizer,
       isLeader: () => this.tasks.raftStatus().role === 'leader',
       commitTask: async (task, requestId) => await this.tasks.propose(task, { requestId }),
+      commitPromises: async (genesis, record, requestId) => await this.tasks.commitPbftPromises(genesis, record, requestId),
+      loadPromises: async (genesis) => await this.tasks.pbftPromises(genesis),
       audit: async (input) => await this.audit(input),
       conduct: (peer, event) => this.#conduct(peer, event)
     })

@@ -1,26 +1,37 @@
-import assert from 'node:assert/strict'
 import {
-  type CommittedBatch, type Evidence, type Outbound, type PbftMessage, type PbftReady, type PbftRestore, type PbftStatus, type Signed, type Checkpoint, type StableCheckpoint, type VerifyFn,
-  PbftCore, decodePbftMessage, encodePbftMessage, sha256
+  type CommittedBatch, type Evidence, type Outbound, type PbftMessage, type PbftReady, type PbftStatus, type VerifyFn,
+  PbftCore, sha256
 } from '../consensus/pbft/index.js'
 import type { RequestId } from '../consensus/types.js'
 import type { Clock } from './clock.js'
-import { decodeCanonical, encodeCanonical } from './codec.js'
+import { encodeCanonical } from './codec.js'
 import type { Signer } from './identity.js'
 import type { Logger } from './log.js'
-import type { BatchOp, Storage } from './storage.js'
+import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 
-// Runs one org's PBFT replica (the pure core) on the node hosting it: ticks it, feeds it, and walks
-// its Ready like the Raft driver does — promises durable first, then send, then apply, then advance.
+// Runs one org's PBFT replica (the pure core) on the node hosting it (the org's Raft leader): ticks
+// it, feeds it, and walks its Ready like the Raft driver does — promises durable first, then send,
+// then apply, then advance.
 //
-// GAP (issue 6): promises, the stable checkpoint and the executed sequence are kept in THIS node's
-// storage, not in the org's Raft log. A new Raft leader of the org starts the replica from its own
-// (usually empty) promise log, so it could contradict what the previous leader signed for the org.
-// Committing promises through the org's Raft log is the next step; the keys below are the format.
+// "Durable" means committed through the org's Raft log: every promise of a Ready (and the stable
+// checkpoint it records) goes into ONE `pbft-promise` entry of the task board before any message of
+// that Ready is sent, so every org member holds what the org signed. Whoever leads the org next
+// starts the replica from that replicated log (PbftRestore, after a ReadIndex barrier), never from
+// its own store, and so cannot contradict the previous host. The executed mark (seq and the chained
+// state hash) rides in the next entry, before the replies and checkpoints that depend on it are sent.
+//
+// Left open: an entry that timed out may still commit after the driver gave up; a driver restarted
+// meanwhile did not send its messages, so the org said nothing contradicting, but its next promise
+// for that slot then sits in the log beside the unsent one (restore keeps the later).
+
+export interface PromiseLog {
+  /** The org's replicated promise log as of now (linearizable). */
+  load: () => Promise<PromiseLogState>
+  /** Commits one record through the org's Raft log; resolves once applied (retries apply once). */
+  commit: (record: PromiseRecord) => Promise<void>
+}
 
 export interface PbftDriverInit {
-  /** Names the federation: keys are per genesis, so a new genesis starts a fresh replica. */
-  federationId: string
   replicaId: string
   replicas: readonly string[]
   publicKeys: ReadonlyMap<string, Uint8Array>
@@ -29,7 +40,7 @@ export interface PbftDriverInit {
   checkpointInterval: number
   requestTimeoutTicks: number
   tickMs: number
-  storage: Storage
+  promiseLog: PromiseLog
   clock: Clock
   logger: Logger
   send: (messages: Outbound[]) => void
@@ -38,26 +49,19 @@ export interface PbftDriverInit {
   evidence: (e: Evidence) => void
 }
 
-const PROMISES_MAX = 100_000
-
 export class PbftDriver {
   readonly #init: PbftDriverInit
   readonly #core: PbftCore
-  readonly #prefix: string
-  /** Persisted promises (storage key, message), oldest first: pruned at each stable checkpoint. */
-  #promises: Array<{ key: string, message: PbftMessage }>
-  #promiseCounter: number
   #stateHash: Uint8Array
+  /** Executed since the last committed record: goes into the next one. */
+  #executed: PromiseRecord['executed']
   #stopTimer?: () => void
   #draining = false
   #stopped = false
   #failure: Error | undefined
 
-  private constructor (init: PbftDriverInit, restored: Restored) {
+  private constructor (init: PbftDriverInit, restored: PromiseLogState) {
     this.#init = init
-    this.#prefix = `pbft/${init.federationId}/`
-    this.#promises = restored.promises
-    this.#promiseCounter = restored.promiseCounter
     this.#stateHash = restored.stateHash
     this.#core = new PbftCore({
       id: init.replicaId,
@@ -72,12 +76,13 @@ export class PbftDriver {
   }
 
   static async start (init: PbftDriverInit): Promise<PbftDriver> {
-    const driver = new PbftDriver(init, await load(init.storage, `pbft/${init.federationId}/`))
+    const restored = await init.promiseLog.load()
+    const driver = new PbftDriver(init, restored)
     driver.#stopTimer = init.clock.every(init.tickMs, () => {
       driver.#core.tick()
       driver.#drain()
     })
-    init.logger.info({ replica: init.replicaId, ...driver.status() }, 'pbft replica started')
+    init.logger.info({ replica: init.replicaId, promises: restored.restore?.promises.length ?? 0, ...driver.status() }, 'pbft replica started from the org\'s promise log')
     return driver
   }
 
@@ -93,6 +98,9 @@ export class PbftDriver {
     this.#drain()
     return accepted
   }
+
+  /** Stopped on a failure (a promise that could not be committed): start a new driver from the log. */
+  get failed (): boolean { return this.#failure !== undefined }
 
   status (): PbftStatus & { failure?: string } {
     return { ...this.#core.status(), ...(this.#failure !== undefined ? { failure: this.#failure.message } : {}) }
@@ -115,7 +123,12 @@ export class PbftDriver {
   }
 
   async #walk (): Promise<void> {
-    while (!this.#stopped && this.#core.hasReady()) {
+    while (!this.#stopped && (this.#core.hasReady() || this.#executed !== undefined)) {
+      // Nothing more to say: still make the executed mark durable, so a successor does not lag.
+      if (!this.#core.hasReady()) {
+        await this.#persist({ promises: [] })
+        continue
+      }
       const rd = this.#core.ready()
       await this.#persist(rd)
       if (this.#stopped) return
@@ -127,62 +140,21 @@ export class PbftDriver {
     }
   }
 
-  async #persist (rd: PbftReady): Promise<void> {
-    if (rd.promises.length === 0 && rd.stable === undefined) return
-    const ops: BatchOp[] = []
-    for (const message of rd.promises) {
-      const key = `${this.#prefix}promise/${String(++this.#promiseCounter).padStart(20, '0')}`
-      ops.push({ type: 'put', key, value: encodePbftMessage(message) })
-      this.#promises.push({ key, message })
-    }
-    if (rd.stable !== undefined) {
-      ops.push({ type: 'put', key: `${this.#prefix}stable`, value: encodeStable(rd.stable) })
-      const stableSeq = rd.stable.seq
-      const keep = this.#promises.filter((p) => !(seqOf(p.message) <= stableSeq))
-      for (const p of this.#promises) if (seqOf(p.message) <= stableSeq) ops.push({ type: 'del', key: p.key })
-      this.#promises = keep
-    }
-    assert.ok(this.#promises.length <= PROMISES_MAX, 'pbft promise log exceeds its bound (no stable checkpoint?)')
-    await this.#init.storage.batch(ops)
+  async #persist (rd: Pick<PbftReady, 'promises' | 'stable'>): Promise<void> {
+    const executed = this.#executed
+    if (rd.promises.length === 0 && rd.stable === undefined && executed === undefined) return
+    await this.#init.promiseLog.commit({
+      promises: rd.promises, ...(rd.stable !== undefined ? { stable: rd.stable } : {}), ...(executed !== undefined ? { executed } : {})
+    })
+    this.#executed = undefined
   }
 
   async #apply (batch: CommittedBatch): Promise<void> {
     const results = await this.#init.apply(batch)
     // The state digest chains every executed batch: equal on correct replicas, whatever their boards hold.
     this.#stateHash = sha256(encodeCanonical([this.#stateHash, batch.seq, batch.digest]))
-    await this.#init.storage.batch([{ type: 'put', key: `${this.#prefix}executed`, value: encodeCanonical([batch.seq, this.#stateHash]) }])
+    this.#executed = { seq: batch.seq, stateHash: this.#stateHash }
     if (this.#stopped) return
     this.#core.applied(batch.seq, results, batch.seq % this.#init.checkpointInterval === 0 ? this.#stateHash : undefined)
   }
-}
-
-interface Restored { restore?: PbftRestore, promises: Array<{ key: string, message: PbftMessage }>, promiseCounter: number, stateHash: Uint8Array }
-
-async function load (storage: Storage, prefix: string): Promise<Restored> {
-  const promises: Array<{ key: string, message: PbftMessage }> = []
-  let promiseCounter = 0
-  for await (const [key, value] of storage.iterate(`${prefix}promise/`)) {
-    promises.push({ key, message: decodePbftMessage(value) })
-    promiseCounter = Number(key.slice(key.lastIndexOf('/') + 1))
-  }
-  const stableBytes = await storage.get(`${prefix}stable`)
-  const executedBytes = await storage.get(`${prefix}executed`)
-  const [executedSeq, stateHash] = executedBytes === undefined ? [0, new Uint8Array(32)] : decodeCanonical(executedBytes) as [number, Uint8Array]
-  if (promises.length === 0 && stableBytes === undefined && executedSeq === 0) return { promises, promiseCounter, stateHash }
-  const stable = stableBytes === undefined ? undefined : decodeStable(stableBytes)
-  return { restore: { promises: promises.map((p) => p.message), executedSeq, ...(stable !== undefined ? { stable } : {}) }, promises, promiseCounter, stateHash }
-}
-
-function seqOf (m: PbftMessage): number {
-  const b = m.body
-  return b.type === 'PrePrepare' || b.type === 'Prepare' || b.type === 'Commit' || b.type === 'Checkpoint' ? b.seq : Infinity
-}
-
-function encodeStable (s: StableCheckpoint): Uint8Array {
-  return encodeCanonical([s.seq, s.stateDigest, s.proof.map(encodePbftMessage)])
-}
-
-function decodeStable (bytes: Uint8Array): StableCheckpoint {
-  const [seq, stateDigest, proof] = decodeCanonical(bytes) as [number, Uint8Array, Uint8Array[]]
-  return { seq, stateDigest, proof: proof.map((p) => decodePbftMessage(p) as Signed<Checkpoint>) }
 }

@@ -5,6 +5,7 @@ import { FedmeshError } from './errors.js'
 import { toHex } from './identity.js'
 import type { DropReason } from './message-channel.js'
 import type { Logger } from './log.js'
+import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 import { RaftDriver, type RaftDriverInit, type RaftNodeStatus } from './raft-driver.js'
 import type { Storage } from './storage.js'
 import {
@@ -103,6 +104,23 @@ export class TaskService {
   async list (filter: { status?: TaskStatus, afterIndex?: number, limit?: number } = {}, options: ReadOptions = {}): Promise<Task[]> {
     if (options.linearizable === true) await this.#driver.readBarrier(options)
     return this.#board.list({ ...filter, limit: Math.min(filter.limit ?? 100, LIST_LIMIT_MAX) })
+  }
+
+  /**
+   * Commits one Ready's PBFT promises into the board (all org members hold them); resolves once
+   * applied here. A retry with the same request id applies once.
+   */
+  async commitPbftPromises (genesis: string, record: PromiseRecord, requestId: RequestId, options: { timeoutMs?: number } = {}): Promise<void> {
+    const committed = await this.#driver.propose(encodeTaskCommand({ op: 'pbft-promise', genesis, record }), requestId, options)
+    const outcome = committed.result
+    if (outcome === undefined) throw new FedmeshError('task-request-expired', 'the request id is older than its session: retried too late')
+    if (!outcome.ok) throw new TaskError(outcome.code, outcome.message)
+  }
+
+  /** The org's PBFT promises for a federation, after every write committed before the call (ReadIndex). */
+  async pbftPromises (genesis: string, options: { timeoutMs?: number } = {}): Promise<PromiseLogState> {
+    await this.#driver.readBarrier(options)
+    return this.#board.pbftPromises(genesis)
   }
 
   raftStatus (): RaftNodeStatus {

@@ -3,12 +3,15 @@ import { SessionTable } from '../consensus/raft/dedup.js'
 import type { Entry } from '../consensus/types.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
+import { PbftPromiseLogs, PromiseLogError, decodePromiseRecord, encodePromiseRecord, type PromiseLogState, type PromiseRecord } from './pbft-promise-log.js'
 
 // The organisation's replicated task board: the state machine its Raft log drives. Apply is
 // deterministic (same entries in the same order give the same board on every node) and every
 // command is checked whole before anything changes, so a refused command leaves no trace but its
 // result. Retried proposals carry the same request id and apply once (the session table, part of
 // the snapshot). Task ids are derived from the log index that created them: `t<index>`.
+// The board also holds the org's PBFT promises (`pbft-promise` commands, see pbft-promise-log.ts),
+// so they are replicated, snapshotted and restored with it.
 
 export type TaskStatus = 'open' | 'claimed' | 'done' | 'failed'
 export const TASK_STATUSES: readonly TaskStatus[] = ['open', 'claimed', 'done', 'failed']
@@ -31,6 +34,8 @@ export type TaskCommand =
   | { op: 'propose', title: string, capability: string, payload: string, proposer: string }
   | { op: 'claim', id: string, assignee: string }
   | { op: 'complete' | 'fail', id: string, assignee: string, result: string }
+  /** Every promise of one PBFT Ready of the org's replica for federation `genesis`. */
+  | { op: 'pbft-promise', genesis: string, record: PromiseRecord }
 
 export type TaskErrorCode = 'task-invalid' | 'task-not-found' | 'task-conflict' | 'task-board-full' | 'task-snapshot-malformed'
 
@@ -41,7 +46,7 @@ export class TaskError extends FedmeshError {
   }
 }
 
-/** What applying a command produced; a duplicate gets the first application's outcome. */
+/** What applying a command produced; a duplicate gets the first application's outcome (taskId '' for a pbft-promise). */
 export type TaskOutcome =
   | { ok: true, taskId: string, index: number, term: number }
   | { ok: false, code: TaskErrorCode, message: string }
@@ -53,7 +58,7 @@ export const TASKS_MAX_DEFAULT = 100_000
 const CAPABILITY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
 const TASK_ID = /^t[1-9][0-9]{0,15}$/
 const PRINTABLE = /^[^\p{Cc}]+$/u
-const SNAPSHOT_VERSION = 1
+const SNAPSHOT_VERSION = 2
 
 // ---- commands: built and validated from untrusted input before anything is proposed ----
 
@@ -72,6 +77,7 @@ export function finishCommand (op: 'complete' | 'fail', id: unknown, assignee: u
 export function encodeTaskCommand (cmd: TaskCommand): Uint8Array {
   if (cmd.op === 'propose') return encodeCanonical(['propose', cmd.title, cmd.capability, cmd.payload, cmd.proposer])
   if (cmd.op === 'claim') return encodeCanonical(['claim', cmd.id, cmd.assignee])
+  if (cmd.op === 'pbft-promise') return encodeCanonical(['pbft-promise', ...encodePromiseRecord(cmd.genesis, cmd.record)])
   return encodeCanonical([cmd.op, cmd.id, cmd.assignee, cmd.result])
 }
 
@@ -91,6 +97,14 @@ export function decodeTaskCommand (bytes: Uint8Array): TaskCommand {
   if ((v[0] === 'complete' || v[0] === 'fail') && v.length === 4) {
     return { op: v[0], id: taskId(v[1]), assignee: text(v[2], 'assignee', ASSIGNEE_LENGTH_MAX), result: jsonText(v[3], 'result') }
   }
+  if (v[0] === 'pbft-promise') {
+    try {
+      return { op: 'pbft-promise', ...decodePromiseRecord(v.slice(1)) }
+    } catch (err) {
+      if (err instanceof PromiseLogError) throw invalid(err.message)
+      throw err
+    }
+  }
   throw invalid('unknown command')
 }
 
@@ -102,6 +116,7 @@ export class TaskBoard {
   readonly #tasks = new Map<string, StoredTask>()
   readonly #tasksMax: number
   #sessions: SessionTable
+  #promiseLogs = new PbftPromiseLogs()
 
   constructor (options: { tasksMax?: number, sessionsMax?: number } = {}, snapshot?: Uint8Array) {
     this.#tasksMax = options.tasksMax ?? TASKS_MAX_DEFAULT
@@ -123,6 +138,11 @@ export class TaskBoard {
     return t === undefined ? undefined : view(t)
   }
 
+  /** The org's PBFT promises for a federation, as applied so far: what its next replica host restores. */
+  pbftPromises (genesis: string): PromiseLogState {
+    return this.#promiseLogs.state(genesis)
+  }
+
   /** Tasks in creation order, created after afterIndex, optionally of one status. */
   list (filter: { status?: TaskStatus, afterIndex?: number, limit: number }): Task[] {
     const out: Task[] = []
@@ -134,12 +154,12 @@ export class TaskBoard {
     return out
   }
 
-  /** Deterministic serialization: tasks in creation order, then the session table. */
+  /** Deterministic serialization: tasks in creation order, the session table, then the PBFT promise logs. */
   snapshot (): Uint8Array {
     const rows = [...this.#tasks.values()].map((t) => [
       t.id, t.title, t.capability, t.payload, t.proposer, TASK_STATUSES.indexOf(t.status), t.assignee, t.result, t.createdIndex, t.updatedIndex
     ])
-    return encodeCanonical([SNAPSHOT_VERSION, rows, this.#sessions.encode()])
+    return encodeCanonical([SNAPSHOT_VERSION, rows, this.#sessions.encode(), this.#promiseLogs.encode()])
   }
 
   #execute (e: Entry): TaskOutcome {
@@ -148,6 +168,15 @@ export class TaskBoard {
       cmd = decodeTaskCommand(e.data)
     } catch (err) {
       return refusal(err)
+    }
+    if (cmd.op === 'pbft-promise') {
+      try {
+        this.#promiseLogs.append(cmd.genesis, cmd.record)
+      } catch (err) {
+        if (err instanceof PromiseLogError) return { ok: false, code: 'task-board-full', message: err.message }
+        throw err
+      }
+      return { ok: true, taskId: '', index: e.index, term: e.term }
     }
     if (cmd.op === 'propose') {
       if (this.#tasks.size >= this.#tasksMax && !this.#evictOldestFinished()) {
@@ -190,7 +219,8 @@ export class TaskBoard {
   #restore (bytes: Uint8Array, sessionsMax: number | undefined): void {
     try {
       const v = decodeCanonical(bytes)
-      if (!Array.isArray(v) || v[0] !== SNAPSHOT_VERSION || !Array.isArray(v[1]) || !(v[2] instanceof Uint8Array)) throw new Error('bad shape')
+      // Version 1 boards predate the promise logs.
+      if (!Array.isArray(v) || !(v[0] === 1 ? v.length === 3 : v[0] === SNAPSHOT_VERSION && v.length === 4) || !Array.isArray(v[1]) || !(v[2] instanceof Uint8Array)) throw new Error('bad shape')
       for (const row of v[1] as unknown[][]) {
         const [id, title, cap, payload, proposer, status, assignee, result, createdIndex, updatedIndex] = row
         const t: StoredTask = {
@@ -203,6 +233,7 @@ export class TaskBoard {
         this.#tasks.set(t.id, t)
       }
       this.#sessions = SessionTable.decode(v[2], sessionsMax)
+      if (v[0] === SNAPSHOT_VERSION) this.#promiseLogs = PbftPromiseLogs.decode(v[3])
     } catch (err) {
       throw new TaskError('task-snapshot-malformed', `task board snapshot: ${(err as Error).message}`)
     }
