@@ -103,6 +103,8 @@ interface Seen { view: number, seq: number, hash: string, message: PbftMessage, 
 const BACKOFF_EXPONENT_MAX = 10
 /** Wire bytes of a signed vote beyond its batch: sender id, signature, digest, numbers, framing. */
 const SIGNED_MESSAGE_OVERHEAD_BYTES = PBFT_ID_LENGTH_MAX + 64 + 32 + 48
+/** View changes further ahead than this are refused. */
+const VIEW_CHANGE_AHEAD_MAX = 1024
 /** Normal-case messages for views this far ahead wait for their NewView; further ones are dropped. */
 const FUTURE_VIEWS_MAX = 8
 
@@ -223,7 +225,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     // itself, as only a new view can bring it the certificates it missed).
     if (!waiting) this.#elapsed = 0
     else if (this.#elapsed >= this.#timeoutTicks) this.#startViewChange(this.#view + 1)
-    else if (this.#elapsed % this.#timeoutTicks === this.#timeoutTicks >> 1) this.#retransmit()
+    else if (this.#elapsed === this.#timeoutTicks >> 1) this.#retransmit()
   }
 
   step (m: PbftMessage): void {
@@ -684,6 +686,8 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       }
       return
     }
+    // A faulty replica could otherwise drag everyone towards the largest safe integer.
+    if (view > this.#view + VIEW_CHANGE_AHEAD_MAX) return this.#reject('view-too-far-ahead')
     const known = this.#viewChanges.get(m.from)
     if (known !== undefined && known.body.view >= view) return
     if (!validViewChange(this.#quorum, m.body)) return this.#reject('invalid-view-change')

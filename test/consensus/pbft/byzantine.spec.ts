@@ -82,4 +82,17 @@ describe('pbft: Byzantine replicas', () => {
       assert.equal(net.core(id).status().view, 0)
     }
   })
+
+  it('a view change for a view absurdly far ahead is refused, so nobody is dragged there', () => {
+    const net = new TestNetwork(4)
+    const vc = sign(identityFor('org4'), 'org4', { type: 'ViewChange', view: 2 ** 50, stableSeq: 0, checkpointProof: [], prepared: [] })
+    for (const id of ['org1', 'org2', 'org3']) net.inject(id, vc)
+    net.isolate('org1')
+    net.request('org2', 'alice', 1, 'a1')
+    net.tick(15)
+    for (const id of ['org2', 'org3']) {
+      assert.equal(net.core(id).status().rejected['view-too-far-ahead'], 1)
+      assert.equal(net.core(id).status().view, 1, `${id} moved to the next view only`)
+    }
+  })
 })
