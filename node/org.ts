@@ -60,12 +60,26 @@ export function encodeCertificate (c: NodeCertificate): Uint8Array {
 /** Decodes and checks a certificate: signed by its root, for this node and org, not expired. */
 export function verifyCertificate (bytes: Uint8Array, expect: { nowMs: number, node?: Uint8Array, org?: string, root?: Uint8Array }): NodeCertificate {
   const cert = decodeCertificate(bytes)
-  if (!verify(cert.root, certSigningBytes(cert), cert.signature)) throw new OrgError('cert-bad-signature', 'certificate is not signed by its organisation root')
+  if (!signatureVerified(bytes, cert)) throw new OrgError('cert-bad-signature', 'certificate is not signed by its organisation root')
   if (expect.nowMs > cert.expiresAtMs) throw new OrgError('cert-expired', `certificate expired at ${new Date(cert.expiresAtMs).toISOString()}`)
   if (expect.node !== undefined && toHex(expect.node) !== toHex(cert.node)) throw new OrgError('cert-mismatch', 'certificate is for another node key')
   if (expect.org !== undefined && expect.org !== cert.org) throw new OrgError('cert-mismatch', `certificate is for org '${cert.org}', not '${expect.org}'`)
   if (expect.root !== undefined && toHex(expect.root) !== toHex(cert.root)) throw new OrgError('cert-mismatch', 'certificate chains to another organisation root')
   return cert
+}
+
+// Every announcement and PBFT message carries the sender's certificate: remember the byte strings
+// whose root signature already verified (bounded, oldest forgotten first), so each is checked once.
+const VERIFIED_CERTIFICATES_MAX = 4096
+const verifiedCertificates = new Set<string>()
+
+function signatureVerified (bytes: Uint8Array, cert: NodeCertificate): boolean {
+  const id = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+  if (verifiedCertificates.has(id)) return true
+  if (!verify(cert.root, certSigningBytes(cert), cert.signature)) return false
+  if (verifiedCertificates.size >= VERIFIED_CERTIFICATES_MAX) verifiedCertificates.delete(verifiedCertificates.values().next().value!)
+  verifiedCertificates.add(id)
+  return true
 }
 
 function decodeCertificate (bytes: Uint8Array): NodeCertificate {
