@@ -3,7 +3,7 @@ import { type PrePrepare, type Signed, batchDigest, sign } from '../../../consen
 import { TestNetwork, identityFor, requestOf } from './harness.js'
 
 describe('pbft: Byzantine replicas', () => {
-  it('an equivocating primary (different batches to different replicas) is caught with evidence and replaced', () => {
+  it('an equivocating primary (different batches to different replicas) cannot commit both, and is caught with evidence', () => {
     const net = new TestNetwork(4)
     const org1 = identityFor('org1')
     // org1 sends org4 a pre-prepare for another batch at the same (view, seq).
