@@ -33,7 +33,7 @@ async function convergence (size: number): Promise<Record<string, number>> {
     await waitFor(`${size} nodes to converge`, async () => {
       const lists = await Promise.all(nodes.map(async (n) => await n.members()))
       return lists.every((list) => list.filter((m) => m.status === 'alive' && keys.has(m.key)).length === size)
-    }, 60_000, 25)
+    }, 60_000, 200)
     const convergedMs = performance.now()
 
     const victim = nodes[size - 1]!
@@ -43,7 +43,7 @@ async function convergence (size: number): Promise<Record<string, number>> {
     await waitFor('the killed node to be dead everywhere', async () => {
       const views = await Promise.all(others.map(async (o) => (await o.members()).find((m) => m.key === victim.key)?.status))
       return views.every((s) => s === 'dead')
-    }, 60_000, 25)
+    }, 60_000, 200)
     const result = {
       nodes: size,
       startAllMs: round(allUpMs - spawnMs),
