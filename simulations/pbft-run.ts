@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
-import { cryptoRng } from '../node/system-clock.js'
 import { BYZANTINE_BEHAVIOURS, type ByzantineBehaviour } from './pbft-byzantine.js'
 import { type PbftSimOptions, type PbftSimResult, runPbftSeed } from './pbft-sim.js'
+import { sweep } from './sweep.js'
 
 // `npm run sim -- pbft --seeds N [--seed S] [--ticks T] [--orgs 4|7] [--behaviour B] [--trace] [--unsafe NAME] [--json]`
 // Runs seeds S, S+1, … (S random when omitted, and printed), stops at the first failure and prints
@@ -37,44 +37,30 @@ export async function pbftMain (argv: string[]): Promise<number> {
     console.error(`usage: sim pbft --seeds N [--seed S] [--ticks T] [--orgs 4|7] [--behaviour ${BYZANTINE_BEHAVIOURS.join('|')}] [--trace] [--unsafe ${Object.keys(UNSAFE).join('|')}] [--json]`)
     return 2
   }
-  // The only non-determinism in the simulator: choosing a first seed when none is given.
-  const first = values.seed === undefined ? cryptoRng.nextU32() >>> 1 : Number(values.seed)
-  const started = performance.now()
-  const totals = { seeds: 0, ops: 0, opsLiveness: 0, viewChanges: 0, restarts: 0, partitions: 0, stateTransfers: 0, evidence: 0, rejected: 0, dropped: 0, byzantine: 0 }
-  let failure: PbftSimResult | undefined
-  for (let i = 0; i < seeds && failure === undefined; i++) {
-    const r = await runPbftSeed({
-      seed: first + i, ticks, trace: values.trace, ...(orgs === undefined ? {} : { orgs: orgs as 4 | 7 }), ...(behaviour === undefined ? {} : { behaviour }), ...unsafe
-    })
-    totals.seeds++
-    totals.ops += r.stats.opsCompleted
-    totals.opsLiveness += r.stats.opsCompletedLiveness
-    totals.viewChanges += r.stats.viewChanges
-    totals.restarts += r.stats.restarts
-    totals.partitions += r.stats.partitions
-    totals.stateTransfers += r.stats.stateTransfers
-    totals.evidence += r.stats.evidence
-    totals.rejected += r.stats.rejected
-    totals.dropped += r.stats.dropped
-    totals.byzantine += Object.keys(r.config.byzantine).length
-    if (!r.ok) failure = r
-    if (!values.json && (totals.seeds % 50 === 0 || totals.seeds === seeds)) console.log(`… ${totals.seeds}/${seeds} seeds`)
-  }
-  const seconds = (performance.now() - started) / 1000
-  const seedsPerMinute = Math.round(totals.seeds / seconds * 60)
-  if (values.json) {
-    console.log(JSON.stringify({ firstSeed: first, ...totals, seconds, seedsPerMinute, failure }))
-  } else {
-    console.log(`pbft: ${totals.seeds - (failure === undefined ? 0 : 1)}/${totals.seeds} seeds ok from seed ${first} in ${seconds.toFixed(1)} s (${seedsPerMinute} seeds/min)`)
-    console.log(`  ops committed ${totals.ops} (liveness ${totals.opsLiveness}), faulty orgs ${totals.byzantine}, view changes ${totals.viewChanges}, replica restarts ${totals.restarts}, ` +
-      `partitions ${totals.partitions}, state transfers ${totals.stateTransfers}, evidence ${totals.evidence}, messages rejected ${totals.rejected}, packets dropped ${totals.dropped}`)
-    if (failure !== undefined) {
-      const flags = `--ticks ${ticks}${orgs === undefined ? '' : ` --orgs ${orgs}`}${behaviour === undefined ? '' : ` --behaviour ${behaviour}`}${values.unsafe === undefined ? '' : ` --unsafe ${values.unsafe}`}`
-      console.log(`FAILED seed ${failure.seed}: ${failure.violation!.invariant}: ${failure.violation!.message}`)
-      console.log(`  config ${JSON.stringify(failure.config)}`)
-      console.log(`  last events (replay: npm run sim -- pbft --seed ${failure.seed} --seeds 1 ${flags} --trace):`)
-      for (const line of failure.trace) console.log(`  ${line}`)
-    }
-  }
-  return failure === undefined ? 0 : 1
+  const totals = { ops: 0, opsLiveness: 0, viewChanges: 0, restarts: 0, partitions: 0, stateTransfers: 0, evidence: 0, rejected: 0, dropped: 0, byzantine: 0 }
+  return await sweep<PbftSimResult>({
+    protocol: 'pbft',
+    seeds,
+    seed: values.seed,
+    json: values.json,
+    replayFlags: `--ticks ${ticks}${orgs === undefined ? '' : ` --orgs ${orgs}`}${behaviour === undefined ? '' : ` --behaviour ${behaviour}`}${values.unsafe === undefined ? '' : ` --unsafe ${values.unsafe}`}`,
+    run: async (seed) => await runPbftSeed({
+      seed, ticks, trace: values.trace, ...(orgs === undefined ? {} : { orgs: orgs as 4 | 7 }), ...(behaviour === undefined ? {} : { behaviour }), ...unsafe
+    }),
+    tally: (r) => {
+      totals.ops += r.stats.opsCompleted
+      totals.opsLiveness += r.stats.opsCompletedLiveness
+      totals.viewChanges += r.stats.viewChanges
+      totals.restarts += r.stats.restarts
+      totals.partitions += r.stats.partitions
+      totals.stateTransfers += r.stats.stateTransfers
+      totals.evidence += r.stats.evidence
+      totals.rejected += r.stats.rejected
+      totals.dropped += r.stats.dropped
+      totals.byzantine += Object.keys(r.config.byzantine).length
+    },
+    totals: () => totals,
+    summary: () => `ops committed ${totals.ops} (liveness ${totals.opsLiveness}), faulty orgs ${totals.byzantine}, view changes ${totals.viewChanges}, replica restarts ${totals.restarts}, ` +
+      `partitions ${totals.partitions}, state transfers ${totals.stateTransfers}, evidence ${totals.evidence}, messages rejected ${totals.rejected}, packets dropped ${totals.dropped}`
+  })
 }
