@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import { decodeCanonical, encodeCanonical } from '../../node/codec.js'
 import { PbftDecodeError } from './errors.js'
+import { wireReaders } from '../wire.js'
+
 
 // PBFT messages with the paper's names (Castro & Liskov, OSDI '99). Every replica message is signed
 // by its sender over a domain-separated canonical CBOR encoding of (sender, body); certificates inside
@@ -187,11 +189,7 @@ function fail (why: string): never {
   throw new PbftDecodeError('pbft-message-malformed', why)
 }
 
-function array (x: unknown, length: number | undefined, what: string): unknown[] {
-  if (!Array.isArray(x)) fail(`${what} is not an array`)
-  if (length !== undefined && x.length !== length) fail(`${what} has ${x.length} fields, expected ${length}`)
-  return x
-}
+const { array, uint } = wireReaders(fail)
 
 function fields (v: unknown[], length: number, type: string): void {
   if (v.length !== length) fail(`${type} has ${v.length} fields, expected ${length}`)
@@ -201,11 +199,6 @@ function list (x: unknown, max: number, what: string): unknown[] {
   const v = array(x, undefined, what)
   if (v.length > max) fail(`${what} has more than ${max} items`)
   return v
-}
-
-function uint (x: unknown, what: string): number {
-  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) fail(`${what} is not a non-negative integer`)
-  return x
 }
 
 function id (x: unknown, what: string): string {

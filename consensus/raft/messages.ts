@@ -1,6 +1,8 @@
 import { decode, encode } from 'cborg'
 import type { ConfState, Entry, NodeId, RequestId, Snapshot } from '../types.js'
 import { RaftDecodeError } from './errors.js'
+import { wireReaders } from '../wire.js'
+
 
 // Raft wire messages with etcd's names, one flat shape (as raftpb.Message), and a compact CBOR
 // encoding as a positional array. Decoding treats the bytes as hostile: size first, then every field.
@@ -107,16 +109,7 @@ function fail (why: string): never {
   throw new RaftDecodeError('raft-message-malformed', why)
 }
 
-function array (x: unknown, length: number | undefined, what: string): unknown[] {
-  if (!Array.isArray(x)) fail(`${what} is not an array`)
-  if (length !== undefined && x.length !== length) fail(`${what} has ${x.length} fields, expected ${length}`)
-  return x
-}
-
-function uint (x: unknown, what: string): number {
-  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) fail(`${what} is not a non-negative integer`)
-  return x
-}
+const { array, uint } = wireReaders(fail)
 
 function bool (x: unknown, what: string): boolean {
   if (typeof x !== 'boolean') fail(`${what} is not a boolean`)
