@@ -53,6 +53,9 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
   --heartbeat-ms N       announcement interval (default 1000)
   --suspect-after-ms N   silence before a member is suspect (default 3 heartbeats)
   --dead-after-ms N      silence before a member is dead (default 6 heartbeats)
+  --raft-tick-ms N       the org's Raft tick (default 50)
+  --raft-election-ticks N  election timeout in ticks, randomised up to 2x (default 10)
+  --raft-voters-max N    voters in the org's Raft group; further members stay learners (default 5)
 `
 
 type Command = (args: string[]) => Promise<number>
@@ -117,7 +120,10 @@ async function start (args: string[]): Promise<number> {
       capability: { type: 'string', multiple: true },
       'heartbeat-ms': { type: 'string' },
       'suspect-after-ms': { type: 'string' },
-      'dead-after-ms': { type: 'string' }
+      'dead-after-ms': { type: 'string' },
+      'raft-tick-ms': { type: 'string' },
+      'raft-election-ticks': { type: 'string' },
+      'raft-voters-max': { type: 'string' }
     }
   })
   const dataDir = values['data-dir'] ?? defaultDataDir()
@@ -130,7 +136,10 @@ async function start (args: string[]): Promise<number> {
     capabilities: values.capability,
     heartbeatMs: values['heartbeat-ms'],
     suspectAfterMs: values['suspect-after-ms'],
-    deadAfterMs: values['dead-after-ms']
+    deadAfterMs: values['dead-after-ms'],
+    raftTickMs: values['raft-tick-ms'],
+    raftElectionTicks: values['raft-election-ticks'],
+    raftVotersMax: values['raft-voters-max']
   }
   const config = await resolveStartConfig(dataDir, flags)
   const logger = createLogger('fedmesh')
@@ -147,6 +156,11 @@ async function start (args: string[]): Promise<number> {
     heartbeatMs: config.heartbeatMs,
     ...(config.suspectAfterMs !== undefined ? { suspectAfterMs: config.suspectAfterMs } : {}),
     ...(config.deadAfterMs !== undefined ? { deadAfterMs: config.deadAfterMs } : {}),
+    raft: {
+      ...(config.raftTickMs !== undefined ? { tickMs: config.raftTickMs } : {}),
+      ...(config.raftElectionTicks !== undefined ? { electionTicks: config.raftElectionTicks } : {}),
+      ...(config.raftVotersMax !== undefined ? { votersMax: config.raftVotersMax } : {})
+    },
     logger
   })
   process.stdout.write(startBanner(node))

@@ -16,6 +16,10 @@ export interface StartConfig {
   heartbeatMs: number
   suspectAfterMs: number | undefined
   deadAfterMs: number | undefined
+  /** The org's Raft group: tick length, election timeout in ticks, voters kept (learners beyond). */
+  raftTickMs: number | undefined
+  raftElectionTicks: number | undefined
+  raftVotersMax: number | undefined
 }
 
 export const LISTEN_DEFAULT = ['/ip4/0.0.0.0/tcp/7400']
@@ -29,7 +33,10 @@ export const START_DEFAULTS: StartConfig = {
   capabilities: [],
   heartbeatMs: 1000,
   suspectAfterMs: undefined,
-  deadAfterMs: undefined
+  deadAfterMs: undefined,
+  raftTickMs: undefined,
+  raftElectionTicks: undefined,
+  raftVotersMax: undefined
 }
 
 const ENV_NAMES: Record<keyof StartConfig, string> = {
@@ -41,7 +48,10 @@ const ENV_NAMES: Record<keyof StartConfig, string> = {
   capabilities: 'FEDMESH_CAPABILITIES',
   heartbeatMs: 'FEDMESH_HEARTBEAT_MS',
   suspectAfterMs: 'FEDMESH_SUSPECT_AFTER_MS',
-  deadAfterMs: 'FEDMESH_DEAD_AFTER_MS'
+  deadAfterMs: 'FEDMESH_DEAD_AFTER_MS',
+  raftTickMs: 'FEDMESH_RAFT_TICK_MS',
+  raftElectionTicks: 'FEDMESH_RAFT_ELECTION_TICKS',
+  raftVotersMax: 'FEDMESH_RAFT_VOTERS_MAX'
 }
 
 export type StartFlags = Partial<Record<keyof StartConfig, string | string[] | undefined>>
@@ -74,15 +84,17 @@ async function readConfigFile (dataDir: string): Promise<Record<string, unknown>
   return value as Record<string, unknown>
 }
 
+const INTEGER_SETTINGS = new Set<keyof StartConfig>(['heartbeatMs', 'suspectAfterMs', 'deadAfterMs', 'raftTickMs', 'raftElectionTicks', 'raftVotersMax'])
+
 function coerce (name: keyof StartConfig, raw: unknown): unknown {
   const isList = Array.isArray(START_DEFAULTS[name])
   if (isList) {
     const items = Array.isArray(raw) ? raw : String(raw).split(',')
     return items.map((s) => String(s).trim()).filter((s) => s.length > 0)
   }
-  if (name === 'heartbeatMs' || name === 'suspectAfterMs' || name === 'deadAfterMs') {
+  if (INTEGER_SETTINGS.has(name)) {
     const n = Number(raw)
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer (milliseconds), got '${String(raw)}'`)
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got '${String(raw)}'`)
     return n
   }
   return String(raw)

@@ -15,7 +15,7 @@ describe('start configuration', () => {
 
   it('takes a flag over an env var over the config file over the default', async () => {
     await writeFile(join(dir, 'config.json'), JSON.stringify({ org: 'file-org', api: '127.0.0.1:9000', heartbeatMs: 700, bootstrap: ['/ip4/127.0.0.1/tcp/1'] }))
-    const env = { FEDMESH_ORG: 'env-org', FEDMESH_API: '127.0.0.1:9001', FEDMESH_LISTEN: '/ip4/127.0.0.1/tcp/2, /ip4/127.0.0.1/tcp/3' }
+    const env = { FEDMESH_ORG: 'env-org', FEDMESH_API: '127.0.0.1:9001', FEDMESH_LISTEN: '/ip4/127.0.0.1/tcp/2, /ip4/127.0.0.1/tcp/3', FEDMESH_RAFT_VOTERS_MAX: '3' }
     const config = await resolveStartConfig(dir, { org: 'flag-org' }, env)
     assert.equal(config.org, 'flag-org')
     assert.equal(config.api, '127.0.0.1:9001')
@@ -23,6 +23,8 @@ describe('start configuration', () => {
     assert.equal(config.heartbeatMs, 700)
     assert.deepEqual(config.bootstrap, ['/ip4/127.0.0.1/tcp/1'])
     assert.equal(config.join, undefined)
+    assert.equal(config.raftVotersMax, 3)
+    assert.equal(config.raftTickMs, undefined)
   })
 
   it('rejects unknown settings and bad numbers with a message naming them', async () => {
