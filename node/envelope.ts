@@ -1,6 +1,6 @@
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
-import { verify, type Signer } from './identity.js'
+import { bytesEqual, verify, type Signer } from './identity.js'
 
 // Every application message travels in a signed envelope:
 //   CBOR array [version, type, from, org, timestampMs, nonce, body, signature]
@@ -89,10 +89,6 @@ function parse (bytes: Uint8Array): { envelope: Envelope, signature: Uint8Array 
 
 function signingBytes (e: Envelope): Uint8Array {
   return encodeCanonical([SIGNING_DOMAIN, e.type, e.from, e.org, e.timestampMs, e.nonce, e.body])
-}
-
-function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0
 }
 
 /**

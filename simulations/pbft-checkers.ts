@@ -1,5 +1,5 @@
 import type { CommittedBatch, Evidence } from '../consensus/pbft/pbft.js'
-import { hex } from '../consensus/pbft/messages.js'
+import { toHex } from '../node/identity.js'
 import { InvariantViolation } from './raft-checkers.js'
 
 // PBFT safety across honest replicas, checked as batches commit: agreement (one batch per seq),
@@ -18,7 +18,7 @@ export class PbftCheckers {
 
   /** Agreement and prefix: every honest replica executes the same batch at each seq, in seq order. */
   recordCommitted (replica: string, b: CommittedBatch): void {
-    const digest = hex(b.digest)
+    const digest = toHex(b.digest)
     const known = this.#batchAt.get(b.seq)
     if (known === undefined) this.#batchAt.set(b.seq, { digest, replica, view: b.view })
     else if (known.digest !== digest) {
@@ -37,7 +37,7 @@ export class PbftCheckers {
   }
 
   recordState (replica: string, seq: number, stateDigest: Uint8Array): void {
-    const digest = hex(stateDigest)
+    const digest = toHex(stateDigest)
     const known = this.#stateAt.get(seq)
     if (known === undefined) this.#stateAt.set(seq, { digest, replica })
     else if (known.digest !== digest) throw new InvariantViolation('state agreement', `${replica} and ${known.replica} hold different states at checkpoint ${seq}`)

@@ -1,5 +1,6 @@
 import type { VerifyFn } from './pbft.js'
-import { type PbftMessage, type Reply, type Signed, hex, signingBytes } from './messages.js'
+import { toHex } from '../../node/identity.js'
+import { type PbftMessage, type Reply, type Signed, signingBytes } from './messages.js'
 
 // The client side of PBFT's reply rule: a result is accepted once f+1 distinct replicas sent the
 // same signed result for the request, so at least one correct replica vouches for it.
@@ -21,7 +22,7 @@ export class ReplyCollector {
     if (b.type !== 'Reply' || b.client !== this.client || b.timestamp !== this.timestamp) return undefined
     const key = this.publicKeys.get(m.from)
     if (key === undefined || !this.verify(key, signingBytes(m.from, b), m.signature)) return undefined
-    const result = hex(b.result)
+    const result = toHex(b.result)
     let voters = this.#votes.get(result)
     if (voters === undefined) {
       // One result per replica: a replica that already voted for another result is ignored.

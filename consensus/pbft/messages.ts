@@ -97,14 +97,6 @@ export function sha256 (bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest())
 }
 
-export function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(a, b) === 0
-}
-
-export function hex (bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
-}
-
 // ---- decoding ----
 
 export function decodePbftMessage (bytes: Uint8Array): PbftMessage {

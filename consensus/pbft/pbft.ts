@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import type { Signer } from '../../node/identity.js'
-import { verify as ed25519Verify } from '../../node/identity.js'
+import { bytesEqual, toHex, verify as ed25519Verify } from '../../node/identity.js'
 import type { ConsensusCore, ProposeResult, RequestId } from '../types.js'
 import {
   type Checkpoint, type ClientRequest, type Commit, type NewView, type PbftMessage, type PrePrepare, type Prepare,
   type PreparedProof, type Reply, type Signed, type ViewChange, PBFT_BATCH_MAX, PBFT_ID_LENGTH_MAX, PBFT_MESSAGE_BYTES_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, PBFT_WINDOW_MAX,
-  batchDigest, hex, sameBytes, sha256, sign, signingBytes
+  batchDigest, sha256, sign, signingBytes
 } from './messages.js'
 import { PbftRequestError } from './errors.js'
 import { type NewViewPlan, type Quorum, checkpointProofDigest, planNewView, primaryOf, validViewChange, validateNewView } from './view-change.js'
@@ -180,7 +180,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     this.f = Math.floor((n - 1) / 3)
     this.#publicKeys = config.publicKeys
     this.#signer = config.signer
-    assert.ok(sameBytes(this.#signer.publicKey, this.#publicKeys.get(this.id)!), 'signer key is not this replica\'s key')
+    assert.ok(bytesEqual(this.#signer.publicKey, this.#publicKeys.get(this.id)!), 'signer key is not this replica\'s key')
     this.#verify = config.verify ?? ed25519Verify
     this.#k = config.checkpointInterval ?? 16
     this.#l = config.logWindow ?? 2 * this.#k
@@ -285,7 +285,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
    * nothing changes) if a later checkpoint became stable meanwhile: fetch that one instead.
    */
   stateInstalled (seq: number, stateDigest: Uint8Array): boolean {
-    if (this.#fetching === undefined || this.#fetching.seq !== seq || !sameBytes(this.#fetching.stateDigest, stateDigest)) return false
+    if (this.#fetching === undefined || this.#fetching.seq !== seq || !bytesEqual(this.#fetching.stateDigest, stateDigest)) return false
     this.#fetching = undefined
     // What we waited for may have executed in the range we skipped; every replica that still
     // waits for a request holds it too (requests go to all), so nothing is lost by forgetting.
@@ -496,7 +496,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   }
 
   #validBatch (pp: PrePrepare): boolean {
-    if (pp.batch.length > this.#batchMax || !sameBytes(pp.digest, batchDigest(pp.batch))) return false
+    if (pp.batch.length > this.#batchMax || !bytesEqual(pp.digest, batchDigest(pp.batch))) return false
     const clients = new Set<string>()
     let bytes = 0
     for (const r of pp.batch) {
@@ -510,7 +510,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   /** A pre-prepare for the current view (ours, a primary's, or from a NewView's O). */
   #acceptPrePrepare (pp: Signed<PrePrepare>): void {
     const slot = this.#slot(pp.body.seq)
-    assert.ok(slot.prePrepare === undefined || sameBytes(slot.prePrepare.body.digest, pp.body.digest), 'two pre-prepares accepted for one seq and view')
+    assert.ok(slot.prePrepare === undefined || bytesEqual(slot.prePrepare.body.digest, pp.body.digest), 'two pre-prepares accepted for one seq and view')
     slot.prePrepare = pp
     this.#highestPrePrepared = Math.max(this.#highestPrePrepared, pp.body.seq)
     if (pp.from !== this.id && slot.ownPrepare === undefined) {
@@ -527,7 +527,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     const pp = slot.prePrepare
     if (pp === undefined) return
     if (!slot.prepared) {
-      const matching = [...slot.prepares.values()].filter((p) => sameBytes(p.body.digest, pp.body.digest))
+      const matching = [...slot.prepares.values()].filter((p) => bytesEqual(p.body.digest, pp.body.digest))
       if (matching.length < 2 * this.f) return
       slot.prepared = true
       // The prepared certificate is a promise: a view change must carry it even after a restart.
@@ -542,7 +542,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       this.#broadcast(commit)
     }
     if (slot.committed) return
-    const commits = [...slot.commits.values()].filter((c) => sameBytes(c.body.digest, pp.body.digest)).length
+    const commits = [...slot.commits.values()].filter((c) => bytesEqual(c.body.digest, pp.body.digest)).length
     if (commits < (this.#unsafe.commitQuorumFPlus1 === true ? this.f + 1 : 2 * this.f + 1)) return
     slot.committed = true
     if (seq > this.#lastExecuted) this.#committed.set(seq, { seq, view: pp.body.view, digest: pp.body.digest, requests: pp.body.batch })
@@ -628,7 +628,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       this.#checkpoints.set(seq, bySender)
     }
     if (!bySender.has(m.from)) bySender.set(m.from, m)
-    const matching = [...bySender.values()].filter((c) => sameBytes(c.body.stateDigest, m.body.stateDigest))
+    const matching = [...bySender.values()].filter((c) => bytesEqual(c.body.stateDigest, m.body.stateDigest))
     if (matching.length >= 2 * this.f + 1) this.#adoptStable({ seq, stateDigest: m.body.stateDigest, proof: matching })
   }
 
@@ -636,7 +636,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   #adoptStable (stable: StableCheckpoint): void {
     if (stable.seq <= this.#low) return
     const own = this.#ownCheckpoints.get(stable.seq)
-    assert.ok(own === undefined || sameBytes(own.body.stateDigest, stable.stateDigest), 'our state diverged from 2f+1 replicas at a checkpoint')
+    assert.ok(own === undefined || bytesEqual(own.body.stateDigest, stable.stateDigest), 'our state diverged from 2f+1 replicas at a checkpoint')
     this.#low = stable.seq
     this.#stable = stable
     this.#stableOut = stable
@@ -749,9 +749,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   #verifySigned (m: Signed): boolean {
     const key = this.#publicKeys.get(m.from)
     if (key === undefined || !this.replicas.includes(m.from)) return false
-    const id = hex(m.signature)
+    const id = toHex(m.signature)
     const bytes = signingBytes(m.from, m.body)
-    const hash = hex(sha256(bytes))
+    const hash = toHex(sha256(bytes))
     if (this.#verified.get(id) === hash) return true
     if (!this.#verify(key, bytes, m.signature)) return false
     if (this.#verified.size >= 16 * this.#l * this.replicas.length) this.#verified.clear()
@@ -773,7 +773,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     const view = 'view' in b ? b.view : 0
     const seq = 'seq' in b ? b.seq : 0
     const key = `${b.type}|${m.from}|${view}|${seq}`
-    const hash = this.#verified.get(hex(m.signature))
+    const hash = this.#verified.get(toHex(m.signature))
     if (hash === undefined) return
     const seen = this.#seen.get(key)
     if (seen === undefined) {
@@ -835,7 +835,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       slot.prepares.set(m.from, m as Signed<Prepare>)
       if (m.from === this.id) slot.ownPrepare = m as Signed<Prepare>
       const pp = slot.prePrepare
-      const matching = [...slot.prepares.values()].filter((p) => pp !== undefined && sameBytes(p.body.digest, pp.body.digest))
+      const matching = [...slot.prepares.values()].filter((p) => pp !== undefined && bytesEqual(p.body.digest, pp.body.digest))
       if (pp !== undefined && !slot.prepared && matching.length >= 2 * this.f) {
         slot.prepared = true
         this.#preparedProofs.set(b.seq, { prePrepare: pp, prepares: matching.slice(0, 2 * this.f) })

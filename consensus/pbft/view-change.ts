@@ -1,7 +1,8 @@
 import {
   type Checkpoint, type ClientRequest, type NewView, type PrePrepare, type PreparedProof, type Signed, type ViewChange,
-  batchDigest, hex, sameBytes
+  batchDigest
 } from './messages.js'
+import { bytesEqual } from '../../node/identity.js'
 
 // The pure half of PBFT's view change: checking the proofs a ViewChange carries and computing the
 // new primary's pre-prepares (the set O) from 2f+1 view changes (the set V). A backup validates a
@@ -28,7 +29,7 @@ export function checkpointProofDigest (q: Quorum, seq: number, proof: Array<Sign
   if (first === undefined || seq % q.checkpointInterval !== 0) return undefined
   const signers = new Set<string>()
   for (const c of proof) {
-    if (c.body.seq !== seq || !sameBytes(c.body.stateDigest, first.body.stateDigest) || signers.has(c.from) || !q.verify(c)) return undefined
+    if (c.body.seq !== seq || !bytesEqual(c.body.stateDigest, first.body.stateDigest) || signers.has(c.from) || !q.verify(c)) return undefined
     signers.add(c.from)
   }
   return signers.size >= 2 * q.f + 1 ? first.body.stateDigest : undefined
@@ -38,11 +39,11 @@ export function checkpointProofDigest (q: Quorum, seq: number, proof: Array<Sign
 export function validPreparedProof (q: Quorum, p: PreparedProof, viewBefore: number): boolean {
   const pp = p.prePrepare
   const { view, seq, digest } = pp.body
-  if (view >= viewBefore || pp.from !== primaryOf(q.replicas, view) || !sameBytes(digest, batchDigest(pp.body.batch)) || !q.verify(pp)) return false
+  if (view >= viewBefore || pp.from !== primaryOf(q.replicas, view) || !bytesEqual(digest, batchDigest(pp.body.batch)) || !q.verify(pp)) return false
   const signers = new Set<string>()
   for (const pr of p.prepares) {
     const b = pr.body
-    if (b.view !== view || b.seq !== seq || !sameBytes(b.digest, digest) || pr.from === pp.from || signers.has(pr.from) || !q.verify(pr)) return false
+    if (b.view !== view || b.seq !== seq || !bytesEqual(b.digest, digest) || pr.from === pp.from || signers.has(pr.from) || !q.verify(pr)) return false
     signers.add(pr.from)
   }
   return signers.size >= 2 * q.f
@@ -114,7 +115,7 @@ export function validateNewView (q: Quorum, nv: Signed<NewView>, trustO = false)
   }
   if (senders.size < 2 * q.f + 1) return { ok: false, reason: 'fewer than 2f+1 view changes' }
   for (const pp of prePrepares) {
-    if (pp.from !== primary || pp.body.view !== view || !sameBytes(pp.body.digest, batchDigest(pp.body.batch)) || !q.verify(pp)) {
+    if (pp.from !== primary || pp.body.view !== view || !bytesEqual(pp.body.digest, batchDigest(pp.body.batch)) || !q.verify(pp)) {
       return { ok: false, reason: 'pre-prepare not signed by the new primary for this view' }
     }
   }
@@ -125,7 +126,7 @@ export function validateNewView (q: Quorum, nv: Signed<NewView>, trustO = false)
   for (let i = 0; i < expected.length; i++) {
     const e = expected[i]!
     const got = prePrepares[i]!.body
-    if (got.seq !== e.seq || hex(got.digest) !== hex(e.digest)) return { ok: false, reason: `O differs from V at seq ${e.seq}` }
+    if (got.seq !== e.seq || !bytesEqual(got.digest, e.digest)) return { ok: false, reason: `O differs from V at seq ${e.seq}` }
   }
   return { ok: true, plan }
 }
