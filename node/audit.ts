@@ -353,12 +353,7 @@ function encodeHead (head: AuditHead): Uint8Array {
 }
 
 function decodeHead (bytes: Uint8Array): AuditHead {
-  let value: unknown
-  try {
-    value = decodeCanonical(bytes)
-  } catch (err) {
-    throw new AuditError('audit-entry-malformed', `audit head: ${(err as Error).message}`)
-  }
+  const value = decodeCanonical(bytes, (reason) => new AuditError('audit-entry-malformed', `audit head: ${reason}`))
   const head = value as Partial<AuditHead> | null
   if (typeof head !== 'object' || head === null || Object.keys(head).length !== 2 ||
       !Number.isSafeInteger(head.seq) || (head.seq as number) < 0 ||

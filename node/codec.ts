@@ -18,11 +18,14 @@ export function encodeCanonical (value: unknown): Uint8Array {
   return encode(value)
 }
 
-/** Decodes strict canonical CBOR; any malformed input becomes a typed 'malformed' error. */
-export function decodeCanonical (bytes: Uint8Array): unknown {
+/**
+ * Decodes strict canonical CBOR. Malformed input becomes a typed error: the caller's own (built
+ * from the reason), or a FedmeshError 'malformed'.
+ */
+export function decodeCanonical (bytes: Uint8Array, malformed: (reason: string) => Error = (reason) => new FedmeshError('malformed', reason)): unknown {
   try {
     return decode(bytes, STRICT)
   } catch (err) {
-    throw new FedmeshError('malformed', `malformed CBOR: ${(err as Error).message}`)
+    throw malformed(`malformed CBOR: ${(err as Error).message}`)
   }
 }

@@ -68,12 +68,7 @@ export function openEnvelope (bytes: Uint8Array, options: OpenOptions): Envelope
 }
 
 function parse (bytes: Uint8Array): { envelope: Envelope, signature: Uint8Array } {
-  let value: unknown
-  try {
-    value = decodeCanonical(bytes)
-  } catch (err) {
-    throw new EnvelopeError('malformed', (err as Error).message)
-  }
+  const value = decodeCanonical(bytes, (reason) => new EnvelopeError('malformed', reason))
   if (!Array.isArray(value) || value.length !== 8) throw new EnvelopeError('malformed', 'envelope must be an array of 8 fields')
   const [version, type, from, org, timestampMs, nonce, body, signature] = value as unknown[]
   if (version !== ENVELOPE_VERSION) throw new EnvelopeError('malformed', `unsupported envelope version ${String(version)}`)

@@ -83,12 +83,7 @@ function signatureVerified (bytes: Uint8Array, cert: NodeCertificate): boolean {
 }
 
 function decodeCertificate (bytes: Uint8Array): NodeCertificate {
-  let value: unknown
-  try {
-    value = decodeCanonical(bytes)
-  } catch {
-    throw new OrgError('cert-malformed', 'certificate is not valid CBOR')
-  }
+  const value = decodeCanonical(bytes, () => new OrgError('cert-malformed', 'certificate is not valid CBOR'))
   if (!Array.isArray(value) || value.length !== 7 || value[0] !== 1) throw new OrgError('cert-malformed', 'certificate must be a CBOR array of 7 fields, version 1')
   const [, org, root, node, issuedAtMs, expiresAtMs, signature] = value as unknown[]
   if (typeof org !== 'string' || !ORG_NAME_PATTERN.test(org) || !isKey(root) || !isKey(node) || !isTime(issuedAtMs) || !isTime(expiresAtMs) ||
@@ -114,12 +109,7 @@ export function createJoinToken (root: Signer, fields: { org: string, addrs: str
 export function parseJoinToken (text: string, nowMs: number): JoinToken {
   const trimmed = text.trim()
   if (!trimmed.startsWith(TOKEN_PREFIX) || trimmed.length > TOKEN_CHARS_MAX) throw new OrgError('token-malformed', `a join token starts with '${TOKEN_PREFIX}' (from fedmesh invite)`)
-  let value: unknown
-  try {
-    value = decodeCanonical(new Uint8Array(Buffer.from(trimmed.slice(TOKEN_PREFIX.length), 'base64url')))
-  } catch {
-    throw new OrgError('token-malformed', 'join token is not valid CBOR')
-  }
+  const value = decodeCanonical(new Uint8Array(Buffer.from(trimmed.slice(TOKEN_PREFIX.length), 'base64url')), () => new OrgError('token-malformed', 'join token is not valid CBOR'))
   if (!Array.isArray(value) || value.length !== 7 || value[0] !== 1) throw new OrgError('token-malformed', 'join token must hold 7 fields, version 1')
   const [, org, root, addrs, nonce, expiresAtMs, signature] = value as unknown[]
   if (typeof org !== 'string' || !ORG_NAME_PATTERN.test(org) || !isKey(root) || !Array.isArray(addrs) || addrs.length > ADDRS_MAX ||

@@ -138,12 +138,7 @@ function encodeStable (s: StableCheckpoint): Uint8Array {
 }
 
 function decodeStable (bytes: Uint8Array): StableCheckpoint {
-  let v: unknown
-  try {
-    v = decodeCanonical(bytes)
-  } catch {
-    throw new PromiseLogError('pbft-promise-malformed', 'undecodable stable checkpoint')
-  }
+  const v = decodeCanonical(bytes, () => new PromiseLogError('pbft-promise-malformed', 'undecodable stable checkpoint'))
   if (!Array.isArray(v) || v.length !== 3 || !seqNumber(v[0]) || !(v[1] instanceof Uint8Array) || v[1].length !== STATE_HASH_BYTES || !Array.isArray(v[2]) ||
     v[2].length > PROMISES_PER_RECORD_MAX || !v[2].every((p) => p instanceof Uint8Array)) throw new PromiseLogError('pbft-promise-malformed', 'bad stable checkpoint')
   const proof = v[2].map((p: Uint8Array) => decodeMessage(p))

@@ -83,12 +83,7 @@ export function encodeTaskCommand (cmd: TaskCommand): Uint8Array {
 
 /** Log entries are validated again on apply: the same checks, so every node refuses alike. */
 export function decodeTaskCommand (bytes: Uint8Array): TaskCommand {
-  let v: unknown
-  try {
-    v = decodeCanonical(bytes)
-  } catch {
-    throw invalid('undecodable command')
-  }
+  const v = decodeCanonical(bytes, () => invalid('undecodable command'))
   if (!Array.isArray(v)) throw invalid('command is not an array')
   if (v[0] === 'propose' && v.length === 5) {
     return { op: 'propose', title: text(v[1], 'title', TITLE_LENGTH_MAX), capability: capability(v[2]), payload: jsonText(v[3], 'payload'), proposer: text(v[4], 'proposer', ASSIGNEE_LENGTH_MAX) }

@@ -101,12 +101,7 @@ export function sha256 (bytes: Uint8Array): Uint8Array {
 
 export function decodePbftMessage (bytes: Uint8Array): PbftMessage {
   if (bytes.length > PBFT_MESSAGE_BYTES_MAX) throw new PbftDecodeError('pbft-message-too-large', `message of ${bytes.length} bytes`)
-  let value: unknown
-  try {
-    value = decodeCanonical(bytes)
-  } catch (err) {
-    throw new PbftDecodeError('pbft-message-malformed', (err as Error).message)
-  }
+  const value = decodeCanonical(bytes, (reason) => new PbftDecodeError('pbft-message-malformed', reason))
   const v = array(value, 4, 'message')
   if (v[0] !== WIRE_VERSION) fail('unknown wire version')
   return signedFromWire(v.slice(1), 0)

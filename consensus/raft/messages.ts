@@ -1,4 +1,5 @@
-import { decode, encode } from 'cborg'
+import { encode } from 'cborg'
+import { decodeCanonical } from '../../node/codec.js'
 import type { ConfState, Entry, NodeId, RequestId, Snapshot } from '../types.js'
 import { RaftDecodeError } from './errors.js'
 import { wireReaders } from '../wire.js'
@@ -81,11 +82,7 @@ export function decodeRaftMessage (bytes: Uint8Array): RaftMessage {
 }
 
 export function decodeCbor (bytes: Uint8Array, code: 'raft-message-malformed' | 'raft-record-malformed'): unknown {
-  try {
-    return decode(bytes, { strict: true, allowUndefined: false, allowInfinity: false, allowNaN: false, useMaps: true })
-  } catch (err) {
-    throw new RaftDecodeError(code, `undecodable CBOR: ${(err as Error).message}`)
-  }
+  return decodeCanonical(bytes, (reason) => new RaftDecodeError(code, reason))
 }
 
 export function entryFromWire (x: unknown): Entry {
