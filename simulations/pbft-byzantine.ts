@@ -1,4 +1,5 @@
 import { type PbftMessage, type Signed, type ViewChange, batchDigest, sign } from '../consensus/pbft/messages.js'
+import { quorumSize } from '../consensus/pbft/view-change.js'
 import type { Signer } from '../node/identity.js'
 import type { Prng } from './prng.js'
 
@@ -78,7 +79,7 @@ export class ByzantineReplica {
     const view = Math.max(0, vc.body.view - 1)
     const primary = this.replicas[view % this.replicas.length]!
     const prePrepare = sign(this.signer, primary, { type: 'PrePrepare', view, seq, digest, batch })
-    const prepares = this.replicas.filter((r) => r !== primary).slice(0, 2).map((r) => sign(this.signer, r, { type: 'Prepare', view, seq, digest }))
+    const prepares = this.replicas.filter((r) => r !== primary).slice(0, quorumSize(this.replicas.length) - 1).map((r) => sign(this.signer, r, { type: 'Prepare', view, seq, digest }))
     return sign(this.signer, this.id, { ...vc.body, prepared: [{ prePrepare, prepares }] })
   }
 }

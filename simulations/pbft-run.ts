@@ -1,16 +1,19 @@
 import { parseArgs } from 'node:util'
 import { BYZANTINE_BEHAVIOURS, type ByzantineBehaviour } from './pbft-byzantine.js'
-import { type PbftSimOptions, type PbftSimResult, runPbftSeed } from './pbft-sim.js'
+import { PBFT_SIM_ORGS_MAX, PBFT_SIM_ORGS_MIN, type PbftSimOptions, type PbftSimResult, runPbftSeed } from './pbft-sim.js'
 import { sweep } from './sweep.js'
 
-// `npm run sim -- pbft --seeds N [--seed S] [--ticks T] [--orgs 4|7] [--behaviour B] [--trace] [--unsafe NAME] [--json]`
+// `npm run sim -- pbft --seeds N [--seed S] [--ticks T] [--orgs 4..10] [--behaviour B] [--trace] [--unsafe NAME] [--json]`
 // Runs seeds S, S+1, … (S random when omitted, and printed), stops at the first failure and prints
 // the seed, the violated invariant and the last events, replayable with --seed S --seeds 1 --trace.
 
-// Deliberate bugs (test-only) the checkers must catch, each with the attack that exposes it.
+// Deliberate bugs (test-only) the checkers must catch, each with the attack (and federation size)
+// that exposes it; explicit --behaviour and --orgs flags win.
 const UNSAFE: Record<string, Partial<PbftSimOptions>> = {
   'trust-new-view': { unsafe: { trustNewViewO: true }, behaviour: 'bad-new-view' },
-  'commit-f-plus-1': { unsafe: { commitQuorumFPlus1: true }, behaviour: 'conflicting-view-changes' }
+  'commit-f-plus-1': { unsafe: { commitQuorumFPlus1: true }, behaviour: 'conflicting-view-changes' },
+  // 5 orgs: the two halves an equivocating primary splits the backups into each reach 2f+1 = 3 with its votes.
+  'quorum-2f-plus-1': { unsafe: { quorum2fPlus1: true }, behaviour: 'equivocate', orgs: 5 }
 }
 
 export async function pbftMain (argv: string[]): Promise<number> {
@@ -32,9 +35,9 @@ export async function pbftMain (argv: string[]): Promise<number> {
   const orgs = values.orgs === undefined ? undefined : Number(values.orgs)
   const unsafe = values.unsafe === undefined ? undefined : UNSAFE[values.unsafe]
   const behaviour = values.behaviour as ByzantineBehaviour | undefined
-  if (!Number.isSafeInteger(seeds) || seeds < 1 || !Number.isSafeInteger(ticks) || ticks < 1 || (orgs !== undefined && orgs !== 4 && orgs !== 7) ||
+  if (!Number.isSafeInteger(seeds) || seeds < 1 || !Number.isSafeInteger(ticks) || ticks < 1 || (orgs !== undefined && !(Number.isSafeInteger(orgs) && orgs >= PBFT_SIM_ORGS_MIN && orgs <= PBFT_SIM_ORGS_MAX)) ||
       (values.unsafe !== undefined && unsafe === undefined) || (behaviour !== undefined && !BYZANTINE_BEHAVIOURS.includes(behaviour))) {
-    console.error(`usage: sim pbft --seeds N [--seed S] [--ticks T] [--orgs 4|7] [--behaviour ${BYZANTINE_BEHAVIOURS.join('|')}] [--trace] [--unsafe ${Object.keys(UNSAFE).join('|')}] [--json]`)
+    console.error(`usage: sim pbft --seeds N [--seed S] [--ticks T] [--orgs ${PBFT_SIM_ORGS_MIN}..${PBFT_SIM_ORGS_MAX}] [--behaviour ${BYZANTINE_BEHAVIOURS.join('|')}] [--trace] [--unsafe ${Object.keys(UNSAFE).join('|')}] [--json]`)
     return 2
   }
   const totals = { ops: 0, opsLiveness: 0, viewChanges: 0, restarts: 0, partitions: 0, stateTransfers: 0, evidence: 0, rejected: 0, dropped: 0, byzantine: 0 }
@@ -45,7 +48,7 @@ export async function pbftMain (argv: string[]): Promise<number> {
     json: values.json,
     replayFlags: `--ticks ${ticks}${orgs === undefined ? '' : ` --orgs ${orgs}`}${behaviour === undefined ? '' : ` --behaviour ${behaviour}`}${values.unsafe === undefined ? '' : ` --unsafe ${values.unsafe}`}`,
     run: async (seed) => await runPbftSeed({
-      seed, ticks, trace: values.trace, ...(orgs === undefined ? {} : { orgs: orgs as 4 | 7 }), ...(behaviour === undefined ? {} : { behaviour }), ...unsafe
+      seed, ticks, trace: values.trace, ...unsafe, ...(orgs === undefined ? {} : { orgs }), ...(behaviour === undefined ? {} : { behaviour })
     }),
     tally: (r) => {
       totals.ops += r.stats.opsCompleted

@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict'
 import { decode, encode } from 'cborg'
 import { ReplyCollector } from '../consensus/pbft/client.js'
 import { PbftDecodeError } from '../consensus/pbft/errors.js'
 import { type PbftMessage, decodePbftMessage, encodePbftMessage, sha256 } from '../consensus/pbft/messages.js'
 import { type PbftConfig, PbftCore, type PbftReady, type StableCheckpoint } from '../consensus/pbft/pbft.js'
+import { faultsTolerated } from '../consensus/pbft/view-change.js'
 import { NodeIdentity, verify } from '../node/identity.js'
 import { KvStateMachine, type KvResult, type KvWrite, encodeWrite } from './kv-state-machine.js'
 import { type Operation, type RegisterInput, checkHistory } from './linearizability.js'
@@ -22,7 +24,8 @@ import { type NetworkOptions, SimNetwork } from './sim-network.js'
 export interface PbftSimOptions {
   seed: number
   ticks?: number
-  orgs?: 4 | 7
+  /** PBFT_SIM_ORGS_MIN..PBFT_SIM_ORGS_MAX organisations; drawn from PBFT_SIM_ORGS_DRAWN when omitted. */
+  orgs?: number
   trace?: boolean
   traceEventsMax?: number
   unsafe?: PbftConfig['unsafe']
@@ -76,10 +79,15 @@ const LIVENESS_OPS_PER_CLIENT = 2
 const INBOX_MESSAGES_MAX = 4096
 const SNAPSHOTS_KEPT = 4
 const FETCH_TICKS = 3
+export const PBFT_SIM_ORGS_MIN = 4
+export const PBFT_SIM_ORGS_MAX = 10
+/** Federation sizes a seed draws: n = 3f+1 and the sizes between, where quorums are not 2f+1. */
+const PBFT_SIM_ORGS_DRAWN = [4, 4, 5, 6, 7, 8]
 
-export function drawPbftConfig (prng: Prng, orgs?: 4 | 7, behaviour?: ByzantineBehaviour): PbftSimConfig {
-  const n = orgs ?? prng.pick([4, 4, 7])
-  const f = Math.floor((n - 1) / 3)
+export function drawPbftConfig (prng: Prng, orgs?: number, behaviour?: ByzantineBehaviour): PbftSimConfig {
+  const n = orgs ?? prng.pick(PBFT_SIM_ORGS_DRAWN)
+  assert.ok(Number.isSafeInteger(n) && n >= PBFT_SIM_ORGS_MIN && n <= PBFT_SIM_ORGS_MAX, `the simulator runs ${PBFT_SIM_ORGS_MIN}..${PBFT_SIM_ORGS_MAX} orgs`)
+  const f = faultsTolerated(n)
   const ids = Array.from({ length: n }, (_, i) => `org${i + 1}`)
   const byzantine: Record<string, ByzantineBehaviour> = {}
   for (const id of prng.shuffle([...ids]).slice(0, prng.intInclusive(0, f))) byzantine[id] = behaviour ?? prng.pick(BYZANTINE_BEHAVIOURS)
@@ -449,8 +457,7 @@ export class PbftSimulation {
     const timestamp = ++c.timestamp
     const key = `k${this.#prng.intInclusive(1, this.config.keys)}`
     const value = `${c.id}.${timestamp}`
-    const f = Math.floor((this.config.orgs - 1) / 3)
-    const collector = new ReplyCollector(c.id, timestamp, f, this.#publicKeys, (k, m, s) => this.#verify(k, m, s))
+    const collector = new ReplyCollector(c.id, timestamp, faultsTolerated(this.config.orgs), this.#publicKeys, (k, m, s) => this.#verify(k, m, s))
     const base = { timestamp, key, callTick: this.#tick, retryTick: this.#tick, collector }
     if (this.#prng.chance(2, 3)) return { ...base, input: { kind: 'put', value }, write: { kind: 'put', key, value } }
     const from = c.lastSeen.get(key) ?? null

@@ -20,13 +20,13 @@ export interface PrePrepare { type: 'PrePrepare', view: number, seq: number, dig
 export interface Prepare { type: 'Prepare', view: number, seq: number, digest: Uint8Array }
 export interface Commit { type: 'Commit', view: number, seq: number, digest: Uint8Array }
 export interface Checkpoint { type: 'Checkpoint', seq: number, stateDigest: Uint8Array }
-/** A prepared certificate: the primary's pre-prepare and 2f matching prepares from other replicas. */
+/** A prepared certificate: the primary's pre-prepare and matching prepares from other replicas, a quorum in all (quorumSize). */
 export interface PreparedProof { prePrepare: Signed<PrePrepare>, prepares: Array<Signed<Prepare>> }
 export interface ViewChange {
   type: 'ViewChange'
   view: number
   stableSeq: number
-  /** 2f+1 matching signed checkpoints for stableSeq (empty when stableSeq is 0). */
+  /** A quorum of matching signed checkpoints for stableSeq (empty when stableSeq is 0). */
   checkpointProof: Array<Signed<Checkpoint>>
   prepared: PreparedProof[]
 }

@@ -8,7 +8,7 @@ import {
   batchDigest, sha256, sign, signingBytes
 } from './messages.js'
 import { PbftRequestError } from './errors.js'
-import { type NewViewPlan, type Quorum, checkpointProofDigest, planNewView, primaryOf, validViewChange, validateNewView } from './view-change.js'
+import { type NewViewPlan, type Quorum, checkpointProofDigest, faultsTolerated, planNewView, primaryOf, quorumSize, validViewChange, validateNewView } from './view-change.js'
 
 // A pure, deterministic PBFT replica (Castro & Liskov) in the shape of the Raft core: tick/step/
 // propose in, Ready out, no I/O, no clock. One replica per organisation; n = 3f+1 or more replicas.
@@ -48,8 +48,12 @@ export interface PbftConfig {
   clientsMax?: number
   futureMessagesMax?: number
   restore?: PbftRestore
-  /** Test-only bugs, so tests can prove the simulator's checkers catch them. */
-  unsafe?: { commitQuorumFPlus1?: boolean, trustNewViewO?: boolean }
+  /**
+   * Test-only bugs, so tests can prove the simulator's checkers catch them. quorum2fPlus1: every
+   * certificate takes 2f+1 replicas, the n = 3f+1 quorum, too few once n > 3f+1 (two such quorums
+   * may share only a faulty replica).
+   */
+  unsafe?: { commitQuorumFPlus1?: boolean, trustNewViewO?: boolean, quorum2fPlus1?: boolean }
 }
 
 export interface Outbound { to: string, message: PbftMessage }
@@ -177,7 +181,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     for (const r of config.replicas) assert.equal(config.publicKeys.get(r)?.length, 32, `no ed25519 key for replica ${r}`)
     this.id = config.id
     this.replicas = [...config.replicas]
-    this.f = Math.floor((n - 1) / 3)
+    this.f = faultsTolerated(n)
     this.#publicKeys = config.publicKeys
     this.#signer = config.signer
     assert.ok(bytesEqual(this.#signer.publicKey, this.#publicKeys.get(this.id)!), 'signer key is not this replica\'s key')
@@ -186,10 +190,13 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     this.#l = config.logWindow ?? 2 * this.#k
     assert.ok(this.#k >= 1 && this.#l % this.#k === 0 && this.#l >= 2 * this.#k && this.#l <= PBFT_WINDOW_MAX, 'log window must be a multiple (>= 2) of the checkpoint interval')
     this.#batchMax = Math.min(config.batchMax ?? 64, PBFT_BATCH_MAX)
+    this.#unsafe = config.unsafe ?? {}
+    const size = this.#unsafe.quorum2fPlus1 === true ? 2 * this.f + 1 : quorumSize(n)
+    this.#quorum = { replicas: this.replicas, f: this.f, size, logWindow: this.#l, checkpointInterval: this.#k, verify: (m) => this.#verifySigned(m) }
     // The largest message is a NewView: up to n view changes with up to L prepared certificates
-    // each (a batch and 2f+1 signed messages), plus O. It must fit the wire bound, or a view change
-    // could never be sent: the batch size is derived from that unless configured (then checked).
-    const certificateOverheadBytes = SIGNED_MESSAGE_OVERHEAD_BYTES * (2 * this.f + 2)
+    // each (a batch and a quorum of signed messages), plus O. It must fit the wire bound, or a view
+    // change could never be sent: the batch size is derived from that unless configured (then checked).
+    const certificateOverheadBytes = SIGNED_MESSAGE_OVERHEAD_BYTES * (size + 1)
     const batchBytesFit = Math.floor(PBFT_MESSAGE_BYTES_MAX / ((n + 1) * this.#l)) - certificateOverheadBytes
     this.#batchBytesMax = Math.min(config.batchBytesMax ?? Math.min(16 * 1024, batchBytesFit), PBFT_OP_BYTES_MAX)
     assert.ok(this.#batchBytesMax >= 1024 && this.#batchBytesMax <= batchBytesFit, `a view change would exceed ${PBFT_MESSAGE_BYTES_MAX} bytes: lower the log window or the batch size`)
@@ -198,8 +205,6 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     this.#pendingMax = config.pendingRequestsMax ?? 4096
     this.#clientsMax = config.clientsMax ?? 10_000
     this.#futureMax = config.futureMessagesMax ?? 16 * n * this.#l
-    this.#unsafe = config.unsafe ?? {}
-    this.#quorum = { replicas: this.replicas, f: this.f, logWindow: this.#l, checkpointInterval: this.#k, verify: (m) => this.#verifySigned(m) }
     this.#stable = { seq: 0, stateDigest: new Uint8Array(32), proof: [] }
     if (config.restore !== undefined) this.#restore(config.restore)
   }
@@ -528,10 +533,10 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     if (pp === undefined) return
     if (!slot.prepared) {
       const matching = [...slot.prepares.values()].filter((p) => bytesEqual(p.body.digest, pp.body.digest))
-      if (matching.length < 2 * this.f) return
+      if (matching.length < this.#quorum.size - 1) return
       slot.prepared = true
       // The prepared certificate is a promise: a view change must carry it even after a restart.
-      const prepares = matching.slice(0, 2 * this.f)
+      const prepares = matching.slice(0, this.#quorum.size - 1)
       this.#promises.push(...prepares.filter((p) => p.from !== this.id))
       const known = this.#preparedProofs.get(seq)
       if (known === undefined || known.prePrepare.body.view <= pp.body.view) this.#preparedProofs.set(seq, { prePrepare: pp, prepares })
@@ -543,7 +548,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     }
     if (slot.committed) return
     const commits = [...slot.commits.values()].filter((c) => bytesEqual(c.body.digest, pp.body.digest)).length
-    if (commits < (this.#unsafe.commitQuorumFPlus1 === true ? this.f + 1 : 2 * this.f + 1)) return
+    if (commits < (this.#unsafe.commitQuorumFPlus1 === true ? this.f + 1 : this.#quorum.size)) return
     slot.committed = true
     if (seq > this.#lastExecuted) this.#committed.set(seq, { seq, view: pp.body.view, digest: pp.body.digest, requests: pp.body.batch })
     this.#execute()
@@ -629,14 +634,14 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     }
     if (!bySender.has(m.from)) bySender.set(m.from, m)
     const matching = [...bySender.values()].filter((c) => bytesEqual(c.body.stateDigest, m.body.stateDigest))
-    if (matching.length >= 2 * this.f + 1) this.#adoptStable({ seq, stateDigest: m.body.stateDigest, proof: matching })
+    if (matching.length >= this.#quorum.size) this.#adoptStable({ seq, stateDigest: m.body.stateDigest, proof: matching })
   }
 
-  /** A checkpoint proven by 2f+1 replicas: move the low watermark and collect garbage below it. */
+  /** A checkpoint proven by a quorum: move the low watermark and collect garbage below it. */
   #adoptStable (stable: StableCheckpoint): void {
     if (stable.seq <= this.#low) return
     const own = this.#ownCheckpoints.get(stable.seq)
-    assert.ok(own === undefined || bytesEqual(own.body.stateDigest, stable.stateDigest), 'our state diverged from 2f+1 replicas at a checkpoint')
+    assert.ok(own === undefined || bytesEqual(own.body.stateDigest, stable.stateDigest), 'our state diverged from a quorum at a checkpoint')
     this.#low = stable.seq
     this.#stable = stable
     this.#stableOut = stable
@@ -705,7 +710,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       const vc = this.#viewChanges.get(r)
       return vc !== undefined && vc.body.view === this.#view ? [vc] : []
     })
-    if (vcs.length < 2 * this.f + 1) return
+    if (vcs.length < this.#quorum.size) return
     const plan = planNewView(this.#view, vcs.map((vc) => vc.body))
     const prePrepares = plan.prePrepares.map((pp) => sign(this.#signer, this.id, pp))
     const nv = sign(this.#signer, this.id, { type: 'NewView', view: this.#view, viewChanges: vcs, prePrepares })
@@ -836,9 +841,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       if (m.from === this.id) slot.ownPrepare = m as Signed<Prepare>
       const pp = slot.prePrepare
       const matching = [...slot.prepares.values()].filter((p) => pp !== undefined && bytesEqual(p.body.digest, pp.body.digest))
-      if (pp !== undefined && !slot.prepared && matching.length >= 2 * this.f) {
+      if (pp !== undefined && !slot.prepared && matching.length >= this.#quorum.size - 1) {
         slot.prepared = true
-        this.#preparedProofs.set(b.seq, { prePrepare: pp, prepares: matching.slice(0, 2 * this.f) })
+        this.#preparedProofs.set(b.seq, { prePrepare: pp, prepares: matching.slice(0, this.#quorum.size - 1) })
       }
       return
     }

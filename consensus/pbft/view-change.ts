@@ -5,13 +5,31 @@ import {
 import { bytesEqual } from '../../node/identity.js'
 
 // The pure half of PBFT's view change: checking the proofs a ViewChange carries and computing the
-// new primary's pre-prepares (the set O) from 2f+1 view changes (the set V). A backup validates a
-// NewView by recomputing O from V itself, so a faulty new primary cannot drop or alter a request
-// that may have committed in an earlier view.
+// new primary's pre-prepares (the set O) from a quorum of view changes (the set V). A backup
+// validates a NewView by recomputing O from V itself, so a faulty new primary cannot drop or alter
+// a request that may have committed in an earlier view.
+
+/** f: the faulty replicas n replicas tolerate (n >= 3f+1). */
+export function faultsTolerated (n: number): number {
+  return Math.floor((n - 1) / 3)
+}
+
+/**
+ * Replicas in a quorum of n: ceil((n+f+1)/2), which is 2f+1 when n = 3f+1. Any two quorums share
+ * 2q-n >= f+1 replicas, so a correct one (2f+1 out of n = 5 would share only one, maybe faulty), and
+ * q <= n-f, so the correct replicas alone form one. Every certificate (prepared, commit, stable
+ * checkpoint, view changes in a NewView) needs q; the f+1 rules (client replies, joining a later
+ * view) stay f+1.
+ */
+export function quorumSize (n: number): number {
+  return Math.ceil((n + faultsTolerated(n) + 1) / 2)
+}
 
 export interface Quorum {
   replicas: readonly string[]
   f: number
+  /** Replicas in a quorum: quorumSize(replicas.length), unless a test-only bug says otherwise. */
+  size: number
   logWindow: number
   checkpointInterval: number
   /** True iff the signature is valid and the sender is a replica. */
@@ -22,7 +40,7 @@ export function primaryOf (replicas: readonly string[], view: number): string {
   return replicas[view % replicas.length]!
 }
 
-/** The digest 2f+1 distinct replicas signed for checkpoint `seq`, or undefined. */
+/** The digest a quorum of distinct replicas signed for checkpoint `seq`, or undefined. */
 export function checkpointProofDigest (q: Quorum, seq: number, proof: Array<Signed<Checkpoint>>): Uint8Array | undefined {
   if (seq === 0) return proof.length === 0 ? new Uint8Array(32) : undefined
   const first = proof[0]
@@ -32,10 +50,10 @@ export function checkpointProofDigest (q: Quorum, seq: number, proof: Array<Sign
     if (c.body.seq !== seq || !bytesEqual(c.body.stateDigest, first.body.stateDigest) || signers.has(c.from) || !q.verify(c)) return undefined
     signers.add(c.from)
   }
-  return signers.size >= 2 * q.f + 1 ? first.body.stateDigest : undefined
+  return signers.size >= q.size ? first.body.stateDigest : undefined
 }
 
-/** A pre-prepare from the primary of an earlier view and 2f matching prepares from distinct backups. */
+/** A pre-prepare from the primary of an earlier view and matching prepares from distinct backups: a quorum in all. */
 export function validPreparedProof (q: Quorum, p: PreparedProof, viewBefore: number): boolean {
   const pp = p.prePrepare
   const { view, seq, digest } = pp.body
@@ -46,7 +64,7 @@ export function validPreparedProof (q: Quorum, p: PreparedProof, viewBefore: num
     if (b.view !== view || b.seq !== seq || !bytesEqual(b.digest, digest) || pr.from === pp.from || signers.has(pr.from) || !q.verify(pr)) return false
     signers.add(pr.from)
   }
-  return signers.size >= 2 * q.f
+  return signers.size >= q.size - 1
 }
 
 /** A view change whose checkpoint proof and prepared certificates all check out (its own signature aside). */
@@ -70,7 +88,12 @@ export interface NewViewPlan {
   prePrepares: PrePrepare[]
 }
 
-/** Computes O from V (all view changes for `view`, already validated). Deterministic. */
+/**
+ * Computes O from V (a quorum of view changes for `view`, already validated). Deterministic. A batch
+ * committed at seq s in an earlier view had a quorum of commits, which shares a correct replica with
+ * V: that replica's view change carries a prepared certificate for s (or a stable checkpoint >= s,
+ * so min-s covers it), and no certificate of a later view can name another batch at s.
+ */
 export function planNewView (view: number, viewChanges: ViewChange[]): NewViewPlan {
   let best = viewChanges[0]!
   for (const vc of viewChanges) if (vc.stableSeq > best.stableSeq) best = vc
@@ -100,7 +123,7 @@ export function planNewView (view: number, viewChanges: ViewChange[]): NewViewPl
 export type NewViewVerdict = { ok: true, plan: NewViewPlan } | { ok: false, reason: string }
 
 /**
- * Checks a NewView: 2f+1 valid view changes for its view from distinct replicas, and pre-prepares
+ * Checks a NewView: a quorum of valid view changes for its view from distinct replicas, and pre-prepares
  * signed by the new primary that are exactly O recomputed from V. With `trustO` (a test-only bug)
  * the recomputation is skipped and the primary's O is believed.
  */
@@ -113,7 +136,7 @@ export function validateNewView (q: Quorum, nv: Signed<NewView>, trustO = false)
     if (vc.body.view !== view || senders.has(vc.from) || !q.verify(vc) || !validViewChange(q, vc.body)) return { ok: false, reason: `invalid view change from ${vc.from}` }
     senders.add(vc.from)
   }
-  if (senders.size < 2 * q.f + 1) return { ok: false, reason: 'fewer than 2f+1 view changes' }
+  if (senders.size < q.size) return { ok: false, reason: `${senders.size} view changes, a quorum is ${q.size}` }
   for (const pp of prePrepares) {
     if (pp.from !== primary || pp.body.view !== view || !bytesEqual(pp.body.digest, batchDigest(pp.body.batch)) || !q.verify(pp)) {
       return { ok: false, reason: 'pre-prepare not signed by the new primary for this view' }

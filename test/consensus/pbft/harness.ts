@@ -1,7 +1,7 @@
 import { encode } from 'cborg'
 import {
   type ClientRequest, type CommittedBatch, type Evidence, type PbftConfig, PbftCore, type PbftMessage, type PbftReady,
-  ReplyCollector, decodePbftMessage, encodePbftMessage, sha256
+  ReplyCollector, decodePbftMessage, encodePbftMessage, faultsTolerated, sha256
 } from '../../../consensus/pbft/index.js'
 import { SessionTable } from '../../../consensus/raft/dedup.js'
 import { NodeIdentity, verify } from '../../../node/identity.js'
@@ -172,8 +172,7 @@ export class TestNetwork {
 
   /** The result a client accepts (f+1 matching signed replies), if any. */
   accepted (client: string, timestamp: number): Uint8Array | undefined {
-    const f = Math.floor((this.ids.length - 1) / 3)
-    const collector = new ReplyCollector(client, timestamp, f, this.publicKeys, verify)
+    const collector = new ReplyCollector(client, timestamp, faultsTolerated(this.ids.length), this.publicKeys, verify)
     let result: Uint8Array | undefined
     for (const m of this.replies.get(client) ?? []) result ??= collector.add(m)
     return result
