@@ -8,6 +8,11 @@ import type { Clock, Rng } from './clock.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { ReplayGuard, openEnvelope, sealEnvelope } from './envelope.js'
 import { FedmeshError } from './errors.js'
+import { type FederationOp, clientPrefix, signOp } from './federation-ops.js'
+import {
+  type FederationBatch, type FederationConfig, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
+} from './federation-state.js'
+import { genesisId, type Genesis } from './genesis.js'
 import { fromHex, toHex, verify, type Signer } from './identity.js'
 import type { Logger } from './log.js'
 import { verifyCertificate } from './org.js'
@@ -16,23 +21,26 @@ import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 import type { NewTask } from './task-service.js'
 import { TaskError, proposeCommand } from './tasks.js'
 import type { Transport, Verdict } from './transport.js'
-import { genesisId, type Genesis } from './genesis.js'
 
-// The federation in the node: one PBFT replica per organisation (replica id = the org root key hex,
-// as the genesis lists it), hosted by the org's Raft leader, over the gossip topic fedmesh/pbft/v1
-// that every member subscribes to (it reaches the other orgs' leaders without knowing them). The
-// replica's promises go through the org's Raft log (pbft-driver.ts), so a new leader resumes it.
+// The federation in the node: one PBFT replica per member organisation (replica id = the org root
+// key hex), hosted by the org's Raft leader, over the gossip topic fedmesh/pbft/v1 that every member
+// subscribes to (it reaches the other orgs' leaders without knowing them). The replica's promises go
+// through the org's Raft log (pbft-driver.ts), so a new leader resumes it.
 //
 // Who may speak for an org: a PBFT message is signed by the hosting node's key, not the org root
 // (which stays offline on the founder). Every envelope on the topic carries the sender's node
 // certificate; a receiver believes a node speaks for org R only when that certificate chains to R
-// and R is in the genesis. The core's verify hook then accepts a signature "by R" when one of the
-// node keys certified by R (learnt from envelopes, bounded per org) made it.
+// and R is a member of the envelope's epoch. The core's verify hook then accepts a signature "by R"
+// when one of the node keys certified by R (learnt from envelopes, bounded per org) made it.
 //
-// Cross-org tasks: the proposer sanitizes the task, sends it as a PBFT client request; once it is
-// executed at sequence s, every org's replica proposes it into its own org's Raft task board (request
-// id per (federation, s, position), so a retried apply lands once) and audits it. The proposer
-// resolves once f+1 orgs reply the same (seq, position): at least one correct org applied it there.
+// Requests are signed operations (federation-ops.ts): cross-org tasks (sanitized first), governance
+// votes and audit-head anchors. Each committed batch goes into the org's Raft log as ONE entry that
+// the org's federation state applies (federation-state.ts) — creating the tasks on every org node —
+// and the org replies with the results; a proposer resolves once f+1 orgs reply the same.
+//
+// Epochs: a passed admission or revocation starts a new PBFT instance over the new members. Every
+// node follows its org's applied state: the host starts the new epoch's replica and lets the old one
+// answer laggards a while; a revoked org's nodes are cut off (revokeOrg) on every member node.
 
 export const PBFT_TOPIC = 'fedmesh/pbft/v1'
 const ENVELOPE_TYPE = 'pbft.message'
@@ -46,10 +54,17 @@ const KIND_REQUEST = 1
 const TICK_MS_DEFAULT = 50
 const PROPOSE_TIMEOUT_MS_DEFAULT = 30_000
 const COMMIT_ATTEMPTS = 3
+/** A replaced epoch's replica keeps answering this many view-change timeouts, so laggards finish it. */
+const RETIRE_AFTER_TIMEOUTS = 10
+/** A request answered 'epoch-ended' is re-submitted into the next epoch at most this many times. */
+const EPOCH_RETRIES_MAX = 3
+const ANCHOR_INTERVAL_MS_DEFAULT = 60_000
 
 export interface FederationInit {
   genesis: Genesis
-  /** This node's key: it signs envelopes and, while hosting, PBFT messages for the org. */
+  /** The epoch this node starts from when its org holds no federation state yet (an admitted org's import). */
+  config?: FederationConfig
+  /** This node's key: it signs envelopes and ops and, while hosting, PBFT messages for the org. */
   signer: Signer
   certificate: Uint8Array
   org: string
@@ -61,30 +76,46 @@ export interface FederationInit {
   sanitizer: Sanitizer
   /** Whether this node leads its org's Raft group (and so hosts the org's replica). */
   isLeader: () => boolean
-  /** Commits a decided task into the org's board; resolves once applied (idempotent per requestId). */
-  commitTask: (task: NewTask, requestId: string) => Promise<unknown>
+  /** Applies a committed batch to the org's federation state and board (idempotent per batch); the org's result per request. */
+  commitBatch: (batch: FederationBatch) => Promise<Uint8Array[]>
+  /** The federation state as applied on this node (undefined before the org applied any batch). */
+  state: () => FederationState | undefined
   /** Commits the replica's promises into the org's Raft log (idempotent per requestId). */
-  commitPromises: (genesis: string, record: PromiseRecord, requestId: { client: string, seq: number }) => Promise<void>
-  /** The org's replicated promise log for a genesis, linearizable. */
-  loadPromises: (genesis: string) => Promise<PromiseLogState>
+  commitPromises: (instance: string, record: PromiseRecord, requestId: { client: string, seq: number }) => Promise<void>
+  /** The org's replicated promise log for an instance, linearizable. */
+  loadPromises: (instance: string) => Promise<PromiseLogState>
   audit: (input: AuditInput) => Promise<unknown>
+  /** This node's audit-log head, anchored in the federation state every anchorIntervalMs. */
+  auditHead?: () => { seq: number, hash: string }
+  /** Cuts a revoked org off at the node level (connections, trust, gates); idempotent. */
+  revokeOrg?: (root: string, org: string, detail: Record<string, string>) => Promise<void>
   /** Reports a peer's conduct to the trust model (equivocation evidence against an org's nodes). */
   conduct?: (peer: string, event: 'equivocation') => void
   tickMs?: number
+  anchorIntervalMs?: number
 }
 
 export interface FederationReceipt {
-  /** The PBFT sequence number and position in its batch: the same in every org. */
+  /** The epoch, PBFT sequence number and position in its batch: the same in every org. */
+  epoch: number
   seq: number
   position: number
-  /** False when the decided task was invalid (refused alike by every org). */
+  /** applied (task), recorded (anchor), approved / passed (vote), or refused with a reason. */
+  outcome: Outcome
+  reason: string
+  /** False when the decided operation was refused (alike by every org). */
   accepted: boolean
 }
 
 export interface FederationStatus {
   id: string
+  epoch: number
+  instance: string
   orgs: Array<{ name: string, root: string }>
+  /** Admissions and revocations so far, oldest first. */
+  changes: Array<{ action: 'admit' | 'revoke', org: string, root: string, epoch: number }>
   replica: string
+  member: boolean
   hosting: boolean
   pbft?: PbftStatus & { failure?: string }
   received: number
@@ -94,14 +125,16 @@ export interface FederationStatus {
 
 export class FederationError extends FedmeshError {}
 
-interface Pending { collector: ReplyCollector, resolve: (r: FederationReceipt) => void }
+interface Pending { instance: string, collector: ReplyCollector, resolve: (result: Uint8Array) => void }
+interface Hosted { config: FederationConfig, instance: string, driver: PbftDriver, retireAtMs?: number }
 
 export class Federation {
   readonly id: string
   readonly #init: FederationInit
-  readonly #replicas: string[]
-  readonly #names: Map<string, string>
-  readonly #publicKeys: Map<string, Uint8Array>
+  readonly #initial: FederationConfig
+  #config: FederationConfig
+  /** The epoch before the current one (its members may still speak while it retires). */
+  #previous: FederationConfig | undefined
   /** Per org root (hex): node keys its certificates vouched for, newest last. */
   readonly #certified = new Map<string, Map<string, Uint8Array>>()
   readonly #replayGuard = new ReplayGuard()
@@ -109,20 +142,26 @@ export class Federation {
   readonly #clientPrefix: string
   readonly #verify: VerifyFn
   readonly #stats = { received: 0, sent: 0, rejected: {} as Record<string, number> }
-  #driver: PbftDriver | undefined
+  /** Replicas this node hosts, by instance: the current epoch's and, while it retires, the previous one's. */
+  readonly #hosted = new Map<string, Hosted>()
+  readonly #enforced = new Set<string>()
   #starting = false
   #requests = 0
+  #anchoredSeq = 0
+  #anchoring = false
   #unsubscribe?: () => void
-  #stopTimer?: () => void
+  #stopTimers: Array<() => void> = []
 
   constructor (init: FederationInit) {
     this.#init = init
     this.id = genesisId(init.genesis)
-    this.#replicas = init.genesis.orgs.map((o) => o.root)
-    this.#names = new Map(init.genesis.orgs.map((o) => [o.root, o.name]))
-    this.#publicKeys = new Map(this.#replicas.map((r) => [r, fromHex(r)]))
-    if (!this.#names.has(init.orgRoot)) throw new FederationError('not-federated', `org ${init.org} (${init.orgRoot.slice(0, 16)}) is not in the federation genesis`)
-    this.#clientPrefix = `${init.orgRoot}.${toHex(init.signer.publicKey)}.${toHex(init.rng.bytes(8))}`
+    this.#initial = validConfig(init.config ?? { genesis: this.id, epoch: 0, orgs: init.genesis.orgs })
+    if (this.#initial.genesis !== this.id) throw new FederationError('not-federated', 'the epoch config belongs to another genesis')
+    this.#config = init.state()?.config ?? this.#initial
+    if (!this.#config.orgs.some((o) => o.root === init.orgRoot) && this.#initial === this.#config) {
+      throw new FederationError('not-federated', `org ${init.org} (${init.orgRoot.slice(0, 16)}) is not a member of the federation`)
+    }
+    this.#clientPrefix = `${clientPrefix(init.orgRoot, init.signer.publicKey)}${toHex(init.rng.bytes(8))}`
     this.#certify(init.orgRoot, init.signer.publicKey)
     this.#verify = (rootKey, message, signature) => {
       for (const nodeKey of this.#certified.get(toHex(rootKey))?.values() ?? []) if (verify(nodeKey, message, signature)) return true
@@ -130,27 +169,32 @@ export class Federation {
     }
   }
 
-  get f (): number { return Math.floor((this.#replicas.length - 1) / 3) }
-
   start (): void {
-    this.#unsubscribe = this.#init.transport.onTopic(PBFT_TOPIC, (from, bytes) => this.#receive(from, bytes))
-    this.#stopTimer = this.#init.clock.every(this.#init.tickMs ?? TICK_MS_DEFAULT, () => this.#followLeadership())
+    const init = this.#init
+    this.#unsubscribe = init.transport.onTopic(PBFT_TOPIC, (from, bytes) => this.#receive(from, bytes))
+    this.#stopTimers.push(init.clock.every(init.tickMs ?? TICK_MS_DEFAULT, () => this.#tick()))
+    if (init.auditHead !== undefined) this.#stopTimers.push(init.clock.every(init.anchorIntervalMs ?? ANCHOR_INTERVAL_MS_DEFAULT, () => this.#anchor()))
   }
 
   stop (): void {
-    this.#stopTimer?.()
+    for (const stop of this.#stopTimers) stop()
     this.#unsubscribe?.()
-    this.#driver?.stop()
-    this.#driver = undefined
+    for (const h of this.#hosted.values()) h.driver.stop()
+    this.#hosted.clear()
   }
 
   status (): FederationStatus {
+    const current = this.#hosted.get(instanceId(this.#config))
     return {
       id: this.id,
-      orgs: this.#init.genesis.orgs.map((o) => ({ ...o })),
+      epoch: this.#config.epoch,
+      instance: instanceId(this.#config),
+      orgs: this.#config.orgs.map((o) => ({ ...o })),
+      changes: (this.#init.state()?.changes ?? []).map((c) => ({ action: c.action, org: c.org.name, root: c.org.root, epoch: c.epoch })),
       replica: this.#init.orgRoot,
-      hosting: this.#driver !== undefined,
-      ...(this.#driver !== undefined ? { pbft: this.#driver.status() } : {}),
+      member: this.#isMember(this.#init.orgRoot),
+      hosting: current !== undefined,
+      ...(current !== undefined ? { pbft: current.driver.status() } : {}),
       received: this.#stats.received,
       sent: this.#stats.sent,
       rejected: { ...this.#stats.rejected }
@@ -158,75 +202,135 @@ export class Federation {
   }
 
   /** Orders a task across the federation; resolves once f+1 orgs applied it at the same sequence. */
-  async propose (task: NewTask, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
+  async propose (task: NewTask & { target?: string }, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
     const init = this.#init
     const checked = proposeCommand(task, toHex(init.signer.publicKey))
     if (checked.op !== 'propose') throw new Error('unreachable')
-    if (this.#pending.size >= PENDING_PROPOSALS_MAX) throw new FederationError('federation-busy', `${PENDING_PROPOSALS_MAX} federation proposals in flight`)
+    const target = task.target === undefined ? null : this.#memberRoot(task.target)
     const clean = init.sanitizer.sanitize({ title: checked.title, payload: JSON.parse(checked.payload) as unknown })
     const { title, payload } = clean.value as { title: string, payload: unknown }
-    const op = encodeCanonical([title, checked.capability, JSON.stringify(payload)])
-    if (op.length > PBFT_OP_BYTES_MAX) throw new TaskError('task-invalid', `task of ${op.length} bytes exceeds ${PBFT_OP_BYTES_MAX}`)
-    const detail: Record<string, string> = { federation: this.id, capability: checked.capability }
+    const op: FederationOp = { kind: 'task', title, capability: checked.capability, payload: JSON.stringify(payload), target }
+    const detail: Record<string, string> = { federation: this.id, capability: checked.capability, ...(target !== null ? { target } : {}) }
     for (const [category, count] of Object.entries(clean.report.redactions)) detail[`redacted.${category}`] = String(count)
-    await init.audit({ action: 'federation.task.propose', decision: 'allow', content: op, detail })
+    await init.audit({ action: 'federation.task.propose', decision: 'allow', content: encodeCanonical([title, checked.capability, op.payload]), detail })
+    return await this.#request(op, options)
+  }
 
+  /** This org's signed approval of admitting (name, root) or revoking an org; passes with a quorum of members. */
+  async vote (proposal: { action: 'admit', name: string, root: string } | { action: 'revoke', org: string }, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
+    const op: FederationOp = proposal.action === 'admit'
+      ? { kind: 'admit', name: proposal.name, root: proposal.root.toLowerCase() }
+      : { kind: 'revoke', root: this.#memberRoot(proposal.org) }
+    await this.#init.audit({ action: `federation.vote.${proposal.action}`, decision: 'allow', detail: { federation: this.id, root: op.root, ...(op.kind === 'admit' ? { name: op.name } : {}) } })
+    return await this.#request(op, options)
+  }
+
+  /** The federation state this org applied (anchors, changes), for verification. */
+  get state (): FederationState | undefined {
+    return this.#init.state()
+  }
+
+  // ---- requests: signed ops, answered by f+1 orgs ----
+
+  async #request (op: FederationOp, options: { timeoutMs?: number }): Promise<FederationReceipt> {
+    const init = this.#init
+    if (this.#pending.size >= PENDING_PROPOSALS_MAX) throw new FederationError('federation-busy', `${PENDING_PROPOSALS_MAX} federation requests in flight`)
+    const deadlineMs = init.clock.monotonicMs() + (options.timeoutMs ?? PROPOSE_TIMEOUT_MS_DEFAULT)
+    for (let attempt = 0; ; attempt++) {
+      const config = this.#config
+      const result = await this.#requestIn(config, op, deadlineMs)
+      if (result.outcome !== 'epoch-ended' || attempt >= EPOCH_RETRIES_MAX) return { ...result, accepted: ACCEPTED.has(result.outcome) }
+      // Ordered after a membership change: every org refused it alike; try again in the next epoch.
+      while (this.#config.epoch <= result.epoch) {
+        if (init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'the federation changed epoch and this node has not seen the new one yet')
+        await init.clock.sleep(init.tickMs ?? TICK_MS_DEFAULT)
+      }
+    }
+  }
+
+  async #requestIn (config: FederationConfig, op: FederationOp, deadlineMs: number): Promise<RequestResult> {
+    const init = this.#init
+    const instance = instanceId(config)
     const client = `${this.#clientPrefix}.${++this.#requests}`
-    const request = this.#seal(KIND_REQUEST, [], encodeCanonical([client, 1, op]))
-    const receipt = new Promise<FederationReceipt>((resolve) => {
-      this.#pending.set(client, { collector: new ReplyCollector(client, 1, this.f, this.#publicKeys, this.#verify), resolve })
+    const opBytes = signOp(init.signer, init.certificate, { instance, client, timestamp: 1 }, op)
+    if (opBytes.length > PBFT_OP_BYTES_MAX) throw new TaskError('task-invalid', `operation of ${opBytes.length} bytes exceeds ${PBFT_OP_BYTES_MAX}`)
+    const request = this.#seal(instance, KIND_REQUEST, [], encodeCanonical([client, 1, opBytes]))
+    const replicas = config.orgs.map((o) => o.root)
+    const answered = new Promise<Uint8Array>((resolve) => {
+      const collector = new ReplyCollector(client, 1, faultsTolerated(replicas.length), new Map(replicas.map((r) => [r, fromHex(r)])), this.#verify)
+      this.#pending.set(client, { instance, collector, resolve })
     })
-    const timeoutMs = options.timeoutMs ?? PROPOSE_TIMEOUT_MS_DEFAULT
     const retryMs = Math.max(100, init.genesis.pbft.viewChangeTimeoutMs >> 1)
-    const deadlineMs = init.clock.monotonicMs() + timeoutMs
-    let done = false
-    void receipt.then(() => { done = true })
+    let answer: Uint8Array | undefined
+    void answered.then((a) => { answer = a })
     try {
       // Gossip may not reach every replica at once (a mesh still forming): resend until answered;
-      // replicas answer a retry from their reply cache, never ordering it twice.
-      while (!done) {
-        this.#driver?.propose(op, { client, seq: 1 })
+      // replicas answer a retry from their reply cache, and the federation state applies a client once.
+      while (answer === undefined) {
+        this.#hosted.get(instance)?.driver.propose(opBytes, { client, seq: 1 })
         await this.#publish(request)
-        await Promise.race([receipt, init.clock.sleep(retryMs)])
-        if (!done && init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', `no f+1 replies within ${timeoutMs} ms`)
+        await Promise.race([answered, init.clock.sleep(retryMs)])
+        if (answer === undefined && init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'no f+1 matching replies in time')
       }
-      return await receipt
+      return decodeResult(answer)
     } finally {
       this.#pending.delete(client)
     }
   }
 
-  // ---- hosting the org's replica ----
+  // ---- following the org: epochs, leadership, revocations ----
 
-  #followLeadership (): void {
-    const leader = this.#init.isLeader()
-    if (this.#driver?.failed === true) {
-      // A promise could not be committed: start again from what the org's log holds.
-      this.#driver.stop()
-      this.#driver = undefined
+  #tick (): void {
+    const init = this.#init
+    const state = init.state()
+    if (state !== undefined && state.config.epoch > this.#config.epoch) {
+      this.#previous = this.#config
+      this.#config = state.config
+      init.logger.info({ federation: this.id, epoch: this.#config.epoch, orgs: this.#config.orgs.map((o) => o.name) }, 'federation entered a new epoch')
     }
-    if (!leader && this.#driver !== undefined) {
-      this.#driver.stop()
-      this.#driver = undefined
-      this.#init.logger.info({ federation: this.id }, 'no longer the org\'s raft leader: pbft replica stopped')
-    } else if (leader && this.#driver === undefined && !this.#starting) {
+    for (const change of state?.changes ?? []) if (change.action === 'revoke') this.#enforceRevocation(change)
+    const leader = init.isLeader()
+    const current = instanceId(this.#config)
+    const nowMs = init.clock.monotonicMs()
+    for (const [instance, h] of this.#hosted) {
+      if (h.driver.failed || !leader || (h.retireAtMs !== undefined && nowMs >= h.retireAtMs)) {
+        h.driver.stop()
+        this.#hosted.delete(instance)
+        if (!leader) init.logger.info({ federation: this.id, instance }, 'no longer the org\'s raft leader: pbft replica stopped')
+      } else if (instance !== current && h.retireAtMs === undefined) {
+        h.retireAtMs = nowMs + RETIRE_AFTER_TIMEOUTS * init.genesis.pbft.viewChangeTimeoutMs
+      }
+    }
+    if (leader && !this.#hosted.has(current) && !this.#starting && this.#isMember(init.orgRoot)) {
       this.#starting = true
-      this.#startDriver().catch((err: Error) => this.#init.logger.error({ err: err.message }, 'pbft replica failed to start'))
+      this.#startDriver(this.#config).catch((err: Error) => init.logger.error({ err: err.message }, 'pbft replica failed to start'))
         .finally(() => { this.#starting = false })
     }
   }
 
-  async #startDriver (): Promise<void> {
+  #enforceRevocation (change: MembershipChange): void {
+    const { root, name } = change.org
+    if (this.#enforced.has(root) || this.#isMember(root)) return
+    this.#enforced.add(root)
+    this.#certified.delete(root)
+    this.#init.logger.warn({ federation: this.id, org: name, root, epoch: change.epoch }, 'org revoked by federation vote')
+    this.#init.revokeOrg?.(root, name, { federation: this.id, epoch: String(change.epoch), seq: String(change.seq) })
+      .catch((err: Error) => this.#init.logger.error({ err: err.message, org: name }, 'revocation not enforced'))
+  }
+
+  async #startDriver (config: FederationConfig): Promise<void> {
     const init = this.#init
     const tickMs = init.tickMs ?? TICK_MS_DEFAULT
+    const instance = instanceId(config)
+    const replicas = config.orgs.map((o) => o.root)
     // One Raft session per driver: its records are numbered in order, and a retry reuses the number.
-    const client = `pbft.${this.id.slice(0, 16)}.${toHex(init.rng.bytes(8))}`
+    const client = `pbft.${instance.slice(0, 16)}.${toHex(init.rng.bytes(8))}`
     let records = 0
     const commit = async (record: PromiseRecord): Promise<void> => {
       const requestId = { client, seq: ++records }
       for (let attempt = 1; ; attempt++) {
         try {
-          return await init.commitPromises(this.id, record, requestId)
+          return await init.commitPromises(instance, record, requestId)
         } catch (err) {
           if (err instanceof TaskError || attempt >= COMMIT_ATTEMPTS || !init.isLeader()) throw err
           init.logger.debug({ err: (err as Error).message, attempt }, 'pbft promises not committed yet: retrying')
@@ -235,65 +339,56 @@ export class Federation {
     }
     const driver = await PbftDriver.start({
       replicaId: init.orgRoot,
-      replicas: this.#replicas,
-      publicKeys: this.#publicKeys,
+      replicas,
+      publicKeys: new Map(replicas.map((r) => [r, fromHex(r)])),
       // The core signs as the org (its replica key is the root); the hosting node's key makes the signature.
       signer: { publicKey: fromHex(init.orgRoot), sign: (m) => init.signer.sign(m) },
       verify: this.#verify,
       checkpointInterval: init.genesis.pbft.checkpointInterval,
       requestTimeoutTicks: Math.max(2, Math.round(init.genesis.pbft.viewChangeTimeoutMs / tickMs)),
       tickMs,
-      promiseLog: { load: async () => await init.loadPromises(this.id), commit },
+      promiseLog: { load: async () => await init.loadPromises(instance), commit },
       clock: init.clock,
       logger: init.logger,
-      send: (messages) => this.#send(messages),
-      apply: async (batch) => await this.#apply(batch),
+      send: (messages) => this.#send(instance, messages),
+      apply: async (batch) => await this.#apply(instance, batch),
       evidence: (e) => this.#evidence(e)
     })
-    if (!init.isLeader()) return driver.stop()
-    this.#driver = driver
+    if (!init.isLeader() || instance !== instanceId(this.#config)) return driver.stop()
+    this.#hosted.set(instance, { config, instance, driver })
   }
 
-  async #apply (batch: CommittedBatch): Promise<Uint8Array[]> {
-    const results: Uint8Array[] = []
-    for (const [position, request] of batch.requests.entries()) {
-      const task = this.#decodeRequest(request.client, request.op)
-      let accepted = task !== undefined
-      if (task !== undefined) {
-        const { proposerRoot, proposer, title, capability, payload } = task
-        const federation = { id: this.id, seq: batch.seq, position, org: this.#names.get(proposerRoot)!, root: proposerRoot, proposer }
-        const detail = { federation: this.id, seq: String(batch.seq), position: String(position), capability }
-        try {
-          await this.#init.commitTask({ title, capability, payload: { federation, payload } }, `f.${this.id.slice(0, 16)}.${batch.seq}.${position}`)
-          await this.#init.audit({ action: 'federation.task.apply', decision: 'allow', peer: proposer, org: federation.org, content: request.op, detail })
-        } catch (err) {
-          if (!(err instanceof TaskError)) throw err
-          accepted = false
-          await this.#init.audit({ action: 'federation.task.apply', decision: 'deny', peer: proposer, org: federation.org, content: request.op, detail: { ...detail, reason: err.code } })
-        }
-      }
-      results.push(encodeCanonical([batch.seq, position, accepted]))
-    }
+  async #apply (instance: string, batch: CommittedBatch): Promise<Uint8Array[]> {
+    const requests = batch.requests.map((r) => ({ client: r.client, timestamp: r.timestamp, op: r.op }))
+    const results = await this.#init.commitBatch({ config: this.#initial, instance, seq: batch.seq, requests })
+    await Promise.all(requests.map(async (r, i) => {
+      const result = decodeResult(results[i]!)
+      await this.#init.audit({
+        action: `federation.${opKind(r.op)}.apply`,
+        decision: ACCEPTED.has(result.outcome) ? 'allow' : 'deny',
+        peer: r.client.split('.')[1] ?? '',
+        org: this.#orgName(r.client.split('.')[0] ?? ''),
+        content: r.op,
+        detail: { federation: this.id, epoch: String(result.epoch), seq: String(batch.seq), position: String(i), outcome: result.outcome, ...(result.reason !== '' ? { reason: result.reason } : {}) }
+      })
+    }))
     return results
   }
 
-  #decodeRequest (client: string, op: Uint8Array): { proposerRoot: string, proposer: string, title: string, capability: string, payload: unknown } | undefined {
-    const [proposerRoot, proposer] = client.split('.')
-    if (proposerRoot === undefined || proposer === undefined || !this.#names.has(proposerRoot)) return undefined
-    try {
-      const v = decodeCanonical(op)
-      if (!Array.isArray(v) || v.length !== 3 || typeof v[2] !== 'string') return undefined
-      const cmd = proposeCommand({ title: v[0], capability: v[1], payload: JSON.parse(v[2]) as unknown }, proposer)
-      if (cmd.op !== 'propose') return undefined
-      return { proposerRoot, proposer, title: cmd.title, capability: cmd.capability, payload: JSON.parse(cmd.payload) as unknown }
-    } catch {
-      return undefined
-    }
+  /** Anchors this node's audit head in the federation state, when it moved since the last anchor. */
+  #anchor (): void {
+    const head = this.#init.auditHead?.()
+    if (head === undefined || head.seq <= this.#anchoredSeq || this.#anchoring || !this.#isMember(this.#init.orgRoot)) return
+    this.#anchoring = true
+    this.#request({ kind: 'anchor', auditSeq: head.seq, head: head.hash }, {})
+      .then((r) => { if (r.accepted) this.#anchoredSeq = head.seq })
+      .catch((err: Error) => this.#init.logger.debug({ err: err.message }, 'audit head not anchored yet'))
+      .finally(() => { this.#anchoring = false })
   }
 
   #evidence (e: Evidence): void {
     this.#init.logger.warn({ replica: e.replica, type: e.first.body.type }, 'pbft equivocation evidence')
-    void this.#init.audit({ action: 'federation.equivocation', decision: 'deny', org: this.#names.get(e.replica) ?? e.replica, detail: { replica: e.replica, type: e.first.body.type } })
+    void this.#init.audit({ action: 'federation.equivocation', decision: 'deny', org: this.#orgName(e.replica), detail: { replica: e.replica, type: e.first.body.type } })
       .catch(() => undefined)
     // The org signed two contradicting messages: every node it certified loses trust.
     for (const nodeKey of this.#certified.get(e.replica)?.keys() ?? []) this.#init.conduct?.(nodeKey, 'equivocation')
@@ -301,7 +396,7 @@ export class Federation {
 
   // ---- the wire: envelopes on the topic ----
 
-  #send (messages: Outbound[]): void {
+  #send (instance: string, messages: Outbound[]): void {
     // The core addresses a broadcast once per replica with the same message: one gossip message each.
     const groups = new Map<PbftMessage, string[]>()
     for (const { to, message } of messages) {
@@ -313,13 +408,13 @@ export class Federation {
       for (const client of to) if (this.#pending.has(client)) this.#reply(client, message)
       const remote = to.filter((t) => !this.#pending.has(t))
       if (remote.length === 0) continue
-      void this.#publish(this.#seal(KIND_REPLICA, remote.slice(0, TO_MAX), encodePbftMessage(message)))
+      void this.#publish(this.#seal(instance, KIND_REPLICA, remote.slice(0, TO_MAX), encodePbftMessage(message)))
     }
   }
 
-  #seal (kind: number, to: string[], payload: Uint8Array): Uint8Array {
+  #seal (instance: string, kind: number, to: string[], payload: Uint8Array): Uint8Array {
     const init = this.#init
-    const body = encodeCanonical([this.id, init.certificate, to, kind, payload])
+    const body = encodeCanonical([instance, init.certificate, to, kind, payload])
     return sealEnvelope(init.signer, { type: ENVELOPE_TYPE, org: init.org, body, timestampMs: init.clock.wallMs(), nonce: init.rng.bytes(NONCE_BYTES) })
   }
 
@@ -341,17 +436,18 @@ export class Federation {
       if (envelope.type !== ENVELOPE_TYPE) throw new FederationError('malformed', `unexpected type ${envelope.type}`)
       const v = decodeCanonical(envelope.body)
       if (!Array.isArray(v) || v.length !== 5) throw new FederationError('malformed', 'pbft envelope body must hold 5 fields')
-      const [federation, certificate, to, kind, payload] = v as unknown[]
-      if (federation !== this.id) return 'ignore'   // another federation sharing the topic: not a fault
+      const [instance, certificate, to, kind, payload] = v as unknown[]
+      const config = this.#configOf(instance)
+      if (config === undefined) return 'ignore'   // another federation or epoch sharing the topic: not a fault
       if (!(certificate instanceof Uint8Array) || !(payload instanceof Uint8Array) || !Array.isArray(to) || to.length > TO_MAX ||
         !to.every((t) => typeof t === 'string' && t.length <= PBFT_ID_LENGTH_MAX)) throw new FederationError('malformed', 'pbft envelope fields have the wrong types or sizes')
       const cert = verifyCertificate(certificate, { nowMs, node: envelope.from, org: envelope.org })
       const root = toHex(cert.root)
-      if (!this.#names.has(root)) throw new FederationError('not-federated', `org ${cert.org} is not in the federation genesis`)
+      if (!config.orgs.some((o) => o.root === root)) throw new FederationError('not-federated', `org ${cert.org} is not a member of this federation epoch`)
       this.#certify(root, envelope.from)
       this.#stats.received++
-      if (kind === KIND_REQUEST) this.#receiveRequest(root, toHex(envelope.from), payload)
-      else if (kind === KIND_REPLICA) this.#receiveReplica(root, to as string[], payload)
+      if (kind === KIND_REQUEST) this.#receiveRequest(instanceId(config), root, toHex(envelope.from), payload)
+      else if (kind === KIND_REPLICA) this.#receiveReplica(instanceId(config), root, to as string[], payload)
       else throw new FederationError('malformed', 'unknown pbft envelope kind')
       return 'accept'
     } catch (err) {
@@ -362,17 +458,17 @@ export class Federation {
     }
   }
 
-  #receiveReplica (root: string, to: string[], payload: Uint8Array): void {
+  #receiveReplica (instance: string, root: string, to: string[], payload: Uint8Array): void {
     const m = decodePbftMessage(payload)
     if (m.from !== root) throw new FederationError('replica-mismatch', 'a node may only speak for the org its certificate chains to')
     if (m.body.type === 'Reply') {
-      for (const client of to) if (this.#pending.has(client)) this.#reply(client, m)
+      for (const client of to) if (this.#pending.get(client)?.instance === instance) this.#reply(client, m)
       return
     }
-    if (to.includes(this.#init.orgRoot)) this.#driver?.step(m)
+    if (to.includes(this.#init.orgRoot)) this.#hosted.get(instance)?.driver.step(m)
   }
 
-  #receiveRequest (root: string, node: string, payload: Uint8Array): void {
+  #receiveRequest (instance: string, root: string, node: string, payload: Uint8Array): void {
     const v = decodeCanonical(payload)
     if (!Array.isArray(v) || v.length !== 3) throw new FederationError('malformed', 'a request holds [client, timestamp, op]')
     const [client, timestamp, op] = v as unknown[]
@@ -380,15 +476,34 @@ export class Federation {
     if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp < 0 || !(op instanceof Uint8Array) || op.length > PBFT_OP_BYTES_MAX) {
       throw new FederationError('malformed', 'bad request timestamp or op')
     }
-    this.#driver?.propose(op, { client, seq: timestamp })
+    this.#hosted.get(instance)?.driver.propose(op, { client, seq: timestamp })
   }
 
   #reply (client: string, m: PbftMessage): void {
     const pending = this.#pending.get(client)
     const result = pending?.collector.add(m)
-    if (pending === undefined || result === undefined) return
-    const [seq, position, accepted] = decodeCanonical(result) as [number, number, boolean]
-    pending.resolve({ seq, position, accepted })
+    if (pending !== undefined && result !== undefined) pending.resolve(result)
+  }
+
+  /** The epoch config an instance id names: the current epoch or the one before it. */
+  #configOf (instance: unknown): FederationConfig | undefined {
+    for (const c of [this.#config, this.#previous]) if (c !== undefined && instanceId(c) === instance) return c
+    return undefined
+  }
+
+  #isMember (root: string): boolean {
+    return this.#config.orgs.some((o) => o.root === root)
+  }
+
+  /** A member org's root from its name or root key. */
+  #memberRoot (org: string): string {
+    const found = this.#config.orgs.find((o) => o.name === org || o.root === org.toLowerCase())
+    if (found === undefined) throw new FederationError('not-a-member', `org '${org}' is not a member of the federation`)
+    return found.root
+  }
+
+  #orgName (root: string): string {
+    return [this.#config, this.#previous].flatMap((c) => c?.orgs ?? []).find((o) => o.root === root)?.name ?? root.slice(0, 16)
   }
 
   #certify (root: string, nodeKey: Uint8Array): void {
@@ -403,4 +518,27 @@ export class Federation {
   #reject (reason: string): void {
     this.#stats.rejected[reason] = (this.#stats.rejected[reason] ?? 0) + 1
   }
+}
+
+const ACCEPTED = new Set<Outcome>(['applied', 'recorded', 'approved', 'passed'])
+
+/** The op's kind for the audit action (task, admit, revoke, anchor), read without authenticating it. */
+function opKind (op: Uint8Array): string {
+  try {
+    const kind = (decodeCanonical(op) as unknown[])[0]
+    return typeof kind === 'string' && /^[a-z]{1,16}$/.test(kind) ? kind : 'request'
+  } catch {
+    return 'request'
+  }
+}
+
+function faultsTolerated (n: number): number {
+  return Math.floor((n - 1) / 3)
+}
+
+function decodeResult (bytes: Uint8Array): RequestResult {
+  const v = decodeCanonical(bytes, () => new FederationError('malformed', 'undecodable federation result'))
+  if (!Array.isArray(v) || v.length !== 5) throw new FederationError('malformed', 'a federation result holds [epoch, seq, position, outcome, reason]')
+  const [epoch, seq, position, outcome, reason] = v as [number, number, number, Outcome, string]
+  return { epoch, seq, position, outcome, reason }
 }

@@ -14,6 +14,8 @@ import { ORG_NAME_PATTERN } from './org.js'
 // read and exchange it); the signature is over canonical CBOR of the same fields.
 
 export const GENESIS_FILE = 'federation.json'
+/** For an org admitted after the genesis: the epoch it was admitted into (`fedmesh federation export`). */
+export const EPOCH_FILE = 'federation-epoch.json'
 export const GENESIS_BYTES_MAX = 64 * 1024
 const GENESIS_DOMAIN = 'fedmesh/genesis/v1'
 const ORGS_MIN = 4
@@ -105,4 +107,23 @@ function signingBytes (g: Omit<Genesis, 'signature'>): Uint8Array {
 
 function isInt (x: unknown, min: number, max: number): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= min && x <= max
+}
+
+/** The epoch an admitted org starts from (its members list), as a member exported it. */
+export interface EpochFile { genesis: string, epoch: number, orgs: GenesisOrg[] }
+
+export async function loadEpochFile (dataDir: string): Promise<EpochFile | undefined> {
+  const path = join(dataDir, EPOCH_FILE)
+  if (!existsSync(path)) return undefined
+  const text = await readFile(path, 'utf8')
+  if (text.length > GENESIS_BYTES_MAX) throw new GenesisError(`${EPOCH_FILE} larger than ${GENESIS_BYTES_MAX} bytes`)
+  const v = JSON.parse(text) as Partial<EpochFile>
+  if (typeof v.genesis !== 'string' || !isInt(v.epoch, 0, Number.MAX_SAFE_INTEGER) || !Array.isArray(v.orgs)) throw new GenesisError(`${EPOCH_FILE} needs genesis, epoch and orgs`)
+  return { genesis: v.genesis, epoch: v.epoch, orgs: v.orgs }
+}
+
+export async function writeEpochFile (dataDir: string, e: EpochFile): Promise<string> {
+  const path = join(dataDir, EPOCH_FILE)
+  await writeFile(path, JSON.stringify(e, null, 2) + '\n', { mode: 0o644 })
+  return path
 }

@@ -1,9 +1,11 @@
+import assert from 'node:assert/strict'
 import { Gauge, type Registry } from 'prom-client'
 import type { RequestId } from '../consensus/types.js'
 import type { Clock, Rng } from './clock.js'
 import { FedmeshError } from './errors.js'
 import { toHex } from './identity.js'
 import type { DropReason } from './message-channel.js'
+import type { FederationBatch, FederationState } from './federation-state.js'
 import type { Logger } from './log.js'
 import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 import { RaftDriver, type RaftDriverInit, type RaftNodeStatus } from './raft-driver.js'
@@ -115,6 +117,25 @@ export class TaskService {
     const outcome = committed.result
     if (outcome === undefined) throw new FedmeshError('task-request-expired', 'the request id is older than its session: retried too late')
     if (!outcome.ok) throw new TaskError(outcome.code, outcome.message)
+  }
+
+  /**
+   * Applies one committed PBFT batch to the org's federation state and board; resolves with the
+   * org's result for each request. A batch applied before (a new host replaying it) returns the
+   * same results.
+   */
+  async commitFederationBatch (batch: FederationBatch, options: { timeoutMs?: number } = {}): Promise<Uint8Array[]> {
+    const committed = await this.#driver.propose(encodeTaskCommand({ op: 'federation-apply', batch }), this.#requestId(undefined), options)
+    const outcome = committed.result
+    if (outcome === undefined) throw new FedmeshError('task-request-expired', 'the request id is older than its session: retried too late')
+    if (!outcome.ok) throw new TaskError(outcome.code, outcome.message)
+    assert.ok(outcome.results !== undefined && outcome.results.length === batch.requests.length, 'one result per federation request')
+    return outcome.results
+  }
+
+  /** The federation state as applied on this node (possibly a little stale on a follower). */
+  federationState (genesis: string): FederationState | undefined {
+    return this.#board.federation(genesis)
   }
 
   /** The org's PBFT promises for a federation, after every write committed before the call (ReadIndex). */

@@ -3,6 +3,7 @@ import { SessionTable } from '../consensus/raft/dedup.js'
 import type { Entry } from '../consensus/types.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
+import { type FederationBatch, FederationState, FederationStateError, decodeFederationBatch, encodeFederationBatch } from './federation-state.js'
 import { PbftPromiseLogs, PromiseLogError, decodePromiseRecord, encodePromiseRecord, type PromiseLogState, type PromiseRecord } from './pbft-promise-log.js'
 
 // The organisation's replicated task board: the state machine its Raft log drives. Apply is
@@ -36,6 +37,8 @@ export type TaskCommand =
   | { op: 'complete' | 'fail', id: string, assignee: string, result: string }
   /** Every promise of one PBFT Ready of the org's replica for federation `genesis`. */
   | { op: 'pbft-promise', genesis: string, record: PromiseRecord }
+  /** One committed PBFT batch of the federation, applied to the org's federation state and board. */
+  | { op: 'federation-apply', batch: FederationBatch }
 
 export type TaskErrorCode = 'task-invalid' | 'task-not-found' | 'task-conflict' | 'task-board-full' | 'task-snapshot-malformed'
 
@@ -46,9 +49,10 @@ export class TaskError extends FedmeshError {
   }
 }
 
-/** What applying a command produced; a duplicate gets the first application's outcome (taskId '' for a pbft-promise). */
+/** What applying a command produced; a duplicate gets the first application's outcome (taskId '' for PBFT commands). */
 export type TaskOutcome =
-  | { ok: true, taskId: string, index: number, term: number }
+  /** results: one per request of a federation batch (what the org's replica replies). */
+  | { ok: true, taskId: string, index: number, term: number, results?: Uint8Array[] }
   | { ok: false, code: TaskErrorCode, message: string }
 
 export const TITLE_LENGTH_MAX = 256
@@ -56,9 +60,13 @@ export const ASSIGNEE_LENGTH_MAX = 128
 export const JSON_BYTES_MAX = 64 * 1024
 export const TASKS_MAX_DEFAULT = 100_000
 const CAPABILITY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
-const TASK_ID = /^t[1-9][0-9]{0,15}$/
+/** t<log index>, or t<log index>-<position> for the tasks of one federation batch. */
+const TASK_ID = /^t[1-9][0-9]{0,15}(-[0-9]{1,5})?$/
 const PRINTABLE = /^[^\p{Cc}]+$/u
-const SNAPSHOT_VERSION = 2
+const SNAPSHOT_VERSION = 3
+/** A federated task's payload wraps the proposer's (itself within a PBFT op) with its federation coordinates. */
+const STORED_PAYLOAD_BYTES_MAX = JSON_BYTES_MAX + 1024
+const FEDERATIONS_MAX = 8
 
 // ---- commands: built and validated from untrusted input before anything is proposed ----
 
@@ -78,6 +86,7 @@ export function encodeTaskCommand (cmd: TaskCommand): Uint8Array {
   if (cmd.op === 'propose') return encodeCanonical(['propose', cmd.title, cmd.capability, cmd.payload, cmd.proposer])
   if (cmd.op === 'claim') return encodeCanonical(['claim', cmd.id, cmd.assignee])
   if (cmd.op === 'pbft-promise') return encodeCanonical(['pbft-promise', ...encodePromiseRecord(cmd.genesis, cmd.record)])
+  if (cmd.op === 'federation-apply') return encodeCanonical(['federation-apply', ...encodeFederationBatch(cmd.batch)])
   return encodeCanonical([cmd.op, cmd.id, cmd.assignee, cmd.result])
 }
 
@@ -100,6 +109,14 @@ export function decodeTaskCommand (bytes: Uint8Array): TaskCommand {
       throw err
     }
   }
+  if (v[0] === 'federation-apply') {
+    try {
+      return { op: 'federation-apply', batch: decodeFederationBatch(v.slice(1)) }
+    } catch (err) {
+      if (err instanceof FederationStateError) throw invalid(err.message)
+      throw err
+    }
+  }
   throw invalid('unknown command')
 }
 
@@ -112,6 +129,10 @@ export class TaskBoard {
   readonly #tasksMax: number
   #sessions: SessionTable
   #promiseLogs = new PbftPromiseLogs()
+  /** Per genesis id, the federation state this org applied (least recently used first). */
+  #federations = new Map<string, FederationState>()
+  /** Federated tasks that found the board full (not created here; every org still answered alike). */
+  #federatedDropped = 0
 
   constructor (options: { tasksMax?: number, sessionsMax?: number } = {}, snapshot?: Uint8Array) {
     this.#tasksMax = options.tasksMax ?? TASKS_MAX_DEFAULT
@@ -138,6 +159,13 @@ export class TaskBoard {
     return this.#promiseLogs.state(genesis)
   }
 
+  /** The federation state for a genesis as applied here (undefined before its first batch). */
+  federation (genesis: string): FederationState | undefined {
+    return this.#federations.get(genesis)
+  }
+
+  get federatedDropped (): number { return this.#federatedDropped }
+
   /** Tasks in creation order, created after afterIndex, optionally of one status. */
   list (filter: { status?: TaskStatus, afterIndex?: number, limit: number }): Task[] {
     const out: Task[] = []
@@ -154,7 +182,7 @@ export class TaskBoard {
     const rows = [...this.#tasks.values()].map((t) => [
       t.id, t.title, t.capability, t.payload, t.proposer, TASK_STATUSES.indexOf(t.status), t.assignee, t.result, t.createdIndex, t.updatedIndex
     ])
-    return encodeCanonical([SNAPSHOT_VERSION, rows, this.#sessions.encode(), this.#promiseLogs.encode()])
+    return encodeCanonical([SNAPSHOT_VERSION, rows, this.#sessions.encode(), this.#promiseLogs.encode(), [...this.#federations].map(([g, f]) => [g, f.encode()])])
   }
 
   #execute (e: Entry): TaskOutcome {
@@ -173,10 +201,9 @@ export class TaskBoard {
       }
       return { ok: true, taskId: '', index: e.index, term: e.term }
     }
+    if (cmd.op === 'federation-apply') return this.#applyFederationBatch(cmd.batch, e)
     if (cmd.op === 'propose') {
-      if (this.#tasks.size >= this.#tasksMax && !this.#evictOldestFinished()) {
-        return { ok: false, code: 'task-board-full', message: `the board holds ${this.#tasksMax} unfinished tasks` }
-      }
+      if (!this.#hasRoom()) return { ok: false, code: 'task-board-full', message: `the board holds ${this.#tasksMax} unfinished tasks` }
       const id = `t${e.index}`
       assert.ok(!this.#tasks.has(id), `task ${id} applied twice`)
       this.#tasks.set(id, {
@@ -201,6 +228,40 @@ export class TaskBoard {
     return { ok: true, taskId: task.id, index: e.index, term: e.term }
   }
 
+  #applyFederationBatch (batch: FederationBatch, e: Entry): TaskOutcome {
+    const genesis = batch.config.genesis
+    const state = this.#federations.get(genesis) ?? new FederationState(batch.config)
+    const epoch = state.config.epoch
+    let applied
+    try {
+      applied = state.apply(batch)
+    } catch (err) {
+      if (err instanceof FederationStateError) return { ok: false, code: 'task-conflict', message: err.message }
+      throw err
+    }
+    this.#federations.delete(genesis)
+    this.#federations.set(genesis, state)
+    if (this.#federations.size > FEDERATIONS_MAX) this.#federations.delete(this.#federations.keys().next().value!)
+    for (const { position, opened } of applied.tasks) {
+      if (!this.#hasRoom()) {
+        this.#federatedDropped++
+        continue
+      }
+      const id = `t${e.index}-${position}`
+      const { title, capability, payload, target } = opened.op
+      const federation = { id: genesis, epoch, seq: batch.seq, position, org: opened.org, root: opened.root, proposer: opened.node, target }
+      this.#tasks.set(id, {
+        id, title, capability, payload: `{"federation":${JSON.stringify(federation)},"payload":${payload}}`, proposer: opened.node,
+        status: 'open', assignee: null, result: null, createdIndex: e.index, updatedIndex: e.index
+      })
+    }
+    return { ok: true, taskId: '', index: e.index, term: e.term, results: applied.results }
+  }
+
+  #hasRoom (): boolean {
+    return this.#tasks.size < this.#tasksMax || this.#evictOldestFinished()
+  }
+
   #evictOldestFinished (): boolean {
     for (const [id, t] of this.#tasks) {
       if (t.status === 'done' || t.status === 'failed') {
@@ -215,11 +276,11 @@ export class TaskBoard {
     try {
       const v = decodeCanonical(bytes)
       // Version 1 boards predate the promise logs.
-      if (!Array.isArray(v) || !(v[0] === 1 ? v.length === 3 : v[0] === SNAPSHOT_VERSION && v.length === 4) || !Array.isArray(v[1]) || !(v[2] instanceof Uint8Array)) throw new Error('bad shape')
+      if (!Array.isArray(v) || !(v[0] === 1 ? v.length === 3 : v[0] === 2 ? v.length === 4 : v[0] === SNAPSHOT_VERSION && v.length === 5) || !Array.isArray(v[1]) || !(v[2] instanceof Uint8Array)) throw new Error('bad shape')
       for (const row of v[1] as unknown[][]) {
         const [id, title, cap, payload, proposer, status, assignee, result, createdIndex, updatedIndex] = row
         const t: StoredTask = {
-          id: taskId(id), title: text(title, 'title', TITLE_LENGTH_MAX), capability: capability(cap), payload: jsonText(payload, 'payload'),
+          id: taskId(id), title: text(title, 'title', TITLE_LENGTH_MAX), capability: capability(cap), payload: jsonText(payload, 'payload', STORED_PAYLOAD_BYTES_MAX),
           proposer: text(proposer, 'proposer', ASSIGNEE_LENGTH_MAX), status: TASK_STATUSES[status as number] ?? fail('status'),
           assignee: assignee === null ? null : text(assignee, 'assignee', ASSIGNEE_LENGTH_MAX),
           result: result === null ? null : jsonText(result, 'result'),
@@ -228,7 +289,11 @@ export class TaskBoard {
         this.#tasks.set(t.id, t)
       }
       this.#sessions = SessionTable.decode(v[2], sessionsMax)
-      if (v[0] === SNAPSHOT_VERSION) this.#promiseLogs = PbftPromiseLogs.decode(v[3])
+      if (v[0] !== 1) this.#promiseLogs = PbftPromiseLogs.decode(v[3])
+      if (v[0] === SNAPSHOT_VERSION) {
+        if (!Array.isArray(v[4]) || v[4].length > FEDERATIONS_MAX) throw new Error('bad federations')
+        for (const [g, f] of v[4] as unknown[][]) this.#federations.set(g as string, FederationState.decode(f))
+      }
     } catch (err) {
       throw new TaskError('task-snapshot-malformed', `task board snapshot: ${(err as Error).message}`)
     }
@@ -245,12 +310,14 @@ function view (t: StoredTask): Task {
 }
 
 function encodeOutcome (o: TaskOutcome): Uint8Array {
-  return encodeCanonical(o.ok ? [true, o.taskId, o.index, o.term] : [false, o.code, o.message])
+  if (!o.ok) return encodeCanonical([false, o.code, o.message])
+  return encodeCanonical(o.results === undefined ? [true, o.taskId, o.index, o.term] : [true, o.taskId, o.index, o.term, o.results])
 }
 
 function decodeOutcome (bytes: Uint8Array): TaskOutcome {
-  const v = decodeCanonical(bytes) as [true, string, number, number] | [false, TaskErrorCode, string]
-  return v[0] ? { ok: true, taskId: v[1], index: v[2], term: v[3] } : { ok: false, code: v[1], message: v[2] }
+  const v = decodeCanonical(bytes) as [true, string, number, number, Uint8Array[]?] | [false, TaskErrorCode, string]
+  if (!v[0]) return { ok: false, code: v[1], message: v[2] }
+  return { ok: true, taskId: v[1], index: v[2], term: v[3], ...(v[4] !== undefined ? { results: v[4] } : {}) }
 }
 
 function refusal (err: unknown): TaskOutcome {
@@ -305,8 +372,8 @@ function json (value: unknown, what: string): string {
   return t
 }
 
-function jsonText (x: unknown, what: string): string {
-  if (typeof x !== 'string' || Buffer.byteLength(x) > JSON_BYTES_MAX) throw invalid(`${what} must be JSON text of at most ${JSON_BYTES_MAX} bytes`)
+function jsonText (x: unknown, what: string, bytesMax = JSON_BYTES_MAX): string {
+  if (typeof x !== 'string' || Buffer.byteLength(x) > bytesMax) throw invalid(`${what} must be JSON text of at most ${bytesMax} bytes`)
   try {
     JSON.parse(x)
   } catch {

@@ -1,0 +1,307 @@
+import assert from 'node:assert/strict'
+import { PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, sha256 } from '../consensus/pbft/index.js'
+import { encodeCanonical } from './codec.js'
+import { FedmeshError } from './errors.js'
+import { type FederationOp, type OpenedOp, openOp } from './federation-ops.js'
+import { toHex } from './identity.js'
+import type { GenesisOrg } from './genesis.js'
+import { ORG_NAME_PATTERN } from './org.js'
+
+// The federation's replicated state, as one org holds it in its Raft task board: which orgs are
+// members in which epoch, the open governance votes, the audit heads anchored so far and the
+// results of recent batches. Pure and deterministic: every org applies the same PBFT batches in
+// the same order and so computes the same results (the replies a proposer counts f+1 of).
+//
+// Governance: admitting or revoking an org passes once a quorum of the current members (the PBFT
+// quorum, 2f+1 when n = 3f+1) signed an approval of it; the membership then changes at once and a
+// new epoch begins: a fresh PBFT instance over the new member set (instanceId), starting at seq 1.
+// Requests ordered after the passing vote in the old instance are answered 'epoch-ended' by every
+// org alike, so their proposers re-submit them into the new epoch. Everything a result depends on
+// (members, votes, executed clients) starts afresh with the epoch, so an org admitted into it needs
+// only the epoch's member list — not the history — to compute the same results as the others.
+
+export interface FederationConfig { genesis: string, epoch: number, orgs: GenesisOrg[] }
+export interface BatchRequest { client: string, timestamp: number, op: Uint8Array }
+/** One committed PBFT batch of instance `instance`, as the org's replica host hands it to its board. */
+export interface FederationBatch { config: FederationConfig, instance: string, seq: number, requests: BatchRequest[] }
+
+export type Outcome = 'applied' | 'recorded' | 'approved' | 'passed' | 'refused' | 'epoch-ended'
+/** What every org answers for one request: identical bytes in every correct org. */
+export interface RequestResult { epoch: number, seq: number, position: number, outcome: Outcome, reason: string }
+
+/** A task the batch created, for the board to add (with its federation coordinates). */
+export interface FederatedTask { position: number, opened: OpenedOp & { op: Extract<FederationOp, { kind: 'task' }> } }
+export interface MembershipChange { action: 'admit' | 'revoke', org: GenesisOrg, epoch: number, seq: number }
+export interface Anchor { node: string, root: string, auditSeq: number, head: string, epoch: number, seq: number }
+
+export interface AppliedBatch { results: Uint8Array[], tasks: FederatedTask[], anchors: Anchor[], change?: MembershipChange }
+
+export class FederationStateError extends FedmeshError {}
+
+/** Orgs below which a revocation is refused: with fewer, one crash stops the federation. */
+export const MEMBERS_MIN = 3
+const PROPOSALS_MAX = 64
+const EXECUTED_CLIENTS_MAX = 8192
+const RECENT_BATCHES_MAX = 64
+const ANCHORS_PER_NODE_MAX = 16
+const ANCHORED_NODES_MAX = PBFT_REPLICAS_MAX * 64
+const CHANGES_MAX = 256
+const GENESIS_ID = /^[0-9a-f]{32}$/
+const KEY_HEX = /^[0-9a-f]{64}$/
+
+/** The PBFT quorum for n replicas: any two intersect in f+1, so in a correct one. */
+export function approvalsNeeded (n: number): number {
+  const f = Math.floor((n - 1) / 3)
+  return Math.ceil((n + f + 1) / 2)
+}
+
+/** The PBFT instance of an epoch: the genesis id itself for epoch 0. */
+export function instanceId (config: FederationConfig): string {
+  if (config.epoch === 0) return config.genesis
+  return toHex(sha256(encodeCanonical(['fedmesh/federation-epoch/v1', config.genesis, config.epoch, config.orgs.map((o) => [o.name, o.root])]))).slice(0, 32)
+}
+
+export function encodeResult (r: RequestResult): Uint8Array {
+  return encodeCanonical([r.epoch, r.seq, r.position, r.outcome, r.reason])
+}
+
+export class FederationState {
+  #config: FederationConfig
+  #instance: string
+  #lastSeq = 0
+  /** Proposal key -> roots of the members that approved it (this epoch). */
+  #votes = new Map<string, Set<string>>()
+  /** Client ids executed this epoch -> their result: a request ordered twice is applied once. */
+  #executed = new Map<string, Uint8Array>()
+  /** Results of the latest batches: a host replaying a batch its org already applied gets them back. */
+  #recent = new Map<number, Uint8Array[]>()
+  #anchors = new Map<string, Anchor[]>()
+  #changes: MembershipChange[] = []
+
+  constructor (config: FederationConfig) {
+    this.#config = validConfig(config)
+    this.#instance = instanceId(this.#config)
+  }
+
+  get config (): FederationConfig { return { ...this.#config, orgs: [...this.#config.orgs] } }
+  get instance (): string { return this.#instance }
+  get lastSeq (): number { return this.#lastSeq }
+  get changes (): readonly MembershipChange[] { return this.#changes }
+
+  /** A node's anchored heads, oldest first. */
+  anchorsOf (node: string): readonly Anchor[] { return this.#anchors.get(node) ?? [] }
+  anchoredNodes (): string[] { return [...this.#anchors.keys()] }
+
+  apply (batch: FederationBatch): AppliedBatch {
+    if (batch.instance !== this.#instance) {
+      // A batch of an instance this org already left (or never joined): nothing of it applies.
+      return { results: batch.requests.map((_, position) => this.#result(batch.seq, position, 'epoch-ended', batch.instance)), tasks: [], anchors: [] }
+    }
+    if (batch.seq <= this.#lastSeq) {
+      const results = this.#recent.get(batch.seq)
+      if (results === undefined) throw new FederationStateError('federation-replay-too-old', `batch ${batch.seq} was applied long ago (now at ${this.#lastSeq})`)
+      return { results, tasks: [], anchors: [] }
+    }
+    assert.equal(batch.seq, this.#lastSeq + 1, 'federation batches apply in sequence order')
+    const out: AppliedBatch = { results: [], tasks: [], anchors: [] }
+    const epochAtStart = this.#config.epoch
+    for (const [position, request] of batch.requests.entries()) {
+      if (this.#config.epoch !== epochAtStart) {
+        out.results.push(this.#result(batch.seq, position, 'epoch-ended', this.#instance, epochAtStart))
+        continue
+      }
+      const known = this.#executed.get(request.client)
+      if (known !== undefined) {
+        out.results.push(known)
+        continue
+      }
+      const result = this.#applyRequest(batch.seq, position, request, out)
+      this.#executed.set(request.client, result)
+      if (this.#executed.size > EXECUTED_CLIENTS_MAX) this.#executed.delete(this.#executed.keys().next().value!)
+      out.results.push(result)
+    }
+    if (out.change !== undefined) {
+      this.#beginEpoch(out.change)
+    } else {
+      this.#lastSeq = batch.seq
+      this.#recent.set(batch.seq, out.results)
+      if (this.#recent.size > RECENT_BATCHES_MAX) this.#recent.delete(this.#recent.keys().next().value!)
+    }
+    return out
+  }
+
+  #applyRequest (seq: number, position: number, request: BatchRequest, out: AppliedBatch): Uint8Array {
+    let opened: OpenedOp
+    try {
+      opened = openOp(request.op, { instance: this.#instance, client: request.client, timestamp: request.timestamp })
+    } catch (err) {
+      return this.#result(seq, position, 'refused', (err as FedmeshError).code ?? 'op-malformed')
+    }
+    if (!this.#isMember(opened.root)) return this.#result(seq, position, 'refused', 'not-a-member')
+    const op = opened.op
+    switch (op.kind) {
+      case 'task':
+        if (op.target !== null && !this.#isMember(op.target)) return this.#result(seq, position, 'refused', 'target-not-a-member')
+        out.tasks.push({ position, opened: opened as FederatedTask['opened'] })
+        return this.#result(seq, position, 'applied', '')
+      case 'anchor': {
+        const anchor: Anchor = { node: opened.node, root: opened.root, auditSeq: op.auditSeq, head: op.head, epoch: this.#config.epoch, seq }
+        this.#recordAnchor(anchor)
+        out.anchors.push(anchor)
+        return this.#result(seq, position, 'recorded', '')
+      }
+      case 'admit': case 'revoke':
+        return this.#vote(seq, position, opened.root, op, out)
+    }
+  }
+
+  #vote (seq: number, position: number, voter: string, op: Extract<FederationOp, { kind: 'admit' | 'revoke' }>, out: AppliedBatch): Uint8Array {
+    const orgs = this.#config.orgs
+    let org: GenesisOrg
+    if (op.kind === 'admit') {
+      if (this.#isMember(op.root)) return this.#result(seq, position, 'refused', 'already-a-member')
+      if (orgs.some((o) => o.name === op.name)) return this.#result(seq, position, 'refused', 'name-taken')
+      if (orgs.length >= PBFT_REPLICAS_MAX) return this.#result(seq, position, 'refused', 'federation-full')
+      org = { name: op.name, root: op.root }
+    } else {
+      const member = orgs.find((o) => o.root === op.root)
+      if (member === undefined) return this.#result(seq, position, 'refused', 'not-a-member')
+      if (orgs.length - 1 < MEMBERS_MIN) return this.#result(seq, position, 'refused', 'too-few-members')
+      org = member
+    }
+    const key = `${op.kind}|${org.root}|${org.name}`
+    let approvals = this.#votes.get(key)
+    if (approvals === undefined) {
+      if (this.#votes.size >= PROPOSALS_MAX) return this.#result(seq, position, 'refused', 'too-many-proposals')
+      this.#votes.set(key, approvals = new Set())
+    }
+    approvals.add(voter)
+    if (approvals.size < approvalsNeeded(orgs.length)) return this.#result(seq, position, 'approved', `${approvals.size}/${approvalsNeeded(orgs.length)}`)
+    out.change = { action: op.kind, org, epoch: this.#config.epoch + 1, seq }
+    return this.#result(seq, position, 'passed', `${approvals.size}/${approvalsNeeded(orgs.length)}`)
+  }
+
+  #beginEpoch (change: MembershipChange): void {
+    const orgs = change.action === 'admit'
+      ? [...this.#config.orgs, change.org].sort((a, b) => a.root < b.root ? -1 : 1)
+      : this.#config.orgs.filter((o) => o.root !== change.org.root)
+    this.#config = { genesis: this.#config.genesis, epoch: change.epoch, orgs }
+    this.#instance = instanceId(this.#config)
+    this.#lastSeq = 0
+    this.#votes = new Map()
+    this.#executed = new Map()
+    this.#recent = new Map()
+    this.#changes.push(change)
+    if (this.#changes.length > CHANGES_MAX) this.#changes.shift()
+  }
+
+  #recordAnchor (a: Anchor): void {
+    let list = this.#anchors.get(a.node)
+    if (list === undefined) {
+      if (this.#anchors.size >= ANCHORED_NODES_MAX) this.#anchors.delete(this.#anchors.keys().next().value!)
+      this.#anchors.set(a.node, list = [])
+    }
+    list.push(a)
+    if (list.length > ANCHORS_PER_NODE_MAX) list.shift()
+  }
+
+  #isMember (root: string): boolean {
+    return this.#config.orgs.some((o) => o.root === root)
+  }
+
+  #result (seq: number, position: number, outcome: Outcome, reason: string, epoch = this.#config.epoch): Uint8Array {
+    return encodeResult({ epoch, seq, position, outcome, reason })
+  }
+
+  // ---- snapshot (part of the task board's) ----
+
+  encode (): unknown[] {
+    return [
+      encodeConfig(this.#config), this.#lastSeq,
+      [...this.#votes].map(([key, roots]) => [key, [...roots]]),
+      [...this.#executed],
+      [...this.#recent],
+      [...this.#anchors.values()].flat().map((a) => [a.node, a.root, a.auditSeq, a.head, a.epoch, a.seq]),
+      this.#changes.map((c) => [c.action, c.org.name, c.org.root, c.epoch, c.seq])
+    ]
+  }
+
+  static decode (v: unknown): FederationState {
+    const bad = (what: string): never => { throw new FederationStateError('federation-state-malformed', `bad federation state: ${what}`) }
+    if (!Array.isArray(v) || v.length !== 7) return bad('shape')
+    const [config, lastSeq, votes, executed, recent, anchors, changes] = v as unknown[]
+    const s = new FederationState(decodeConfig(config))
+    if (!isCount(lastSeq)) return bad('lastSeq')
+    s.#lastSeq = lastSeq
+    for (const [key, roots] of rows(votes, 2, PROPOSALS_MAX, bad)) {
+      if (typeof key !== 'string' || !Array.isArray(roots) || !roots.every((r) => typeof r === 'string' && KEY_HEX.test(r))) return bad('vote')
+      s.#votes.set(key, new Set(roots as string[]))
+    }
+    for (const [client, result] of rows(executed, 2, EXECUTED_CLIENTS_MAX, bad)) {
+      if (typeof client !== 'string' || !(result instanceof Uint8Array)) return bad('executed client')
+      s.#executed.set(client, result)
+    }
+    for (const [seq, results] of rows(recent, 2, RECENT_BATCHES_MAX, bad)) {
+      if (!isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array)) return bad('recent batch')
+      s.#recent.set(seq, results as Uint8Array[])
+    }
+    for (const [node, root, auditSeq, head, epoch, seq] of rows(anchors, 6, ANCHORED_NODES_MAX * ANCHORS_PER_NODE_MAX, bad)) {
+      if (typeof node !== 'string' || typeof root !== 'string' || !isCount(auditSeq) || typeof head !== 'string' || !isCount(epoch) || !isCount(seq)) return bad('anchor')
+      s.#recordAnchor({ node, root, auditSeq, head, epoch, seq })
+    }
+    for (const [action, name, root, epoch, seq] of rows(changes, 5, CHANGES_MAX, bad)) {
+      if ((action !== 'admit' && action !== 'revoke') || typeof name !== 'string' || typeof root !== 'string' || !isCount(epoch) || !isCount(seq)) return bad('change')
+      s.#changes.push({ action, org: { name, root }, epoch, seq })
+    }
+    return s
+  }
+}
+
+function rows (v: unknown, width: number, countMax: number, bad: (what: string) => never): unknown[][] {
+  if (!Array.isArray(v) || v.length > countMax || !v.every((r) => Array.isArray(r) && r.length === width)) return bad('rows')
+  return v as unknown[][]
+}
+
+// ---- wire: the board command's fields ----
+
+export function encodeFederationBatch (b: FederationBatch): unknown[] {
+  return [encodeConfig(b.config), b.instance, b.seq, b.requests.map((r) => [r.client, r.timestamp, r.op])]
+}
+
+export function decodeFederationBatch (v: unknown[]): FederationBatch {
+  const [config, instance, seq, requests] = v
+  if (v.length !== 4 || typeof instance !== 'string' || !GENESIS_ID.test(instance) || !isCount(seq) || seq < 1 || !Array.isArray(requests)) {
+    throw new FederationStateError('federation-batch-malformed', 'a batch holds [config, instance, seq >= 1, requests]')
+  }
+  return {
+    config: decodeConfig(config),
+    instance,
+    seq,
+    requests: requests.map((r: unknown) => {
+      if (!Array.isArray(r) || r.length !== 3 || typeof r[0] !== 'string' || r[0].length === 0 || r[0].length > PBFT_ID_LENGTH_MAX || !isCount(r[1]) ||
+        !(r[2] instanceof Uint8Array) || r[2].length > PBFT_OP_BYTES_MAX) throw new FederationStateError('federation-batch-malformed', 'bad request in batch')
+      return { client: r[0], timestamp: r[1], op: r[2] }
+    })
+  }
+}
+
+function encodeConfig (c: FederationConfig): unknown[] {
+  return [c.genesis, c.epoch, c.orgs.map((o) => [o.name, o.root])]
+}
+
+function decodeConfig (v: unknown): FederationConfig {
+  if (!Array.isArray(v) || v.length !== 3 || !Array.isArray(v[2])) throw new FederationStateError('federation-config-malformed', 'a config holds [genesis, epoch, orgs]')
+  return validConfig({ genesis: v[0] as string, epoch: v[1] as number, orgs: (v[2] as unknown[][]).map((o) => ({ name: o?.[0], root: o?.[1] }) as GenesisOrg) })
+}
+
+export function validConfig (c: FederationConfig): FederationConfig {
+  if (typeof c.genesis !== 'string' || !GENESIS_ID.test(c.genesis) || !isCount(c.epoch) || c.orgs.length < 1 || c.orgs.length > PBFT_REPLICAS_MAX ||
+    !c.orgs.every((o, i) => typeof o.name === 'string' && ORG_NAME_PATTERN.test(o.name) && typeof o.root === 'string' && KEY_HEX.test(o.root) && (i === 0 || c.orgs[i - 1]!.root < o.root))) {
+    throw new FederationStateError('federation-config-malformed', 'a config names 1..n orgs sorted by root key')
+  }
+  return c
+}
+
+function isCount (x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+}
