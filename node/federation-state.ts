@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict'
-import { PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, sha256 } from '../consensus/pbft/index.js'
+import { PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, quorumSize, sha256 } from '../consensus/pbft/index.js'
 import { encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
 import { type FederationOp, type OpenedOp, openOp } from './federation-ops.js'
@@ -15,8 +14,8 @@ import { ORG_NAME_PATTERN } from './org.js'
 // Governance: admitting or revoking an org passes once a quorum of the current members (the PBFT
 // quorum, 2f+1 when n = 3f+1) signed an approval of it; the membership then changes at once and a
 // new epoch begins: a fresh PBFT instance over the new member set (instanceId), starting at seq 1.
-// Requests ordered after the passing vote in the old instance are answered 'epoch-ended' by every
-// org alike, so their proposers re-submit them into the new epoch. Everything a result depends on
+// Requests ordered after the passing vote in the old instance are answered 'epoch-ended' (naming
+// the org's epoch now) by every org alike, so their proposers re-submit them into the new epoch. Everything a result depends on
 // (members, votes, executed clients) starts afresh with the epoch, so an org admitted into it needs
 // only the epoch's member list — not the history — to compute the same results as the others.
 
@@ -49,11 +48,8 @@ const CHANGES_MAX = 256
 const GENESIS_ID = /^[0-9a-f]{32}$/
 const KEY_HEX = /^[0-9a-f]{64}$/
 
-/** The PBFT quorum for n replicas: any two intersect in f+1, so in a correct one. */
-export function approvalsNeeded (n: number): number {
-  const f = Math.floor((n - 1) / 3)
-  return Math.ceil((n + f + 1) / 2)
-}
+/** Approvals a membership change needs: the PBFT quorum of the current members (any two intersect in a correct org). */
+export const approvalsNeeded = quorumSize
 
 /** The PBFT instance of an epoch: the genesis id itself for epoch 0. */
 export function instanceId (config: FederationConfig): string {
@@ -77,6 +73,8 @@ export class FederationState {
   #recent = new Map<number, Uint8Array[]>()
   #anchors = new Map<string, Anchor[]>()
   #changes: MembershipChange[] = []
+  /** The batch that ended the previous epoch, with its results. */
+  #closing: { instance: string, seq: number, results: Uint8Array[] } | undefined
 
   constructor (config: FederationConfig) {
     this.#config = validConfig(config)
@@ -94,22 +92,20 @@ export class FederationState {
 
   apply (batch: FederationBatch): AppliedBatch {
     if (batch.instance !== this.#instance) {
+      // The batch that ended the previous epoch, replayed by a new host: the same results as before.
+      if (this.#closing?.instance === batch.instance && this.#closing.seq === batch.seq) return { results: this.#closing.results, tasks: [], anchors: [] }
       // A batch of an instance this org already left (or never joined): nothing of it applies.
-      return { results: batch.requests.map((_, position) => this.#result(batch.seq, position, 'epoch-ended', batch.instance)), tasks: [], anchors: [] }
+      return { results: batch.requests.map((_, position) => this.#result(batch.seq, position, 'epoch-ended', '')), tasks: [], anchors: [] }
     }
     if (batch.seq <= this.#lastSeq) {
       const results = this.#recent.get(batch.seq)
       if (results === undefined) throw new FederationStateError('federation-replay-too-old', `batch ${batch.seq} was applied long ago (now at ${this.#lastSeq})`)
       return { results, tasks: [], anchors: [] }
     }
-    assert.equal(batch.seq, this.#lastSeq + 1, 'federation batches apply in sequence order')
+    if (batch.seq !== this.#lastSeq + 1) throw new FederationStateError('federation-batch-gap', `batch ${batch.seq} after ${this.#lastSeq}: batches apply in sequence order`)
     const out: AppliedBatch = { results: [], tasks: [], anchors: [] }
-    const epochAtStart = this.#config.epoch
     for (const [position, request] of batch.requests.entries()) {
-      if (this.#config.epoch !== epochAtStart) {
-        out.results.push(this.#result(batch.seq, position, 'epoch-ended', this.#instance, epochAtStart))
-        continue
-      }
+      if (out.change !== undefined) break
       const known = this.#executed.get(request.client)
       if (known !== undefined) {
         out.results.push(known)
@@ -120,13 +116,17 @@ export class FederationState {
       if (this.#executed.size > EXECUTED_CLIENTS_MAX) this.#executed.delete(this.#executed.keys().next().value!)
       out.results.push(result)
     }
-    if (out.change !== undefined) {
-      this.#beginEpoch(out.change)
-    } else {
+    if (out.change === undefined) {
       this.#lastSeq = batch.seq
       this.#recent.set(batch.seq, out.results)
       if (this.#recent.size > RECENT_BATCHES_MAX) this.#recent.delete(this.#recent.keys().next().value!)
+      return out
     }
+    // Ordered after the passing vote: the old epoch is over for them (the result names the new one).
+    const closing = this.#instance
+    this.#beginEpoch(out.change)
+    for (let position = out.results.length; position < batch.requests.length; position++) out.results.push(this.#result(batch.seq, position, 'epoch-ended', ''))
+    this.#closing = { instance: closing, seq: batch.seq, results: out.results }
     return out
   }
 
@@ -209,8 +209,8 @@ export class FederationState {
     return this.#config.orgs.some((o) => o.root === root)
   }
 
-  #result (seq: number, position: number, outcome: Outcome, reason: string, epoch = this.#config.epoch): Uint8Array {
-    return encodeResult({ epoch, seq, position, outcome, reason })
+  #result (seq: number, position: number, outcome: Outcome, reason: string): Uint8Array {
+    return encodeResult({ epoch: this.#config.epoch, seq, position, outcome, reason })
   }
 
   // ---- snapshot (part of the task board's) ----
@@ -222,14 +222,15 @@ export class FederationState {
       [...this.#executed],
       [...this.#recent],
       [...this.#anchors.values()].flat().map((a) => [a.node, a.root, a.auditSeq, a.head, a.epoch, a.seq]),
-      this.#changes.map((c) => [c.action, c.org.name, c.org.root, c.epoch, c.seq])
+      this.#changes.map((c) => [c.action, c.org.name, c.org.root, c.epoch, c.seq]),
+      this.#closing === undefined ? null : [this.#closing.instance, this.#closing.seq, this.#closing.results]
     ]
   }
 
   static decode (v: unknown): FederationState {
     const bad = (what: string): never => { throw new FederationStateError('federation-state-malformed', `bad federation state: ${what}`) }
-    if (!Array.isArray(v) || v.length !== 7) return bad('shape')
-    const [config, lastSeq, votes, executed, recent, anchors, changes] = v as unknown[]
+    if (!Array.isArray(v) || v.length !== 8) return bad('shape')
+    const [config, lastSeq, votes, executed, recent, anchors, changes, closing] = v as unknown[]
     const s = new FederationState(decodeConfig(config))
     if (!isCount(lastSeq)) return bad('lastSeq')
     s.#lastSeq = lastSeq
@@ -252,6 +253,11 @@ export class FederationState {
     for (const [action, name, root, epoch, seq] of rows(changes, 5, CHANGES_MAX, bad)) {
       if ((action !== 'admit' && action !== 'revoke') || typeof name !== 'string' || typeof root !== 'string' || !isCount(epoch) || !isCount(seq)) return bad('change')
       s.#changes.push({ action, org: { name, root }, epoch, seq })
+    }
+    if (closing !== null) {
+      const [instance, seq, results] = rows([closing], 3, 1, bad)[0]!
+      if (typeof instance !== 'string' || !isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array)) return bad('closing batch')
+      s.#closing = { instance, seq, results: results as Uint8Array[] }
     }
     return s
   }

@@ -1,6 +1,6 @@
 import {
   type CommittedBatch, type Evidence, type Outbound, type PbftMessage, type PbftStatus, type VerifyFn,
-  PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, ReplyCollector, decodePbftMessage, encodePbftMessage
+  PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, ReplyCollector, decodePbftMessage, encodePbftMessage, faultsTolerated
 } from '../consensus/pbft/index.js'
 import type { Sanitizer } from '../sanitize/index.js'
 import type { AuditInput } from './audit.js'
@@ -241,7 +241,7 @@ export class Federation {
       const result = await this.#requestIn(config, op, deadlineMs)
       if (result.outcome !== 'epoch-ended' || attempt >= EPOCH_RETRIES_MAX) return { ...result, accepted: ACCEPTED.has(result.outcome) }
       // Ordered after a membership change: every org refused it alike; try again in the next epoch.
-      while (this.#config.epoch <= result.epoch) {
+      while (this.#config.epoch < result.epoch) {
         if (init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'the federation changed epoch and this node has not seen the new one yet')
         await init.clock.sleep(init.tickMs ?? TICK_MS_DEFAULT)
       }
@@ -530,10 +530,6 @@ function opKind (op: Uint8Array): string {
   } catch {
     return 'request'
   }
-}
-
-function faultsTolerated (n: number): number {
-  return Math.floor((n - 1) / 3)
 }
 
 function decodeResult (bytes: Uint8Array): RequestResult {
