@@ -1,35 +1,54 @@
 import assert from 'node:assert/strict'
-import { runPbftSeed } from '../../simulations/pbft-sim.js'
+import { type PbftSimOptions, runPbftSeed } from '../../simulations/pbft-sim.js'
 
-// The PBFT simulator over a fixed seed list: up to f Byzantine organisations, network faults and
-// replica restarts; every seed must keep agreement, prefix, state and evidence invariants, end with a
-// linearizable client history, and complete every client request once the network is healed.
+// The PBFT simulator over a fixed seed list: 4 to 8 organisations (n = 3f+1 and the sizes between,
+// whose quorums are not 2f+1), up to f Byzantine ones, network faults and replica restarts; every
+// seed must keep agreement, prefix, state and evidence invariants, end with a linearizable client
+// history, and complete every client request once the network is healed.
 
-const SEEDS = 200
+const SEEDS = 100
 const TICKS = 200
+const SEEDS_PER_SIZE = 30
+
+/** The seeds' failures (violations, no request done once healed, a history not linearizable). */
+async function runSeeds (seeds: number, options: Omit<PbftSimOptions, 'seed'>, each: (r: Awaited<ReturnType<typeof runPbftSeed>>) => void = () => {}): Promise<string[]> {
+  const failures: string[] = []
+  for (let seed = 1; seed <= seeds; seed++) {
+    const r = await runPbftSeed({ seed, ...options })
+    each(r)
+    if (!r.ok) failures.push(`seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}\n  ${r.trace.slice(-15).join('\n  ')}`)
+    else if (r.stats.opsCompletedLiveness === 0) failures.push(`seed ${seed}: no request completed in the liveness phase`)
+    else if (r.linearizability === 'illegal') failures.push(`seed ${seed}: history not linearizable`)
+  }
+  return failures
+}
 
 describe('pbft simulation: fixed seeds', function () {
   this.timeout(180_000)
 
   it(`${SEEDS} seeds with up to f faulty orgs: no violation, and every seed completes requests after healing`, async () => {
-    const failures: string[] = []
     let ops = 0
     let faulty = 0
-    let orgs7 = 0
-    for (let seed = 1; seed <= SEEDS; seed++) {
-      const r = await runPbftSeed({ seed, ticks: TICKS })
+    const sizes = new Map<number, number>()
+    const failures = await runSeeds(SEEDS, { ticks: TICKS }, (r) => {
       ops += r.stats.opsCompleted
       faulty += Object.keys(r.config.byzantine).length
-      if (r.config.orgs === 7) orgs7++
-      if (!r.ok) failures.push(`seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}\n  ${r.trace.slice(-15).join('\n  ')}`)
-      else if (r.stats.opsCompletedLiveness === 0) failures.push(`seed ${seed}: no request completed in the liveness phase`)
-      else if (r.linearizability === 'illegal') failures.push(`seed ${seed}: history not linearizable`)
-    }
+      sizes.set(r.config.orgs, (sizes.get(r.config.orgs) ?? 0) + 1)
+    })
     assert.deepEqual(failures, [], failures.join('\n'))
     assert.ok(ops > SEEDS * 10, `only ${ops} requests completed`)
     assert.ok(faulty > SEEDS / 2, `only ${faulty} faulty orgs drawn`)
-    assert.ok(orgs7 > SEEDS / 5, `only ${orgs7} seeds with 7 orgs`)
+    for (const n of [4, 5, 6, 7, 8]) assert.ok((sizes.get(n) ?? 0) > SEEDS / 12, `only ${sizes.get(n) ?? 0} seeds with ${n} orgs`)
   })
+
+  for (const orgs of [5, 6]) {
+    it(`${SEEDS_PER_SIZE} seeds with ${orgs} orgs (quorum 4, not 2f+1 = 3): no violation, requests complete after healing`, async () => {
+      let faulty = 0
+      const failures = await runSeeds(SEEDS_PER_SIZE, { ticks: TICKS, orgs }, (r) => { faulty += Object.keys(r.config.byzantine).length })
+      assert.deepEqual(failures, [], failures.join('\n'))
+      assert.ok(faulty > SEEDS_PER_SIZE / 4, `only ${faulty} faulty orgs drawn`)
+    })
+  }
 
   it('replays a seed exactly', async () => {
     const a = await runPbftSeed({ seed: 77, ticks: 200 })
@@ -45,6 +64,16 @@ describe('pbft simulation: fixed seeds', function () {
       if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}`
     }
     console.log(`      broken core caught at ${caught ?? 'no seed'}`)
+    assert.match(caught ?? '', /^seed \d+: (agreement|state agreement|linearizability|acknowledged request lost)/)
+  })
+
+  it('catches the n = 3f+1 quorum (2f+1) at 5 orgs with an equivocating primary, and names the seed', async () => {
+    let caught: string | undefined
+    for (let seed = 1; seed <= 100 && caught === undefined; seed++) {
+      const r = await runPbftSeed({ seed, ticks: TICKS, orgs: 5, unsafe: { quorum2fPlus1: true }, behaviour: 'equivocate' })
+      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}`
+    }
+    console.log(`      2f+1 quorums caught at ${caught ?? 'no seed'}`)
     assert.match(caught ?? '', /^seed \d+: (agreement|state agreement|linearizability|acknowledged request lost)/)
   })
 
