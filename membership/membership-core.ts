@@ -9,6 +9,7 @@ import type { Announcement } from './announcement.js'
 //   suspect --(fresh alive)--> alive;  dead/left --(higher incarnation)--> alive (rejoined)
 //   any --(leave for the current or a newer incarnation)--> left
 //   dead/left --(forgetAfterMs)--> forgotten
+//   alive/suspect --(expel: its organisation was revoked)--> dead; the shell refuses its announcements
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left'
 
 export interface Member {
@@ -26,7 +27,7 @@ export interface Member {
   sinceMs: number
 }
 
-export type MemberChangeKind = 'joined' | 'rejoined' | 'recovered' | 'suspected' | 'died' | 'left' | 'forgotten'
+export type MemberChangeKind = 'joined' | 'rejoined' | 'recovered' | 'suspected' | 'died' | 'left' | 'forgotten' | 'expelled'
 
 export interface MemberChange {
   kind: MemberChangeKind
@@ -92,6 +93,13 @@ export class MembershipCore {
       }
     }
     return changes
+  }
+
+  /** Marks a live member dead at once (its organisation was revoked); undefined if it is not live. */
+  expel (key: string, nowMs: number): MemberChange | undefined {
+    const m = this.#members.get(key)
+    if (m === undefined || m.status === 'dead' || m.status === 'left') return undefined
+    return this.#transition(m, 'dead', 'expelled', nowMs)
   }
 
   get (key: string): Readonly<Member> | undefined {

@@ -31,8 +31,12 @@ export interface MembershipInit extends Partial<MembershipConfig>, NodeComponent
 
 export interface MembershipEvents {
   change: [MemberChange]
-  /** Every verified-or-rejected inbound announcement, for metrics and trust. */
-  received: [{ key: string | undefined, verdict: Verdict, reason?: string, latencyMs?: number }]
+  /**
+   * Every verified-or-rejected inbound announcement, for metrics and trust. Reason 'org-revoked'
+   * (verdict 'ignore', so relays that have not applied the revocation yet are not penalised)
+   * carries the revoked org root the sender's certificate chains to.
+   */
+  received: [{ key: string | undefined, verdict: Verdict, reason?: string, latencyMs?: number, root?: string }]
 }
 
 export const HEARTBEAT_MS_DEFAULT = 1000
@@ -133,6 +137,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.emit('received', { key: toHex(from), verdict, reason })
       return verdict
     }
+    if (this.#init.isOrgRevoked(announcement.root)) {
+      this.emit('received', { key: announcement.key, verdict: 'ignore', reason: 'org-revoked', root: announcement.root })
+      return 'ignore'
+    }
     if (this.#init.admits?.(announcement.key) === false) {
       this.emit('received', { key: announcement.key, verdict: 'ignore', reason: 'quarantined' })
       return 'ignore'
@@ -141,6 +149,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.emit('received', { key: announcement.key, verdict: result.verdict, latencyMs, ...(result.verdict === 'ignore' ? { reason: result.reason } : {}) })
     if (result.verdict === 'accept' && result.change !== undefined) this.#report(result.change)
     return result.verdict
+  }
+
+  /** Takes a member out of the live view at once (its organisation was revoked). */
+  expel (key: string): void {
+    const change = this.core.expel(key, this.#init.clock.monotonicMs())
+    if (change !== undefined) this.#report(change)
   }
 
   #detectFailures (): void {

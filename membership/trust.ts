@@ -16,17 +16,21 @@ import { FedmeshError } from '../node/errors.js'
 //   'invalid-signature' (0.5 -> 0.15) quarantines a peer; so do five 'replay' or
 //   'policy-violation' events (0.5 * 0.8^4 = 0.205, 0.5 * 0.8^5 = 0.164).
 //   Both updates keep s in [0, 1].
+//   revoked      s' = 0, pinned: no drift and no later event lifts it. Revocation is the
+//                federation's decision about the peer's organisation, not evidence about its
+//                behaviour, so the model's forgiveness (drift, good events) must not undo it; the
+//                pin is a flag on the peer's record ('banned'), persisted with it.
 //   quarantine   s < quarantineBelow (default 0.2): the node refuses the peer's requests. A peer
 //                leaves quarantine by good behaviour or by drift (0.05 -> 0.2 takes
 //                log2(0.45 / 0.3) = 0.585 half-lives). record() and crossings() report every
 //                crossing exactly once, so the shell can audit it and emit an event.
 // Bounds: peersMax peers (a new peer evicts the one whose score is closest to the prior, oldest
 // first: it carries the least information, and a flood of fresh identities cannot push a
-// quarantined peer out); eventsPerPeerMax recent events per peer, for explanations.
+// quarantined peer out; banned peers go last); eventsPerPeerMax recent events per peer.
 
 export const TRUST_EVENT_TYPES = [
   'valid-message', 'completed-work',
-  'invalid-signature', 'replay', 'malformed', 'policy-violation', 'rate-limit', 'timeout', 'equivocation'
+  'invalid-signature', 'replay', 'malformed', 'policy-violation', 'rate-limit', 'timeout', 'equivocation', 'revoked'
 ] as const
 export type TrustEventType = typeof TRUST_EVENT_TYPES[number]
 
@@ -40,7 +44,8 @@ export const EVENT_RATES: Readonly<Record<TrustEventType, number>> = {
   replay: -0.2,
   'policy-violation': -0.2,
   'invalid-signature': -0.7,
-  equivocation: -0.9
+  equivocation: -0.9,
+  revoked: -1
 }
 
 export interface TrustOptions {
@@ -80,6 +85,8 @@ export interface PeerTrust {
   peer: string
   score: number
   quarantined: boolean
+  /** Pinned at 0 by a 'revoked' event: its organisation was revoked. */
+  banned: boolean
   updatedMs: number
   events: TrustEvent[]
 }
@@ -90,6 +97,8 @@ export interface PeerTrustRecord {
   updatedMs: number
   /** Quarantine state last reported, so a crossing by drift while stopped is still reported. */
   quarantined: boolean
+  /** Set by a 'revoked' event: the score is 0 for good (absent when false). */
+  banned?: true
   events: TrustEvent[]
 }
 
@@ -149,7 +158,8 @@ export class TrustBook {
       this.#peers.set(peer, entry)
     }
     const before = this.#current(entry, nowMs)
-    const score = applyEvent(before, type)
+    if (type === 'revoked') entry.banned = true
+    const score = entry.banned === true ? 0 : applyEvent(before, type)
     entry.score = score
     entry.updatedMs = Math.max(entry.updatedMs, nowMs)
     entry.events.push({ type, atMs: nowMs, delta: score - before, scoreAfter: score })
@@ -172,6 +182,10 @@ export class TrustBook {
     return this.#below(this.score(peer, nowMs))
   }
 
+  isBanned (peer: string): boolean {
+    return this.#peers.get(peer)?.banned === true
+  }
+
   /** Crossings caused by drift since they were last reported (peers in key order). */
   crossings (nowMs: number): Array<{ peer: string, crossed: QuarantineCrossing, score: number }> {
     const out: Array<{ peer: string, crossed: QuarantineCrossing, score: number }> = []
@@ -190,7 +204,7 @@ export class TrustBook {
     for (const [peer, entry] of this.#peers) {
       const score = this.#current(entry, nowMs)
       const events = entry.events.map((e) => ({ ...e }))
-      out.push({ peer, score, quarantined: this.#below(score), updatedMs: entry.updatedMs, events })
+      out.push({ peer, score, quarantined: this.#below(score), banned: entry.banned === true, updatedMs: entry.updatedMs, events })
     }
     return out.sort((a, b) => a.score - b.score || (a.peer < b.peer ? -1 : 1))
   }
@@ -232,6 +246,7 @@ export class TrustBook {
   }
 
   #current (entry: PeerTrustRecord, nowMs: number): number {
+    if (entry.banned === true) return 0
     return driftedScore(entry.score, nowMs - entry.updatedMs, this.options.prior, this.options.halfLifeMs)
   }
 
@@ -251,8 +266,9 @@ export class TrustBook {
     let distanceMin = Infinity
     let updatedMsMin = Infinity
     for (const [peer, entry] of this.#peers) {
-      const distance = Math.abs(this.#current(entry, nowMs) - this.options.prior)
-      if (distance < distanceMin || (distance === distanceMin && entry.updatedMs < updatedMsMin)) {
+      // Banned peers rank past every unbanned one (distances are at most 1).
+      const distance = Math.abs(this.#current(entry, nowMs) - this.options.prior) + (entry.banned === true ? 2 : 0)
+      if (victim === undefined || distance < distanceMin || (distance === distanceMin && entry.updatedMs < updatedMsMin)) {
         victim = peer
         distanceMin = distance
         updatedMsMin = entry.updatedMs
@@ -266,15 +282,17 @@ export class TrustBook {
 
 function parsePeerTrustRecord (value: unknown, eventsPerPeerMax: number): PeerTrustRecord {
   if (typeof value !== 'object' || value === null) throw new TrustError('trust record must be an object')
-  const { score, updatedMs, quarantined, events } = value as Record<string, unknown>
+  const { score, updatedMs, quarantined, banned, events } = value as Record<string, unknown>
   if (!isUnitNumber(score)) throw new TrustError('trust record score must be a number in [0, 1]')
   if (!Number.isSafeInteger(updatedMs)) throw new TrustError('trust record updatedMs must be an integer')
   if (typeof quarantined !== 'boolean') throw new TrustError('trust record quarantined must be a boolean')
   if (!Array.isArray(events)) throw new TrustError('trust record events must be an array')
+  if (banned !== undefined && banned !== true) throw new TrustError('trust record banned must be true when present')
   return {
     score,
     updatedMs: updatedMs as number,
     quarantined,
+    ...(banned === true ? { banned } : {}),
     events: events.slice(-eventsPerPeerMax).map(parseTrustEvent)
   }
 }

@@ -8,6 +8,7 @@ import { EnvelopeError, openEnvelope, ReplayGuard, sealEnvelope } from './envelo
 import { FedmeshError } from './errors.js'
 import { fromHex, toHex } from './identity.js'
 import type { PolicyContext, PolicyDecision, PolicyRequest } from './policy.js'
+import { RevocationError } from './revocation.js'
 
 // Capability requests between peers: the trust boundary in action. Outbound payloads for another
 // organisation are sanitized before they are sealed; inbound requests are verified, gated by trust
@@ -33,7 +34,11 @@ export interface CapabilityServiceInit extends NodeComponents {
   audit: (input: AuditInput) => Promise<unknown>
   /** The organisation a member announced, if known. */
   orgOf: (peer: string) => string | undefined
+  /** Refusal check: true if peer belongs to an organisation the federation revoked (the node counts it). */
+  isRevoked: (peer: string) => boolean
 }
+
+const REVOKED_DECISION: PolicyDecision = { decision: 'deny', rule: 'org-revoked', reason: 'the peer\'s organisation was revoked by the federation' }
 
 const REJECTION_CONDUCT: Record<string, TrustEventType> = {
   'bad-signature': 'invalid-signature',
@@ -63,6 +68,7 @@ export class CapabilityService {
   /** Asks peer to run capability; the payload is sanitized first when it leaves our organisation. */
   async request (peer: string, capability: string, payload: unknown, options: { timeoutMs?: number } = {}): Promise<unknown> {
     const { init } = this
+    if (init.isRevoked(peer)) throw new RevocationError('org-revoked', `${capability}: ${REVOKED_DECISION.reason}`)
     const targetOrg = init.orgOf(peer) ?? ''
     const outbound = await this.#outbound(peer, targetOrg, payload, { action: 'capability.request', detail: { capability } })
     const bytes = this.#seal(REQUEST_TYPE, encodeCanonical({ cap: capability, json: outbound }))
@@ -102,12 +108,16 @@ export class CapabilityService {
       throw err
     }
     const content = new TextEncoder().encode(json)
+    const revoked = init.isRevoked(peer)
     const trust = init.trustOf(peer)
-    const decision: PolicyDecision = trust.quarantined
-      ? { decision: 'deny', rule: 'quarantine', reason: `peer trust ${trust.score.toFixed(3)} is below the quarantine threshold` }
-      : init.decide({ peer, org: envelope.org, capability, payload, payloadBytes: content.length }, { nowMs: init.clock.wallMs(), trust: trust.score })
+    const decision: PolicyDecision = revoked
+      ? REVOKED_DECISION
+      : trust.quarantined
+        ? { decision: 'deny', rule: 'quarantine', reason: `peer trust ${trust.score.toFixed(3)} is below the quarantine threshold` }
+        : init.decide({ peer, org: envelope.org, capability, payload, payloadBytes: content.length }, { nowMs: init.clock.wallMs(), trust: trust.score })
     await init.audit({ action: 'policy.decision', decision: decision.decision, peer, org: envelope.org, content, detail: { capability, rule: decision.rule, reason: decision.reason.slice(0, 256) } })
     if (decision.decision === 'deny') {
+      if (revoked) throw new RevocationError('org-revoked', `${capability}: ${decision.reason}`)
       if (!trust.quarantined) init.conduct(peer, decision.cause === 'rate-limit' ? 'rate-limit' : 'policy-violation')
       throw new FedmeshError('denied', `${capability}: ${decision.reason} (${decision.rule})`)
     }

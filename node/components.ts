@@ -11,4 +11,6 @@ export interface NodeComponents {
   clock: Clock
   rng: Rng
   logger: Logger
+  /** Whether the federation revoked the organisation with this root key (hex): refuse its nodes. */
+  isOrgRevoked: (root: string) => boolean
 }

@@ -8,7 +8,7 @@ import { ping } from '@libp2p/ping'
 import { gossipsub, TopicValidatorResult, type GossipSub, type GossipsubOpts } from '@libp2p/gossipsub'
 import type { PeerScoreThresholds } from '@libp2p/gossipsub/score'
 import { TRUST_APP_SPECIFIC_WEIGHT } from '../membership/trust.js'
-import type { PeerId, Stream } from '@libp2p/interface'
+import type { ConnectionGater, PeerId, Stream } from '@libp2p/interface'
 import { messageStreamToDuplex } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { pipe } from 'it-pipe'
@@ -38,6 +38,8 @@ export interface Libp2pTransportInit {
   gossipHeartbeatMs?: number
   /** Trust feeds routing: gossipsub's application-specific score per peer id, and its thresholds. */
   scoring?: { appSpecificScore: (peerId: string) => number, thresholds: Partial<PeerScoreThresholds>, topicScoreCap: number }
+  /** Connection gate: true refuses dials to and connections from this peer key (a revoked org's node). */
+  denyPeer?: (key: Uint8Array) => boolean
 }
 
 const VERDICTS: Record<Verdict, TopicValidatorResult> = {
@@ -83,6 +85,7 @@ export class Libp2pTransport implements Transport {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionManager: { maxConnections: init.connectionsMax ?? 256, maxIncomingPendingConnections: 32 },
+      connectionGater: gaterOf(init.denyPeer),
       services: {
         identify: identify(),
         ping: ping(),
@@ -161,6 +164,10 @@ export class Libp2pTransport implements Transport {
     return this.libp2p.getPeers().flatMap((p) => p.publicKey?.raw !== undefined ? [p.publicKey.raw] : [])
   }
 
+  async hangUp (peer: Uint8Array): Promise<void> {
+    await this.libp2p.hangUp(peerIdOf(peer))
+  }
+
   send (peer: Uint8Array, channel: string, bytes: Uint8Array): void {
     this.#channel(channel).send(peer, bytes)
   }
@@ -233,6 +240,17 @@ export class Libp2pTransport implements Transport {
       }
     }
   }
+}
+
+// Checked on dials by peer id and, once the Noise handshake names the remote, on every inbound and
+// outbound connection (dials by address alone learn the peer there).
+function gaterOf (denyPeer: ((key: Uint8Array) => boolean) | undefined): ConnectionGater {
+  if (denyPeer === undefined) return {}
+  const denied = (peerId: PeerId): boolean => {
+    const key = peerId.publicKey?.raw
+    return key !== undefined && denyPeer(key)
+  }
+  return { denyDialPeer: denied, denyInboundEncryptedConnection: denied, denyOutboundEncryptedConnection: denied }
 }
 
 function decodeReply (frame: Uint8Array): Uint8Array {

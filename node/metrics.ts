@@ -17,7 +17,7 @@ export class NodeMetrics {
     registers: [this.registry]
   })
 
-  constructor (sources: { peers: () => number, membersByStatus: () => Record<string, number> }) {
+  constructor (sources: { peers: () => number, membersByStatus: () => Record<string, number>, revokedRefusals: () => Readonly<Record<string, number>> }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'fedmesh_process_' })
     new Gauge({
       name: 'fedmesh_peers_connected',
@@ -32,6 +32,18 @@ export class NodeMetrics {
       registers: [this.registry],
       collect () {
         for (const [status, count] of Object.entries(sources.membersByStatus())) this.set({ status }, count)
+      }
+    })
+    // Mirrors the revocation list's own monotonic counts (the connection gater counts before the
+    // node exists), so every refusal is counted without an audit entry each.
+    new Counter({
+      name: 'fedmesh_revoked_refusals_total',
+      help: 'Refusals of a revoked organisation\'s nodes by gate (announcement, capability, connection, federation)',
+      labelNames: ['path'] as const,
+      registers: [this.registry],
+      collect () {
+        this.reset()
+        for (const [path, count] of Object.entries(sources.revokedRefusals())) this.inc({ path }, count)
       }
     })
   }

@@ -8,20 +8,21 @@ import { TRUST_SCORE_THRESHOLDS, TRUST_TOPIC_SCORE_CAP_MAX, type PeerTrust, type
 import { TrustStore } from '../membership/trust-store.js'
 import { API_PORT_DEFAULT, startApi, type ApiServer } from './api.js'
 import { LISTEN_DEFAULT } from './config.js'
-import { AuditLog, type AuditEntry, type AuditInput } from './audit.js'
+import { AuditLog, auditInputFields, type AuditEntry, type AuditInput } from './audit.js'
 import { CapabilityService, type CapabilityHandler } from './capabilities.js'
 import type { Clock, Rng } from './clock.js'
 import type { NodeComponents } from './components.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
 import { DB_DIR, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntime } from './data-dir.js'
-import { loadOrCreateIdentity, toHex, type NodeIdentity } from './identity.js'
+import { fromHex, loadOrCreateIdentity, toHex, type NodeIdentity } from './identity.js'
 import { requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from './org-identity.js'
 import { LevelStorage } from './level-storage.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { createLogger, type Logger } from './log.js'
 import { NodeMetrics } from './metrics.js'
 import { PolicyWatcher } from './policy-file.js'
+import { RevocationError, RevocationList, type RefusalPath, type RevokedOrg } from './revocation.js'
 import type { Storage } from './storage.js'
 import { cryptoRng, systemClock } from './system-clock.js'
 import { nodeRoutes } from './routes.js'
@@ -91,6 +92,7 @@ interface Parts {
   storage: Storage
   audit: AuditLog
   trust: TrustStore
+  revocations: RevocationList
   policy: PolicyWatcher
   sanitizer: Sanitizer
   transport: Libp2pTransport
@@ -119,6 +121,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   readonly #parts: Parts
   readonly #startedMs: number
   readonly #stopTimers: Array<() => void> = []
+  readonly #revoking = new Map<string, Promise<void>>()
   #api?: ApiServer
   #tasks?: TaskService
   #federation?: Federation
@@ -126,8 +129,8 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   private constructor (parts: Parts, init: FedmeshNodeInit, incarnation: number) {
     super()
     this.#parts = parts
-    const { identity, transport, clock, rng, logger, trust } = parts
-    const components: NodeComponents = { signer: identity, org: parts.org.org, transport, clock, rng, logger }
+    const { identity, transport, clock, rng, logger, trust, revocations } = parts
+    const components: NodeComponents = { signer: identity, org: parts.org.org, transport, clock, rng, logger, isOrgRevoked: (root) => revocations.isOrgRevoked(root) }
     this.#startedMs = clock.monotonicMs()
     this.membership = new Membership({
       ...components,
@@ -150,14 +153,16 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       },
       conduct: (peer, event) => this.#conduct(peer, event),
       audit: async (input) => await this.audit(input),
-      orgOf: (peer) => this.membership.core.get(peer)?.org
+      orgOf: (peer) => this.membership.core.get(peer)?.org,
+      isRevoked: (peer) => refusesPeer(parts, peer, 'capability')
     })
-    this.metrics = new NodeMetrics({ peers: () => transport.connectedPeers().length, membersByStatus: () => this.#countByStatus() })
+    this.metrics = new NodeMetrics({ peers: () => transport.connectedPeers().length, membersByStatus: () => this.#countByStatus(), revokedRefusals: () => revocations.refusals() })
     this.membership.on('change', (change) => this.#onMemberChange(change))
-    this.membership.on('received', ({ key, verdict, reason, latencyMs }) => {
+    this.membership.on('received', ({ key, verdict, reason, latencyMs, root }) => {
       this.metrics.envelopes.inc({ result: verdict === 'accept' ? 'accepted' : verdict === 'ignore' ? 'ignored' : 'rejected', reason: reason ?? '' })
       if (latencyMs !== undefined) this.metrics.gossipLatency.observe(Math.max(0, latencyMs) / 1000)
       if (key === undefined) return
+      if (reason === 'org-revoked' && root !== undefined) return this.#refuseAnnouncement(key, root)
       const event = verdict === 'reject' ? ANNOUNCEMENT_CONDUCT[reason ?? 'malformed'] : verdict === 'accept' || reason === 'quarantined' ? 'valid-message' : undefined
       if (event !== undefined) this.#conduct(key, event)
       if (verdict === 'reject') void this.audit({ action: 'announcement.in', decision: 'reject', peer: key, detail: { reason: reason ?? '' } }).catch(() => undefined)
@@ -176,13 +181,15 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       const audit = await AuditLog.open({ storage, signer: identity, clock })
       cleanup.unshift(async () => await audit.close())
       const trust = await TrustStore.load({ storage, logger, ...(init.trust !== undefined ? { trust: init.trust } : {}) })
+      const revocations = await RevocationList.load({ storage, logger })
       const policy = new PolicyWatcher({ dataDir: init.dataDir, clock, logger })
       await policy.start()
       cleanup.unshift(async () => await policy.stop())
       const sanitizer = createSanitizer({ salt: await loadOrCreateSalt(init.dataDir) })
       const transport = await Libp2pTransport.create({
         identity, listen: init.listen ?? LISTEN_DEFAULT, logger,
-        scoring: { appSpecificScore: (peerId) => trust.appSpecificScore(peerId, clock.wallMs()), thresholds: TRUST_SCORE_THRESHOLDS, topicScoreCap: TRUST_TOPIC_SCORE_CAP_MAX }
+        scoring: { appSpecificScore: (peerId) => trust.appSpecificScore(peerId, clock.wallMs()), thresholds: TRUST_SCORE_THRESHOLDS, topicScoreCap: TRUST_TOPIC_SCORE_CAP_MAX },
+        denyPeer: (key) => refusesPeer({ revocations, trust }, toHex(key), 'connection')
       })
       cleanup.unshift(async () => await transport.stop())
       const org = await resolveOrgIdentity({
@@ -190,7 +197,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         requestJoin: async (token) => await requestJoin(transport, identity, token, clock, rng)
       })
       serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input) })
-      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, policy, sanitizer, transport, logger, clock, rng }, init, incarnation)
+      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, revocations, policy, sanitizer, transport, logger, clock, rng }, init, incarnation)
       node.membership.start()
       await node.#startTasks(init.raft)
       cleanup.unshift(async () => await node.#tasks?.stop())
@@ -285,6 +292,38 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     return this.membership.members().filter((m) => m.root === this.orgRoot && m.status === 'alive').map((m) => m.key)
   }
 
+  /**
+   * Cuts off an organisation the federation revoked (idempotent; also called at start for earlier
+   * revocations): from now on its root is refused by every gate, its known nodes are disconnected,
+   * banned in the trust book (score pinned at 0, so gossipsub scores them at the bottom) and
+   * expelled from the membership view, with one audit entry 'federation.org.revoke'. The
+   * revocation is persisted, so a restarted node refuses before the federation re-applies it.
+   */
+  async revokeOrg (root: string, org: string, detail: Record<string, string> = {}): Promise<void> {
+    if (root === this.orgRoot) throw new RevocationError('revocation-own-org', 'a node cannot cut off its own organisation')
+    const pending = this.#revoking.get(root)
+    if (pending !== undefined) return await pending
+    if (this.#parts.revocations.isOrgRevoked(root)) return
+    const run = this.#revoke(root, org, detail).finally(() => this.#revoking.delete(root))
+    this.#revoking.set(root, run)
+    await run
+  }
+
+  isOrgRevoked (root: string): boolean {
+    return this.#parts.revocations.isOrgRevoked(root)
+  }
+
+  /** Refusal check for the federation's intake of PBFT envelopes: isOrgRevoked, counted as path 'federation'. */
+  refusesOrg (root: string): boolean {
+    const refused = this.isOrgRevoked(root)
+    if (refused) this.#parts.revocations.count('federation')
+    return refused
+  }
+
+  revokedOrgs (): RevokedOrg[] {
+    return this.#parts.revocations.list()
+  }
+
   trust (): PeerTrust[] {
     return this.#parts.trust.book.snapshot(this.#parts.clock.wallMs())
   }
@@ -325,6 +364,38 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     logger.info({ key: this.key }, 'node stopped')
   }
 
+  // Audit at least once: a crash before persist() re-audits when the federation re-applies it.
+  async #revoke (root: string, org: string, detail: Record<string, string>): Promise<void> {
+    const { revocations, clock, logger } = this.#parts
+    const auditInput = (peersCut: number): AuditInput => ({ action: 'federation.org.revoke', decision: 'deny', org, detail: { ...detail, root, peersCut: String(peersCut) } })
+    auditInputFields(auditInput(0))
+    revocations.add(root, org, clock.wallMs())
+    const peers = this.membership.members().filter((m) => m.root === root).map((m) => m.key)
+    await Promise.all(peers.map(async (peer) => await this.#cutPeer(root, peer)))
+    await this.audit(auditInput(peers.length))
+    await revocations.persist(root)
+    logger.warn({ root, org, peersCut: peers.length }, 'organisation revoked: its nodes are cut off')
+  }
+
+  // The revocation's audit entry stands for every peer cut: no trust.threshold or member entries.
+  async #cutPeer (root: string, peer: string): Promise<void> {
+    const { revocations, trust, transport, clock, logger } = this.#parts
+    revocations.addPeer(root, peer)
+    trust.record(peer, 'revoked', clock.wallMs())
+    this.membership.expel(peer)
+    await transport.hangUp(fromHex(peer)).catch((err) => logger.warn({ peer, err: (err as Error).message }, 'hang-up failed'))
+  }
+
+  // A node of a revoked org announced itself (perhaps one we never saw): counted, and cut the first time.
+  #refuseAnnouncement (peer: string, root: string): void {
+    const { revocations, trust, logger } = this.#parts
+    revocations.count('announcement')
+    if (revocations.rootOfPeer(peer) !== undefined || trust.book.isBanned(peer)) return
+    void this.#cutPeer(root, peer)
+      .then(async () => await revocations.persist(root))
+      .catch((err) => logger.error({ peer, err: (err as Error).message }, 'cannot record a revoked org\'s node'))
+  }
+
   #conduct (peer: string, event: TrustEventType): void {
     const result = this.#parts.trust.record(peer, event, this.#parts.clock.wallMs())
     if (result.crossed !== undefined) this.#reportCrossing(peer, result.crossed, result.score)
@@ -338,6 +409,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
 
   #onMemberChange (change: MemberChange): void {
     this.emit('member:change', change)
+    if (change.kind === 'expelled') return
     const m = change.member
     void this.audit({ action: `member.${change.kind}`, decision: 'info', peer: m.key, org: m.org, detail: { incarnation: String(m.incarnation) } })
       .catch((err) => this.#parts.logger.error({ err: (err as Error).message }, 'audit append failed'))
@@ -405,6 +477,14 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       routes: nodeRoutes(this)
     })
   }
+}
+
+// A peer is refused once it is known to belong to a revoked org: seen with such a certificate, or
+// banned in the trust book (which outlives the revocation list's per-org cap).
+function refusesPeer (parts: Pick<Parts, 'revocations' | 'trust'>, peer: string, path: RefusalPath): boolean {
+  const refused = parts.revocations.rootOfPeer(peer) !== undefined || parts.trust.book.isBanned(peer)
+  if (refused) parts.revocations.count(path)
+  return refused
 }
 
 /** Increments and durably stores the incarnation before we announce it. */

@@ -30,4 +30,6 @@ export interface Transport {
   dial(addresses: string[]): Promise<void>
   /** Keys of peers with an open connection. */
   connectedPeers(): Uint8Array[]
+  /** Closes every connection to a peer (resolves once closed; nothing to do if none is open). */
+  hangUp(peer: Uint8Array): Promise<void>
 }

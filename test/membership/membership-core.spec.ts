@@ -63,6 +63,19 @@ describe('membership core', () => {
     assert.equal(core.get('b'), undefined)
   })
 
+  it('expels a live member at once (revoked org), and only a live one', () => {
+    core.receive(alive('b', 1, 1), 0)
+    core.receive(alive('c', 1, 1), 0)
+    core.receive({ ...alive('c', 1, 2), kind: 'leave' }, 10)
+    const change = core.expel('b', 20)
+    assert.deepEqual([change?.kind, change?.member.status, change?.member.sinceMs], ['expelled', 'dead', 20])
+    assert.equal(core.get('b')?.status, 'dead')
+    assert.equal(core.expel('b', 30), undefined, 'already out of the view')
+    assert.equal(core.expel('c', 30), undefined, 'left members stay left')
+    assert.equal(core.expel('nobody', 30), undefined)
+    assert.deepEqual(core.tick(5021).map((c) => [c.kind, c.member.key]), [['forgotten', 'b'], ['forgotten', 'c']])
+  })
+
   it('bounds the member table', () => {
     for (const key of ['a', 'b', 'c']) core.receive(alive(key, 1, 1), 0)
     assert.deepEqual(core.receive(alive('d', 1, 1), 0), { verdict: 'ignore', reason: 'table-full' })

@@ -124,6 +124,32 @@ describe('TrustBook', () => {
     assert.equal(book.record(peer(1), 'timeout', 30).evicted, undefined)
   })
 
+  it("pins a 'revoked' peer at 0: no drift, no good event and no restart lifts it", () => {
+    const book = new TrustBook({ halfLifeMs: HOUR_MS })
+    book.record(A, 'completed-work', 0)
+    const result = book.record(A, 'revoked', 10)
+    assert.deepEqual([result.score, result.crossed], [0, 'entered-quarantine'])
+    assert.equal(book.isBanned(A), true)
+    assert.equal(book.isBanned(B), false)
+    for (let i = 0; i < 50; i++) assert.equal(book.record(A, 'completed-work', 20 + i).score, 0)
+    assert.equal(book.score(A, 100 * HOUR_MS), 0, 'drift does not pull a banned peer back to the prior')
+    assert.deepEqual(book.crossings(100 * HOUR_MS), [])
+    const copy = TrustBook.deserialize(JSON.parse(JSON.stringify(book.serialize())), { halfLifeMs: HOUR_MS })
+    assert.equal(copy.score(A, 200 * HOUR_MS), 0)
+    assert.deepEqual(copy.snapshot(0).map((p) => [p.peer, p.banned, p.quarantined]), [[A, true, true]])
+    assert.ok(gossipsubAppScore(book.score(A, 0)) <= gossipsubAppScore(0.0001), 'gossipsub scores it at the bottom')
+    assert.throws(() => TrustBook.deserialize({ [A]: { score: 0, updatedMs: 0, quarantined: true, banned: false, events: [] } }), TrustError)
+  })
+
+  it('evicts banned peers last', () => {
+    const book = new TrustBook({ peersMax: 2 })
+    book.record(peer(1), 'revoked', 0)
+    book.record(peer(2), 'equivocation', 0)
+    assert.equal(book.record(peer(3), 'valid-message', 10).evicted, peer(2))
+    assert.equal(book.record(peer(4), 'valid-message', 20).evicted, peer(3))
+    assert.equal(book.isBanned(peer(1)), true)
+  })
+
   it('snapshot lists peers lowest score first with quarantine flags', () => {
     const book = new TrustBook()
     book.record(A, 'completed-work', 0)
