@@ -1,5 +1,5 @@
 import { PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, quorumSize, sha256 } from '../consensus/pbft/index.js'
-import { encodeCanonical } from './codec.js'
+import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
 import { type FederationOp, type OpenedOp, openOp } from './federation-ops.js'
 import { toHex } from './identity.js'
@@ -22,7 +22,14 @@ import { ORG_NAME_PATTERN } from './org.js'
 export interface FederationConfig { genesis: string, epoch: number, orgs: GenesisOrg[] }
 export interface BatchRequest { client: string, timestamp: number, op: Uint8Array }
 /** One committed PBFT batch of instance `instance`, as the org's replica host hands it to its board. */
-export interface FederationBatch { config: FederationConfig, instance: string, seq: number, requests: BatchRequest[] }
+export interface FederationBatch {
+  config: FederationConfig
+  instance: string
+  seq: number
+  requests: BatchRequest[]
+  /** A PBFT checkpoint seq: the state's digest after it is returned (and kept for replays). */
+  checkpoint?: boolean
+}
 
 export type Outcome = 'applied' | 'recorded' | 'approved' | 'passed' | 'refused' | 'epoch-ended'
 /** What every org answers for one request: identical bytes in every correct org. */
@@ -33,15 +40,18 @@ export interface FederatedTask { position: number, opened: OpenedOp & { op: Extr
 export interface MembershipChange { action: 'admit' | 'revoke', org: GenesisOrg, epoch: number, seq: number }
 export interface Anchor { node: string, root: string, auditSeq: number, head: string, epoch: number, seq: number }
 
-export interface AppliedBatch { results: Uint8Array[], tasks: FederatedTask[], anchors: Anchor[], change?: MembershipChange }
+export interface AppliedBatch { results: Uint8Array[], tasks: FederatedTask[], anchors: Anchor[], change?: MembershipChange, digest?: Uint8Array }
 
 export class FederationStateError extends FedmeshError {}
 
 /** Orgs below which a revocation is refused: with fewer, one crash stops the federation. */
 export const MEMBERS_MIN = 3
 const PROPOSALS_MAX = 64
-const EXECUTED_CLIENTS_MAX = 8192
-const RECENT_BATCHES_MAX = 64
+/** Bounds the state an org hands a lagging one (well under the federation envelope bound). */
+const EXECUTED_CLIENTS_MAX = 2048
+const RECENT_BATCHES_MAX = 32
+const DIGESTS_MAX = 8
+export const CORE_BYTES_MAX = 900 * 1024
 const ANCHORS_PER_NODE_MAX = 16
 const ANCHORED_NODES_MAX = PBFT_REPLICAS_MAX * 64
 const CHANGES_MAX = 256
@@ -73,6 +83,8 @@ export class FederationState {
   #recent = new Map<number, Uint8Array[]>()
   #anchors = new Map<string, Anchor[]>()
   #changes: MembershipChange[] = []
+  /** Digests of the state at the latest checkpoint seqs (for replays). */
+  #digests = new Map<number, Uint8Array>()
   /** The batch that ended the previous epoch, with its results. */
   #closing: { instance: string, seq: number, results: Uint8Array[] } | undefined
 
@@ -91,6 +103,12 @@ export class FederationState {
   anchoredNodes (): string[] { return [...this.#anchors.keys()] }
 
   apply (batch: FederationBatch): AppliedBatch {
+    const out = this.#applyBatch(batch)
+    if (batch.checkpoint === true && out.digest === undefined) out.digest = this.#checkpointDigest(batch.seq)
+    return out
+  }
+
+  #applyBatch (batch: FederationBatch): AppliedBatch {
     if (batch.instance !== this.#instance) {
       // The batch that ended the previous epoch, replayed by a new host: the same results as before.
       if (this.#closing?.instance === batch.instance && this.#closing.seq === batch.seq) return { results: this.#closing.results, tasks: [], anchors: [] }
@@ -99,8 +117,9 @@ export class FederationState {
     }
     if (batch.seq <= this.#lastSeq) {
       const results = this.#recent.get(batch.seq)
-      if (results === undefined) throw new FederationStateError('federation-replay-too-old', `batch ${batch.seq} was applied long ago (now at ${this.#lastSeq})`)
-      return { results, tasks: [], anchors: [] }
+      const digest = this.#digests.get(batch.seq)
+      if (results === undefined || (batch.checkpoint === true && digest === undefined)) throw new FederationStateError('federation-replay-too-old', `batch ${batch.seq} was applied long ago (now at ${this.#lastSeq})`)
+      return { results, tasks: [], anchors: [], ...(batch.checkpoint === true ? { digest } : {}) }
     }
     if (batch.seq !== this.#lastSeq + 1) throw new FederationStateError('federation-batch-gap', `batch ${batch.seq} after ${this.#lastSeq}: batches apply in sequence order`)
     const out: AppliedBatch = { results: [], tasks: [], anchors: [] }
@@ -191,6 +210,7 @@ export class FederationState {
     this.#votes = new Map()
     this.#executed = new Map()
     this.#recent = new Map()
+    this.#digests = new Map()
     this.#changes.push(change)
     if (this.#changes.length > CHANGES_MAX) this.#changes.shift()
   }
@@ -213,14 +233,76 @@ export class FederationState {
     return encodeResult({ epoch: this.#config.epoch, seq, position, outcome, reason })
   }
 
-  // ---- snapshot (part of the task board's) ----
+  /** The digest a checkpoint at seq certifies: of the state after it (kept, so a replay gets the same). */
+  #checkpointDigest (seq: number): Uint8Array {
+    const digest = sha256(this.exportCore())
+    this.#digests.set(seq, digest)
+    if (this.#digests.size > DIGESTS_MAX) this.#digests.delete(this.#digests.keys().next().value!)
+    return digest
+  }
 
-  encode (): unknown[] {
+  // ---- state transfer: the part every org computes alike ----
+
+  /**
+   * What a result depends on (members, votes, executed clients, recent results), identical bytes in
+   * every correct org at one seq: its digest is what a PBFT checkpoint certifies, and an org behind
+   * the stable checkpoint installs another org's copy once it hashes to that digest.
+   */
+  exportCore (): Uint8Array {
+    return encodeCanonical(this.#coreRows())
+  }
+
+  /** Installs a core proven by a stable checkpoint of this instance (the caller checked its digest). */
+  installCore (instance: string, bytes: Uint8Array): void {
+    const bad = (what: string): never => { throw new FederationStateError('federation-state-malformed', `bad transferred state: ${what}`) }
+    const v = decodeCanonical(bytes, () => new FederationStateError('federation-state-malformed', 'undecodable transferred state'))
+    if (!Array.isArray(v) || v.length !== 5) return bad('shape')
+    const next = new FederationState(decodeConfig(v[0]))
+    next.#decodeCore(v, bad)
+    if (next.#instance !== instance) return bad('the state belongs to another epoch')
+    if (next.#lastSeq <= this.#lastSeq && this.#instance === instance) return
+    this.#config = next.#config
+    this.#instance = next.#instance
+    this.#lastSeq = next.#lastSeq
+    this.#votes = next.#votes
+    this.#executed = next.#executed
+    this.#recent = next.#recent
+    this.#digests = new Map([[next.#lastSeq, sha256(bytes)]])
+  }
+
+  #coreRows (): unknown[] {
     return [
       encodeConfig(this.#config), this.#lastSeq,
       [...this.#votes].map(([key, roots]) => [key, [...roots]]),
       [...this.#executed],
-      [...this.#recent],
+      [...this.#recent]
+    ]
+  }
+
+  #decodeCore (v: unknown[], bad: (what: string) => never): void {
+    const [, lastSeq, votes, executed, recent] = v
+    if (!isCount(lastSeq)) return bad('lastSeq')
+    this.#lastSeq = lastSeq
+    for (const [key, roots] of rows(votes, 2, PROPOSALS_MAX, bad)) {
+      if (typeof key !== 'string' || !Array.isArray(roots) || !roots.every((r) => typeof r === 'string' && KEY_HEX.test(r))) return bad('vote')
+      this.#votes.set(key, new Set(roots as string[]))
+    }
+    for (const [client, result] of rows(executed, 2, EXECUTED_CLIENTS_MAX, bad)) {
+      if (typeof client !== 'string' || !(result instanceof Uint8Array)) return bad('executed client')
+      this.#executed.set(client, result)
+    }
+    for (const [seq, results] of rows(recent, 2, RECENT_BATCHES_MAX, bad)) {
+      if (!isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array)) return bad('recent batch')
+      this.#recent.set(seq, results as Uint8Array[])
+    }
+  }
+
+  // ---- snapshot (part of the task board's) ----
+
+  encode (): unknown[] {
+    return [
+      ...this.#coreRows(),
+      [...this.#digests],
       [...this.#anchors.values()].flat().map((a) => [a.node, a.root, a.auditSeq, a.head, a.epoch, a.seq]),
       this.#changes.map((c) => [c.action, c.org.name, c.org.root, c.epoch, c.seq]),
       this.#closing === undefined ? null : [this.#closing.instance, this.#closing.seq, this.#closing.results]
@@ -229,22 +311,13 @@ export class FederationState {
 
   static decode (v: unknown): FederationState {
     const bad = (what: string): never => { throw new FederationStateError('federation-state-malformed', `bad federation state: ${what}`) }
-    if (!Array.isArray(v) || v.length !== 8) return bad('shape')
-    const [config, lastSeq, votes, executed, recent, anchors, changes, closing] = v as unknown[]
+    if (!Array.isArray(v) || v.length !== 9) return bad('shape')
+    const [config, , , , , digests, anchors, changes, closing] = v as unknown[]
     const s = new FederationState(decodeConfig(config))
-    if (!isCount(lastSeq)) return bad('lastSeq')
-    s.#lastSeq = lastSeq
-    for (const [key, roots] of rows(votes, 2, PROPOSALS_MAX, bad)) {
-      if (typeof key !== 'string' || !Array.isArray(roots) || !roots.every((r) => typeof r === 'string' && KEY_HEX.test(r))) return bad('vote')
-      s.#votes.set(key, new Set(roots as string[]))
-    }
-    for (const [client, result] of rows(executed, 2, EXECUTED_CLIENTS_MAX, bad)) {
-      if (typeof client !== 'string' || !(result instanceof Uint8Array)) return bad('executed client')
-      s.#executed.set(client, result)
-    }
-    for (const [seq, results] of rows(recent, 2, RECENT_BATCHES_MAX, bad)) {
-      if (!isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array)) return bad('recent batch')
-      s.#recent.set(seq, results as Uint8Array[])
+    s.#decodeCore(v, bad)
+    for (const [seq, digest] of rows(digests, 2, DIGESTS_MAX, bad)) {
+      if (!isCount(seq) || !(digest instanceof Uint8Array) || digest.length !== 32) return bad('digest')
+      s.#digests.set(seq, digest)
     }
     for (const [node, root, auditSeq, head, epoch, seq] of rows(anchors, 6, ANCHORED_NODES_MAX * ANCHORS_PER_NODE_MAX, bad)) {
       if (typeof node !== 'string' || typeof root !== 'string' || !isCount(auditSeq) || typeof head !== 'string' || !isCount(epoch) || !isCount(seq)) return bad('anchor')
@@ -271,12 +344,12 @@ function rows (v: unknown, width: number, countMax: number, bad: (what: string) 
 // ---- wire: the board command's fields ----
 
 export function encodeFederationBatch (b: FederationBatch): unknown[] {
-  return [encodeConfig(b.config), b.instance, b.seq, b.requests.map((r) => [r.client, r.timestamp, r.op])]
+  return [encodeConfig(b.config), b.instance, b.seq, b.requests.map((r) => [r.client, r.timestamp, r.op]), b.checkpoint === true]
 }
 
 export function decodeFederationBatch (v: unknown[]): FederationBatch {
-  const [config, instance, seq, requests] = v
-  if (v.length !== 4 || typeof instance !== 'string' || !GENESIS_ID.test(instance) || !isCount(seq) || seq < 1 || !Array.isArray(requests)) {
+  const [config, instance, seq, requests, checkpoint] = v
+  if (v.length !== 5 || typeof checkpoint !== 'boolean' || typeof instance !== 'string' || !GENESIS_ID.test(instance) || !isCount(seq) || seq < 1 || !Array.isArray(requests)) {
     throw new FederationStateError('federation-batch-malformed', 'a batch holds [config, instance, seq >= 1, requests]')
   }
   return {
@@ -287,15 +360,16 @@ export function decodeFederationBatch (v: unknown[]): FederationBatch {
       if (!Array.isArray(r) || r.length !== 3 || typeof r[0] !== 'string' || r[0].length === 0 || r[0].length > PBFT_ID_LENGTH_MAX || !isCount(r[1]) ||
         !(r[2] instanceof Uint8Array) || r[2].length > PBFT_OP_BYTES_MAX) throw new FederationStateError('federation-batch-malformed', 'bad request in batch')
       return { client: r[0], timestamp: r[1], op: r[2] }
-    })
+    }),
+    checkpoint
   }
 }
 
-function encodeConfig (c: FederationConfig): unknown[] {
+export function encodeConfig (c: FederationConfig): unknown[] {
   return [c.genesis, c.epoch, c.orgs.map((o) => [o.name, o.root])]
 }
 
-function decodeConfig (v: unknown): FederationConfig {
+export function decodeConfig (v: unknown): FederationConfig {
   if (!Array.isArray(v) || v.length !== 3 || !Array.isArray(v[2])) throw new FederationStateError('federation-config-malformed', 'a config holds [genesis, epoch, orgs]')
   return validConfig({ genesis: v[0] as string, epoch: v[1] as number, orgs: (v[2] as unknown[][]).map((o) => ({ name: o?.[0], root: o?.[1] }) as GenesisOrg) })
 }
@@ -310,4 +384,19 @@ export function validConfig (c: FederationConfig): FederationConfig {
 
 function isCount (x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+}
+
+/** A state transfer into an org's board: the core of `instance` another org exported (digest checked by the host). */
+export interface FederationInstall { config: FederationConfig, instance: string, core: Uint8Array }
+
+export function encodeFederationInstall (i: FederationInstall): unknown[] {
+  return [encodeConfig(i.config), i.instance, i.core]
+}
+
+export function decodeFederationInstall (v: unknown[]): FederationInstall {
+  const [config, instance, core] = v
+  if (v.length !== 3 || typeof instance !== 'string' || !GENESIS_ID.test(instance) || !(core instanceof Uint8Array) || core.length > CORE_BYTES_MAX) {
+    throw new FederationStateError('federation-batch-malformed', 'an install holds [config, instance, core]')
+  }
+  return { config: decodeConfig(config), instance, core }
 }

@@ -1,6 +1,6 @@
 import {
   type CommittedBatch, type Evidence, type Outbound, type PbftMessage, type PbftStatus, type VerifyFn,
-  PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, ReplyCollector, decodePbftMessage, encodePbftMessage, faultsTolerated
+  PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, ReplyCollector, decodePbftMessage, encodePbftMessage, faultsTolerated, sha256
 } from '../consensus/pbft/index.js'
 import type { Sanitizer } from '../sanitize/index.js'
 import type { AuditInput } from './audit.js'
@@ -10,10 +10,10 @@ import { ReplayGuard, openEnvelope, sealEnvelope } from './envelope.js'
 import { FedmeshError } from './errors.js'
 import { type FederationOp, clientPrefix, signOp } from './federation-ops.js'
 import {
-  type FederationBatch, type FederationConfig, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
+  type FederationBatch, type FederationConfig, type FederationInstall, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
 } from './federation-state.js'
 import { genesisId, type Genesis } from './genesis.js'
-import { fromHex, toHex, verify, type Signer } from './identity.js'
+import { bytesEqual, fromHex, toHex, verify, type Signer } from './identity.js'
 import type { Logger } from './log.js'
 import { verifyCertificate } from './org.js'
 import { PbftDriver } from './pbft-driver.js'
@@ -51,6 +51,12 @@ const PENDING_PROPOSALS_MAX = 1024
 const TO_MAX = 64
 const KIND_REPLICA = 0
 const KIND_REQUEST = 1
+/** State transfer: [seq] asks the hosts for their state core at checkpoint seq; [seq, core] answers. */
+const KIND_STATE_REQUEST = 2
+const KIND_STATE = 3
+/** Checkpoint state cores a host keeps to answer state transfers. */
+const CHECKPOINT_CORES_MAX = 4
+const STATE_FETCH_TIMEOUT_MS = 30_000
 const TICK_MS_DEFAULT = 50
 const PROPOSE_TIMEOUT_MS_DEFAULT = 30_000
 const COMMIT_ATTEMPTS = 3
@@ -76,8 +82,10 @@ export interface FederationInit {
   sanitizer: Sanitizer
   /** Whether this node leads its org's Raft group (and so hosts the org's replica). */
   isLeader: () => boolean
-  /** Applies a committed batch to the org's federation state and board (idempotent per batch); the org's result per request. */
-  commitBatch: (batch: FederationBatch) => Promise<Uint8Array[]>
+  /** Applies a committed batch to the org's federation state and board (idempotent per batch): results, and the state digest at a checkpoint. */
+  commitBatch: (batch: FederationBatch) => Promise<{ results: Uint8Array[], digest?: Uint8Array }>
+  /** Installs another org's federation state core (a state transfer whose digest checked out). */
+  installState: (install: FederationInstall) => Promise<void>
   /** The federation state as applied on this node (undefined before the org applied any batch). */
   state: () => FederationState | undefined
   /** Commits the replica's promises into the org's Raft log (idempotent per requestId). */
@@ -87,6 +95,8 @@ export interface FederationInit {
   audit: (input: AuditInput) => Promise<unknown>
   /** This node's audit-log head, anchored in the federation state every anchorIntervalMs. */
   auditHead?: () => { seq: number, hash: string }
+  /** True (and counted) for an org the federation revoked: its envelopes are refused before anything else. */
+  isOrgRevoked?: (root: string) => boolean
   /** Cuts a revoked org off at the node level (connections, trust, gates); idempotent. */
   revokeOrg?: (root: string, org: string, detail: Record<string, string>) => Promise<void>
   /** Reports a peer's conduct to the trust model (equivocation evidence against an org's nodes). */
@@ -145,6 +155,11 @@ export class Federation {
   /** Replicas this node hosts, by instance: the current epoch's and, while it retires, the previous one's. */
   readonly #hosted = new Map<string, Hosted>()
   readonly #enforced = new Set<string>()
+  /** `${instance}:${seq}` -> the state core at that checkpoint, for laggards. */
+  readonly #checkpointCores = new Map<string, Uint8Array>()
+  /** State transfers in progress, by `${instance}:${seq}`: resolved with a core of the proven digest. */
+  readonly #fetches = new Map<string, { digest: string, resolve: (core: Uint8Array) => void }>()
+  readonly #servedCores = new Map<string, number>()
   #starting = false
   #requests = 0
   #anchoredSeq = 0
@@ -235,6 +250,7 @@ export class Federation {
   async #request (op: FederationOp, options: { timeoutMs?: number }): Promise<FederationReceipt> {
     const init = this.#init
     if (this.#pending.size >= PENDING_PROPOSALS_MAX) throw new FederationError('federation-busy', `${PENDING_PROPOSALS_MAX} federation requests in flight`)
+    if (!this.#isMember(init.orgRoot)) throw new FederationError('not-a-member', `org ${init.org} is not a member of federation epoch ${this.#config.epoch} (revoked)`)
     const deadlineMs = init.clock.monotonicMs() + (options.timeoutMs ?? PROPOSE_TIMEOUT_MS_DEFAULT)
     for (let attempt = 0; ; attempt++) {
       const config = this.#config
@@ -312,6 +328,7 @@ export class Federation {
     const { root, name } = change.org
     if (this.#enforced.has(root) || this.#isMember(root)) return
     this.#enforced.add(root)
+    if (root === this.#init.orgRoot) return this.#init.logger.warn({ federation: this.id, epoch: change.epoch }, 'this org was revoked from the federation')
     this.#certified.delete(root)
     this.#init.logger.warn({ federation: this.id, org: name, root, epoch: change.epoch }, 'org revoked by federation vote')
     this.#init.revokeOrg?.(root, name, { federation: this.id, epoch: String(change.epoch), seq: String(change.seq) })
@@ -352,15 +369,23 @@ export class Federation {
       logger: init.logger,
       send: (messages) => this.#send(instance, messages),
       apply: async (batch) => await this.#apply(instance, batch),
+      fetchState: async (seq, digest) => await this.#fetchState(config, seq, digest),
       evidence: (e) => this.#evidence(e)
     })
     if (!init.isLeader() || instance !== instanceId(this.#config)) return driver.stop()
     this.#hosted.set(instance, { config, instance, driver })
   }
 
-  async #apply (instance: string, batch: CommittedBatch): Promise<Uint8Array[]> {
+  async #apply (instance: string, batch: CommittedBatch): Promise<{ results: Uint8Array[], digest?: Uint8Array }> {
     const requests = batch.requests.map((r) => ({ client: r.client, timestamp: r.timestamp, op: r.op }))
-    const results = await this.#init.commitBatch({ config: this.#initial, instance, seq: batch.seq, requests })
+    const checkpoint = batch.seq % this.#init.genesis.pbft.checkpointInterval === 0
+    const applied = await this.#init.commitBatch({ config: this.#initial, instance, seq: batch.seq, requests, checkpoint })
+    const results = applied.results
+    const core = checkpoint ? this.#init.state()?.exportCore() : undefined
+    if (core !== undefined && applied.digest !== undefined && bytesEqual(sha256(core), applied.digest)) {
+      this.#checkpointCores.set(`${instance}:${batch.seq}`, core)
+      if (this.#checkpointCores.size > CHECKPOINT_CORES_MAX) this.#checkpointCores.delete(this.#checkpointCores.keys().next().value!)
+    }
     await Promise.all(requests.map(async (r, i) => {
       const result = decodeResult(results[i]!)
       await this.#init.audit({
@@ -372,7 +397,54 @@ export class Federation {
         detail: { federation: this.id, epoch: String(result.epoch), seq: String(batch.seq), position: String(i), outcome: result.outcome, ...(result.reason !== '' ? { reason: result.reason } : {}) }
       })
     }))
-    return results
+    return applied
+  }
+
+  /**
+   * State transfer for a replica behind the stable checkpoint `seq` of its epoch: ask the other hosts
+   * for their state core there; the first whose hash is the digest 2f+1 orgs certified is installed
+   * into this org's board (tasks ordered in the skipped range are not recovered: this org missed them).
+   */
+  async #fetchState (config: FederationConfig, seq: number, digest: Uint8Array): Promise<boolean> {
+    const init = this.#init
+    const instance = instanceId(config)
+    const key = `${instance}:${seq}`
+    const core = await new Promise<Uint8Array | undefined>((resolve) => {
+      this.#fetches.set(key, { digest: toHex(digest), resolve })
+      const deadlineMs = init.clock.monotonicMs() + STATE_FETCH_TIMEOUT_MS
+      const ask = async (): Promise<void> => {
+        while (this.#fetches.has(key) && this.#hosted.has(instance) && init.clock.monotonicMs() < deadlineMs) {
+          await this.#publish(this.#seal(instance, KIND_STATE_REQUEST, [], encodeCanonical([seq])))
+          await init.clock.sleep(Math.max(200, init.genesis.pbft.viewChangeTimeoutMs >> 1))
+        }
+        resolve(undefined)
+      }
+      void ask()
+    })
+    this.#fetches.delete(key)
+    if (core === undefined) return false
+    await init.installState({ config: this.#initial, instance, core })
+    return true
+  }
+
+  #receiveState (instance: string, kind: number, payload: Uint8Array): void {
+    const v = decodeCanonical(payload)
+    if (!Array.isArray(v) || !Number.isSafeInteger(v[0]) || (kind === KIND_STATE ? v.length !== 2 || !(v[1] instanceof Uint8Array) : v.length !== 1)) {
+      throw new FederationError('malformed', 'a state message holds [seq] or [seq, core]')
+    }
+    const key = `${instance}:${v[0] as number}`
+    if (kind === KIND_STATE) {
+      const fetch = this.#fetches.get(key)
+      if (fetch !== undefined && toHex(sha256(v[1] as Uint8Array)) === fetch.digest) fetch.resolve(v[1] as Uint8Array)
+      return
+    }
+    const core = this.#checkpointCores.get(key)
+    const nowMs = this.#init.clock.monotonicMs()
+    // One answer per checkpoint a second: many laggards asking at once cost one large message.
+    if (core === undefined || nowMs - (this.#servedCores.get(key) ?? -Infinity) < 1000) return
+    this.#servedCores.set(key, nowMs)
+    if (this.#servedCores.size > CHECKPOINT_CORES_MAX) this.#servedCores.delete(this.#servedCores.keys().next().value!)
+    void this.#publish(this.#seal(instance, KIND_STATE, [], encodeCanonical([v[0], core])))
   }
 
   /** Anchors this node's audit head in the federation state, when it moved since the last anchor. */
@@ -443,11 +515,13 @@ export class Federation {
         !to.every((t) => typeof t === 'string' && t.length <= PBFT_ID_LENGTH_MAX)) throw new FederationError('malformed', 'pbft envelope fields have the wrong types or sizes')
       const cert = verifyCertificate(certificate, { nowMs, node: envelope.from, org: envelope.org })
       const root = toHex(cert.root)
+      if (init.isOrgRevoked?.(root) === true) throw new FederationError('org-revoked', `org ${cert.org} was revoked from the federation`)
       if (!config.orgs.some((o) => o.root === root)) throw new FederationError('not-federated', `org ${cert.org} is not a member of this federation epoch`)
       this.#certify(root, envelope.from)
       this.#stats.received++
       if (kind === KIND_REQUEST) this.#receiveRequest(instanceId(config), root, toHex(envelope.from), payload)
       else if (kind === KIND_REPLICA) this.#receiveReplica(instanceId(config), root, to as string[], payload)
+      else if (kind === KIND_STATE_REQUEST || kind === KIND_STATE) this.#receiveState(instanceId(config), kind, payload)
       else throw new FederationError('malformed', 'unknown pbft envelope kind')
       return 'accept'
     } catch (err) {

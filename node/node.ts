@@ -29,7 +29,7 @@ import { nodeRoutes } from './routes.js'
 import type { RaftNodeStatus } from './raft-driver.js'
 import { TaskService, type NewTask, type RaftOptions, type TaskReceipt, type WriteOptions } from './task-service.js'
 import { Federation, type FederationReceipt, type FederationStatus } from './federation.js'
-import { loadGenesis } from './genesis.js'
+import { genesisId, loadEpochFile, loadGenesis } from './genesis.js'
 
 // FedmeshNode: the library API. Composes identity, storage, audit, trust, policy, sanitizer,
 // transport, membership, capabilities and the admin API, and owns their lifecycle. Everything that
@@ -52,6 +52,8 @@ export interface FedmeshNodeInit {
   trust?: Partial<TrustOptions>
   /** The org's Raft group (tick, election timeout, voters, snapshots) and task board bounds. */
   raft?: RaftOptions
+  /** Federation timing: replica tick and how often this node anchors its audit head. */
+  federation?: { tickMs?: number, anchorIntervalMs?: number }
   logger?: Logger
   clock?: Clock
   rng?: Rng
@@ -201,7 +203,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       node.membership.start()
       await node.#startTasks(init.raft)
       cleanup.unshift(async () => await node.#tasks?.stop())
-      await node.#startFederation()
+      await node.#startFederation(init.federation)
       cleanup.unshift(async () => node.#federation?.stop())
       node.#stopTimers.push(clock.every(node.membership.heartbeatMs, () => node.#housekeeping()))
       node.#keepBootstrapped(init.bootstrap ?? [])
@@ -453,18 +455,27 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     this.membership.on('change', () => tasks.membersChanged())
   }
 
-  async #startFederation (): Promise<void> {
+  async #startFederation (federation: FedmeshNodeInit['federation']): Promise<void> {
     const genesis = await loadGenesis(this.#parts.dataDir)
     if (genesis === undefined) return
-    const { identity, org, transport, clock, rng, logger, sanitizer } = this.#parts
+    const epoch = await loadEpochFile(this.#parts.dataDir)
+    const { identity, org, transport, clock, rng, logger, sanitizer, audit } = this.#parts
+    const id = genesisId(genesis)
     this.#federation = new Federation({
-      genesis, signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, transport, clock, rng, logger, sanitizer,
+      genesis, ...(epoch !== undefined ? { config: epoch } : {}),
+      signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, transport, clock, rng, logger, sanitizer,
       isLeader: () => this.tasks.raftStatus().role === 'leader',
-      commitTask: async (task, requestId) => await this.tasks.propose(task, { requestId }),
-      commitPromises: async (genesis, record, requestId) => await this.tasks.commitPbftPromises(genesis, record, requestId),
-      loadPromises: async (genesis) => await this.tasks.pbftPromises(genesis),
+      commitBatch: async (batch) => await this.tasks.commitFederationBatch(batch),
+      installState: async (install) => await this.tasks.installFederationState(install),
+      state: () => this.tasks.federationState(id),
+      commitPromises: async (instance, record, requestId) => await this.tasks.commitPbftPromises(instance, record, requestId),
+      loadPromises: async (instance) => await this.tasks.pbftPromises(instance),
       audit: async (input) => await this.audit(input),
-      conduct: (peer, event) => this.#conduct(peer, event)
+      auditHead: () => audit.head,
+      revokeOrg: async (root, name, detail) => await this.revokeOrg(root, name, detail),
+      isOrgRevoked: (root) => this.refusesOrg(root),
+      conduct: (peer, event) => this.#conduct(peer, event),
+      ...federation
     })
     this.#federation.start()
   }

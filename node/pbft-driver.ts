@@ -1,10 +1,9 @@
 import {
   type CommittedBatch, type Evidence, type Outbound, type PbftMessage, type PbftReady, type PbftStatus, type VerifyFn,
-  PbftCore, sha256
+  PbftCore
 } from '../consensus/pbft/index.js'
 import type { RequestId } from '../consensus/types.js'
 import type { Clock } from './clock.js'
-import { encodeCanonical } from './codec.js'
 import type { Signer } from './identity.js'
 import type { Logger } from './log.js'
 import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
@@ -17,8 +16,8 @@ import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 // checkpoint it records) goes into ONE `pbft-promise` entry of the task board before any message of
 // that Ready is sent, so every org member holds what the org signed. Whoever leads the org next
 // starts the replica from that replicated log (PbftRestore, after a ReadIndex barrier), never from
-// its own store, and so cannot contradict the previous host. The executed mark (seq and the chained
-// state hash) rides in the next entry, before the replies and checkpoints that depend on it are sent.
+// its own store, and so cannot contradict the previous host. The executed mark (seq and the state
+// digest of the latest checkpoint) rides in the next entry, before the replies and checkpoints that depend on it are sent.
 //
 // Left open: an entry that timed out may still commit after the driver gave up; a driver restarted
 // meanwhile did not send its messages, so the org said nothing contradicting, but its next promise
@@ -44,8 +43,13 @@ export interface PbftDriverInit {
   clock: Clock
   logger: Logger
   send: (messages: Outbound[]) => void
-  /** Applies one committed batch in order; one result per request (the same on every correct replica). */
-  apply: (batch: CommittedBatch) => Promise<Uint8Array[]>
+  /**
+   * Applies one committed batch in order: one result per request (the same on every correct
+   * replica) and, at a checkpoint seq, the digest of the application state after it.
+   */
+  apply: (batch: CommittedBatch) => Promise<{ results: Uint8Array[], digest?: Uint8Array }>
+  /** Behind a stable checkpoint: obtain and install the application state with that digest; false if not (yet). */
+  fetchState: (seq: number, stateDigest: Uint8Array) => Promise<boolean>
   evidence: (e: Evidence) => void
 }
 
@@ -134,7 +138,7 @@ export class PbftDriver {
       if (this.#stopped) return
       if (rd.messages.length > 0) this.#init.send(rd.messages)
       for (const batch of rd.committed) await this.#apply(batch)
-      if (rd.fetchState !== undefined) this.#init.logger.warn({ seq: rd.fetchState.seq }, 'pbft replica is behind a stable checkpoint; state transfer is not implemented yet')
+      if (rd.fetchState !== undefined) this.#fetchState(rd.fetchState)
       for (const e of rd.evidence) this.#init.evidence(e)
       this.#core.advance(rd)
     }
@@ -150,11 +154,24 @@ export class PbftDriver {
   }
 
   async #apply (batch: CommittedBatch): Promise<void> {
-    const results = await this.#init.apply(batch)
-    // The state digest chains every executed batch: equal on correct replicas, whatever their boards hold.
-    this.#stateHash = sha256(encodeCanonical([this.#stateHash, batch.seq, batch.digest]))
+    const { results, digest } = await this.#init.apply(batch)
+    const checkpoint = batch.seq % this.#init.checkpointInterval === 0
+    if (checkpoint && digest === undefined) throw new Error(`no state digest for checkpoint ${batch.seq}`)
+    if (digest !== undefined) this.#stateHash = digest
     this.#executed = { seq: batch.seq, stateHash: this.#stateHash }
     if (this.#stopped) return
-    this.#core.applied(batch.seq, results, batch.seq % this.#init.checkpointInterval === 0 ? this.#stateHash : undefined)
+    this.#core.applied(batch.seq, results, checkpoint ? this.#stateHash : undefined)
+  }
+
+  /** State transfer in the background; the core keeps taking part in agreement meanwhile. */
+  #fetchState ({ seq, stateDigest }: { seq: number, stateDigest: Uint8Array }): void {
+    this.#init.logger.info({ seq }, 'pbft replica is behind a stable checkpoint: fetching the state')
+    this.#init.fetchState(seq, stateDigest).then((installed) => {
+      if (!installed || this.#stopped || !this.#core.stateInstalled(seq, stateDigest)) return
+      this.#stateHash = stateDigest
+      this.#executed = { seq, stateHash: stateDigest }
+      this.#init.logger.info({ seq }, 'pbft replica installed the state of a stable checkpoint')
+      this.#drain()
+    }).catch((err: Error) => this.#init.logger.warn({ err: err.message, seq }, 'state transfer failed; retried at the next checkpoint announcement'))
   }
 }

@@ -5,7 +5,7 @@ import type { Clock, Rng } from './clock.js'
 import { FedmeshError } from './errors.js'
 import { toHex } from './identity.js'
 import type { DropReason } from './message-channel.js'
-import type { FederationBatch, FederationState } from './federation-state.js'
+import type { FederationBatch, FederationInstall, FederationState } from './federation-state.js'
 import type { Logger } from './log.js'
 import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 import { RaftDriver, type RaftDriverInit, type RaftNodeStatus } from './raft-driver.js'
@@ -124,13 +124,23 @@ export class TaskService {
    * org's result for each request. A batch applied before (a new host replaying it) returns the
    * same results.
    */
-  async commitFederationBatch (batch: FederationBatch, options: { timeoutMs?: number } = {}): Promise<Uint8Array[]> {
-    const committed = await this.#driver.propose(encodeTaskCommand({ op: 'federation-apply', batch }), this.#requestId(undefined), options)
+  async commitFederationBatch (batch: FederationBatch, options: { timeoutMs?: number } = {}): Promise<{ results: Uint8Array[], digest?: Uint8Array }> {
+    const outcome = await this.#commitFederation({ op: 'federation-apply', batch }, options)
+    assert.ok(outcome.results !== undefined && outcome.results.length === batch.requests.length, 'one result per federation request')
+    return { results: outcome.results, ...(outcome.digest !== undefined ? { digest: outcome.digest } : {}) }
+  }
+
+  /** Installs another org's federation state (a state transfer, its digest already checked). */
+  async installFederationState (install: FederationInstall, options: { timeoutMs?: number } = {}): Promise<void> {
+    await this.#commitFederation({ op: 'federation-install', install }, options)
+  }
+
+  async #commitFederation (cmd: TaskCommand, options: { timeoutMs?: number }): Promise<Extract<TaskOutcome, { ok: true }>> {
+    const committed = await this.#driver.propose(encodeTaskCommand(cmd), this.#requestId(undefined), options)
     const outcome = committed.result
     if (outcome === undefined) throw new FedmeshError('task-request-expired', 'the request id is older than its session: retried too late')
     if (!outcome.ok) throw new TaskError(outcome.code, outcome.message)
-    assert.ok(outcome.results !== undefined && outcome.results.length === batch.requests.length, 'one result per federation request')
-    return outcome.results
+    return outcome
   }
 
   /** The federation state as applied on this node (possibly a little stale on a follower). */

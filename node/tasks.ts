@@ -3,7 +3,9 @@ import { SessionTable } from '../consensus/raft/dedup.js'
 import type { Entry } from '../consensus/types.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
-import { type FederationBatch, FederationState, FederationStateError, decodeFederationBatch, encodeFederationBatch } from './federation-state.js'
+import {
+  type FederationBatch, type FederationInstall, FederationState, FederationStateError, decodeFederationBatch, decodeFederationInstall, encodeFederationBatch, encodeFederationInstall
+} from './federation-state.js'
 import { PbftPromiseLogs, PromiseLogError, decodePromiseRecord, encodePromiseRecord, type PromiseLogState, type PromiseRecord } from './pbft-promise-log.js'
 
 // The organisation's replicated task board: the state machine its Raft log drives. Apply is
@@ -39,6 +41,8 @@ export type TaskCommand =
   | { op: 'pbft-promise', genesis: string, record: PromiseRecord }
   /** One committed PBFT batch of the federation, applied to the org's federation state and board. */
   | { op: 'federation-apply', batch: FederationBatch }
+  /** A state transfer: another org's federation state at a stable checkpoint this org fell behind. */
+  | { op: 'federation-install', install: FederationInstall }
 
 export type TaskErrorCode = 'task-invalid' | 'task-not-found' | 'task-conflict' | 'task-board-full' | 'task-snapshot-malformed'
 
@@ -52,7 +56,7 @@ export class TaskError extends FedmeshError {
 /** What applying a command produced; a duplicate gets the first application's outcome (taskId '' for PBFT commands). */
 export type TaskOutcome =
   /** results: one per request of a federation batch (what the org's replica replies). */
-  | { ok: true, taskId: string, index: number, term: number, results?: Uint8Array[] }
+  | { ok: true, taskId: string, index: number, term: number, results?: Uint8Array[], digest?: Uint8Array }
   | { ok: false, code: TaskErrorCode, message: string }
 
 export const TITLE_LENGTH_MAX = 256
@@ -87,6 +91,7 @@ export function encodeTaskCommand (cmd: TaskCommand): Uint8Array {
   if (cmd.op === 'claim') return encodeCanonical(['claim', cmd.id, cmd.assignee])
   if (cmd.op === 'pbft-promise') return encodeCanonical(['pbft-promise', ...encodePromiseRecord(cmd.genesis, cmd.record)])
   if (cmd.op === 'federation-apply') return encodeCanonical(['federation-apply', ...encodeFederationBatch(cmd.batch)])
+  if (cmd.op === 'federation-install') return encodeCanonical(['federation-install', ...encodeFederationInstall(cmd.install)])
   return encodeCanonical([cmd.op, cmd.id, cmd.assignee, cmd.result])
 }
 
@@ -109,8 +114,9 @@ export function decodeTaskCommand (bytes: Uint8Array): TaskCommand {
       throw err
     }
   }
-  if (v[0] === 'federation-apply') {
+  if (v[0] === 'federation-apply' || v[0] === 'federation-install') {
     try {
+      if (v[0] === 'federation-install') return { op: 'federation-install', install: decodeFederationInstall(v.slice(1)) }
       return { op: 'federation-apply', batch: decodeFederationBatch(v.slice(1)) }
     } catch (err) {
       if (err instanceof FederationStateError) throw invalid(err.message)
@@ -202,6 +208,7 @@ export class TaskBoard {
       return { ok: true, taskId: '', index: e.index, term: e.term }
     }
     if (cmd.op === 'federation-apply') return this.#applyFederationBatch(cmd.batch, e)
+    if (cmd.op === 'federation-install') return this.#installFederationState(cmd.install, e)
     if (cmd.op === 'propose') {
       if (!this.#hasRoom()) return { ok: false, code: 'task-board-full', message: `the board holds ${this.#tasksMax} unfinished tasks` }
       const id = `t${e.index}`
@@ -255,7 +262,20 @@ export class TaskBoard {
         status: 'open', assignee: null, result: null, createdIndex: e.index, updatedIndex: e.index
       })
     }
-    return { ok: true, taskId: '', index: e.index, term: e.term, results: applied.results }
+    return { ok: true, taskId: '', index: e.index, term: e.term, results: applied.results, ...(applied.digest !== undefined ? { digest: applied.digest } : {}) }
+  }
+
+  #installFederationState (install: FederationInstall, e: Entry): TaskOutcome {
+    const state = this.#federations.get(install.config.genesis) ?? new FederationState(install.config)
+    try {
+      state.installCore(install.instance, install.core)
+    } catch (err) {
+      if (err instanceof FederationStateError) return { ok: false, code: 'task-invalid', message: err.message }
+      throw err
+    }
+    this.#federations.set(install.config.genesis, state)
+    if (this.#federations.size > FEDERATIONS_MAX) this.#federations.delete(this.#federations.keys().next().value!)
+    return { ok: true, taskId: '', index: e.index, term: e.term }
   }
 
   #hasRoom (): boolean {
@@ -311,13 +331,13 @@ function view (t: StoredTask): Task {
 
 function encodeOutcome (o: TaskOutcome): Uint8Array {
   if (!o.ok) return encodeCanonical([false, o.code, o.message])
-  return encodeCanonical(o.results === undefined ? [true, o.taskId, o.index, o.term] : [true, o.taskId, o.index, o.term, o.results])
+  return encodeCanonical(o.results === undefined ? [true, o.taskId, o.index, o.term] : [true, o.taskId, o.index, o.term, o.results, o.digest ?? null])
 }
 
 function decodeOutcome (bytes: Uint8Array): TaskOutcome {
-  const v = decodeCanonical(bytes) as [true, string, number, number, Uint8Array[]?] | [false, TaskErrorCode, string]
+  const v = decodeCanonical(bytes) as [true, string, number, number, Uint8Array[]?, (Uint8Array | null)?] | [false, TaskErrorCode, string]
   if (!v[0]) return { ok: false, code: v[1], message: v[2] }
-  return { ok: true, taskId: v[1], index: v[2], term: v[3], ...(v[4] !== undefined ? { results: v[4] } : {}) }
+  return { ok: true, taskId: v[1], index: v[2], term: v[3], ...(v[4] !== undefined ? { results: v[4] } : {}), ...(v[5] instanceof Uint8Array ? { digest: v[5] } : {}) }
 }
 
 function refusal (err: unknown): TaskOutcome {

@@ -175,7 +175,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
 
   constructor (config: PbftConfig) {
     const n = config.replicas.length
-    assert.ok(n >= 4 && n <= PBFT_REPLICAS_MAX, `PBFT needs 4..${PBFT_REPLICAS_MAX} replicas`)
+    // Below 4 no Byzantine fault is tolerated (f = 0) but crashes still are (q = 2 of 3): a federation
+    // that revoked members down to 3 keeps running.
+    assert.ok(n >= 3 && n <= PBFT_REPLICAS_MAX, `PBFT needs 3..${PBFT_REPLICAS_MAX} replicas`)
     assert.equal(new Set(config.replicas).size, n, 'replica ids must be distinct')
     assert.ok(config.replicas.includes(config.id), 'this replica is not in the replica set')
     for (const r of config.replicas) assert.equal(config.publicKeys.get(r)?.length, 32, `no ed25519 key for replica ${r}`)
