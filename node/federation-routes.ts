@@ -1,29 +1,72 @@
 import { ApiError, type RouteHandler } from './api.js'
 import { FedmeshError } from './errors.js'
 import type { Federation } from './federation.js'
+import { ORG_NAME_PATTERN } from './org.js'
 import { taskErrorStatus } from './tasks.js'
 
-// The federation's admin API routes: its status, and cross-org tasks (answered once f+1 orgs
-// applied the task at one PBFT sequence: {seq, position, accepted}).
-export function federationRoutes (federation: () => Federation): Record<string, RouteHandler> {
+// The federation's admin API routes: its status, cross-org tasks (answered once f+1 orgs applied
+// the task at one PBFT sequence: {seq, position, accepted}), this org's governance votes, and the
+// audit heads a node anchored in the federation state (what `fedmesh audit verify --federation`
+// checks a log against).
+
+const KEY_HEX = /^[0-9a-f]{64}$/
+/** A vote answers before the CLI's 15 s client timeout; the vote may still be ordered later (voting twice counts once). */
+const VOTE_TIMEOUT_MS = 12_000
+
+export type VoteBody = { action: 'admit', name: string, root: string } | { action: 'revoke', org: string }
+
+export function federationRoutes (federation: () => Federation, selfKey: string): Record<string, RouteHandler> {
   return {
     'GET /v1/federation': async () => await answer(async () => federation().status()),
     'POST /v1/federation/tasks': async (_url, req) => await answer(async () => {
-      const b = req.body
-      if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new ApiError(400, 'request body must be a JSON object')
-      const { title, capability, payload } = b as Record<string, unknown>
+      const { title, capability, payload } = jsonObject(req.body)
       return await federation().propose({ title: title as string, capability: capability as string, payload })
+    }),
+    'POST /v1/federation/votes': async (_url, req) => await answer(async () => await federation().vote(parseVote(req.body), { timeoutMs: VOTE_TIMEOUT_MS })),
+    'GET /v1/federation/anchors': async (url) => await answer(async () => {
+      const node = url.searchParams.get('node') ?? selfKey
+      if (!KEY_HEX.test(node)) throw new ApiError(400, 'node must be a node key: 64 lowercase hex digits')
+      return { node, anchors: [...federation().state?.anchorsOf(node) ?? []] }
     })
   }
 }
 
-/** Invalid tasks 400, a blocked payload 422, no genesis 404, busy or no answer in time 503. */
+/** Validates an untrusted vote request body. */
+export function parseVote (body: unknown): VoteBody {
+  const b = jsonObject(body)
+  if (b.action === 'admit') {
+    if (typeof b.name !== 'string' || !ORG_NAME_PATTERN.test(b.name)) throw new ApiError(400, `name must match ${ORG_NAME_PATTERN}`)
+    if (typeof b.root !== 'string' || !KEY_HEX.test(b.root.toLowerCase())) throw new ApiError(400, 'root must be the org root key: 64 hex digits')
+    return { action: 'admit', name: b.name, root: b.root.toLowerCase() }
+  }
+  if (b.action === 'revoke') {
+    if (typeof b.org !== 'string' || !(ORG_NAME_PATTERN.test(b.org) || KEY_HEX.test(b.org.toLowerCase()))) throw new ApiError(400, 'org must be a member org\'s name or root key')
+    return { action: 'revoke', org: b.org }
+  }
+  throw new ApiError(400, 'action must be \'admit\' or \'revoke\'')
+}
+
+function jsonObject (body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'request body must be a JSON object')
+  return body as Record<string, unknown>
+}
+
+/** Invalid tasks 400, a blocked payload 422, no genesis 404, a non-member org 409, busy or no answer in time 503. */
 async function answer<T> (fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (err) {
     if (err instanceof ApiError || !(err instanceof FedmeshError)) throw err
-    const status = err.code.startsWith('task-') ? taskErrorStatus(err.code) : err.code === 'sanitize-blocked' ? 422 : err.code === 'not-federated' ? 404 : 503
-    throw new ApiError(status, err.message, err.code)
+    throw new ApiError(errorStatus(err.code), err.message, err.code)
+  }
+}
+
+function errorStatus (code: string): number {
+  if (code.startsWith('task-')) return taskErrorStatus(code)
+  switch (code) {
+    case 'sanitize-blocked': return 422
+    case 'not-federated': return 404
+    case 'not-a-member': return 409
+    default: return 503
   }
 }

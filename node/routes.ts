@@ -16,11 +16,12 @@ export function nodeRoutes (node: FedmeshNode): Record<string, RouteHandler> {
       const since = url.searchParams.get('sinceTime')
       const from = since !== null ? { timeMs: Date.parse(since) } : { seq: intParam(url, 'since', 1, Number.MAX_SAFE_INTEGER) }
       if ('timeMs' in from && Number.isNaN(from.timeMs)) throw new ApiError(400, 'sinceTime must be an ISO time')
-      return { contentType: 'application/x-ndjson', body: (await collect(node.auditLog.exportSince(from), AUDIT_TAIL_ENTRIES_MAX)).map((e) => JSON.stringify(e) + '\n').join('') }
+      const limit = intParam(url, 'limit', AUDIT_TAIL_ENTRIES_MAX, AUDIT_TAIL_ENTRIES_MAX)
+      return { contentType: 'application/x-ndjson', body: (await collect(node.auditLog.exportSince(from), limit)).map((e) => JSON.stringify(e) + '\n').join('') }
     },
     'GET /v1/audit/verify': async () => await node.auditLog.verify(),
     ...taskRoutes(() => node.tasks),
-    ...federationRoutes(() => node.federation),
+    ...federationRoutes(() => node.federation, node.key),
     'GET /metrics': async () => ({ contentType: node.metrics.registry.contentType, body: await node.metrics.registry.metrics() })
   }
 }
