@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { AuditEntry } from '../../node/audit.js'
 import { createGenesis, genesisId, writeEpochFile, writeGenesis, type Genesis } from '../../node/genesis.js'
 import { loadOrCreateIdentity, toHex, type NodeIdentity } from '../../node/identity.js'
 import { silentLogger } from '../../node/log.js'
@@ -69,8 +70,12 @@ describe('federation governance: revoke and admit orgs by vote (real libp2p on 1
       const n = node(m)
       await waitFor(`${m} to revoke delta`, () => n.isOrgRevoked(deltaRoot), 5_000)
       assert.ok(n.trust().some((t) => t.peer === delta.key && t.banned && t.score === 0), `${m} still trusts delta`)
-      const entries = []
-      for await (const e of n.auditLog.tail(500)) if (e.action === 'federation.org.revoke') entries.push(e)
+      const revocations = async (): Promise<AuditEntry[]> => {
+        const found: AuditEntry[] = []
+        for await (const e of n.auditLog.tail(500)) if (e.action === 'federation.org.revoke') found.push(e)
+        return found
+      }
+      const entries = await waitFor(`${m} to audit the revocation`, async () => { const found = await revocations(); return found.length > 0 ? found : undefined }, 5_000)
       assert.equal(entries.length, 1, `${m} audits the revocation once`)
       assert.equal(entries[0]!.org, 'delta')
     }
