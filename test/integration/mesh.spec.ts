@@ -89,9 +89,11 @@ describe('a mesh of 5 fedmesh processes on 127.0.0.1', function () {
 
   it('sees a SIGTERMed node as left, not dead', async () => {
     const leaver = nodes[3]!
+    const others = [nodes[0]!, nodes[1]!, nodes[2]!, nodes[4]!]
+    // The node restarted by the previous test must be in the gossip mesh first: a leave is sent once.
+    await waitFor('every other node to see the leaver alive', async () => await allSee(others, leaver.key, (m) => m.status === 'alive'), 10_000)
     const code = await leaver.kill('SIGTERM')
     assert.equal(code, 0, `graceful exit; stderr: ${leaver.stderr.slice(-2000)}`)
-    const others = [nodes[0]!, nodes[1]!, nodes[2]!, nodes[4]!]
     await waitFor('the leaver to be left everywhere', async () => await allSee(others, leaver.key, (m) => m.status === 'left'), 5_000)
       .catch(async (err) => { throw new Error(`${(err as Error).message}; views: ${JSON.stringify(await Promise.all(others.map(async (o) => await statusOf(o, leaver.key))))}; leaver log: ${leaver.stderr.slice(-3000)}`) })
   })
