@@ -3,7 +3,7 @@ import { decodeCanonical, encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
 import { toHex, verify, type Signer } from './identity.js'
 import { ORG_NAME_PATTERN, verifyCertificate } from './org.js'
-import { proposeCommand } from './tasks.js'
+import { finishCommand, proposeCommand } from './tasks.js'
 
 // What a federation request carries: one operation, signed by the node that proposed it, with that
 // node's org certificate. PBFT orders opaque requests and a Byzantine primary could put any client
@@ -25,6 +25,10 @@ export type FederationOp =
   | { kind: 'revoke', root: string }
   /** The proposing node's audit-log head: entry `auditSeq` has hash `head`. */
   | { kind: 'anchor', auditSeq: number, head: string }
+  /** Claims the federated task at `ref` (epoch.seq.position) for the signing node; only its target org may. */
+  | { kind: 'claim', ref: string }
+  /** The claimer's result for the task at `ref`: it reaches every org's board, the proposer's included. */
+  | { kind: 'finish', ref: string, status: 'done' | 'failed', result: string }
 
 /** An op whose signature and certificate checked out: who proposed it is a fact. */
 export interface OpenedOp { op: FederationOp, node: string, root: string, org: string }
@@ -81,6 +85,8 @@ function encodeBody (op: FederationOp): [string, unknown[]] {
     case 'admit': return ['admit', [op.name, op.root]]
     case 'revoke': return ['revoke', [op.root]]
     case 'anchor': return ['anchor', [op.auditSeq, op.head]]
+    case 'claim': return ['claim', [op.ref]]
+    case 'finish': return ['finish', [op.ref, op.status, op.result]]
   }
 }
 
@@ -88,20 +94,35 @@ function decodeBody (kind: string, b: unknown[]): FederationOp {
   if (kind === TARGETED_TASK && b.length === 4) {
     const [title, capability, payload, target] = b
     if (typeof payload !== 'string' || (target !== null && !isKey(target))) throw new FederationOpError('op-malformed', 'bad task payload or target')
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(payload)
-    } catch {
-      throw new FederationOpError('op-malformed', 'task payload is not JSON')
-    }
-    const cmd = proposeCommand({ title, capability, payload: parsed }, 'federation')
+    const cmd = proposeCommand({ title, capability, payload: parseJson(payload, 'task payload') }, 'federation')
     if (cmd.op !== 'propose') throw new Error('unreachable')
     return { kind: 'task', title: cmd.title, capability: cmd.capability, payload: cmd.payload, target: target as string | null }
   }
   if (kind === 'admit' && b.length === 2 && typeof b[0] === 'string' && ORG_NAME_PATTERN.test(b[0]) && isKey(b[1])) return { kind: 'admit', name: b[0], root: b[1] }
   if (kind === 'revoke' && b.length === 1 && isKey(b[0])) return { kind: 'revoke', root: b[0] }
   if (kind === 'anchor' && b.length === 2 && Number.isSafeInteger(b[0]) && (b[0] as number) >= 1 && isKey(b[1])) return { kind: 'anchor', auditSeq: b[0] as number, head: b[1] as string }
+  if (kind === 'claim' && b.length === 1 && isRef(b[0])) return { kind: 'claim', ref: b[0] }
+  if (kind === 'finish' && b.length === 3 && isRef(b[0]) && (b[1] === 'done' || b[1] === 'failed') && typeof b[2] === 'string') {
+    const cmd = finishCommand(b[1] === 'done' ? 'complete' : 'fail', 't1', 'federation', parseJson(b[2], 'result'))
+    if (cmd.op !== 'complete' && cmd.op !== 'fail') throw new Error('unreachable')
+    return { kind: 'finish', ref: b[0], status: b[1], result: cmd.result }
+  }
   throw new FederationOpError('op-malformed', `unknown or malformed op '${kind.slice(0, 32)}'`)
+}
+
+/** A federated task's coordinates: epoch.seq.position. */
+export const TASK_REF = /^[0-9]{1,15}\.[1-9][0-9]{0,15}\.[0-9]{1,5}$/
+
+function isRef (x: unknown): x is string {
+  return typeof x === 'string' && TASK_REF.test(x)
+}
+
+function parseJson (text: string, what: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new FederationOpError('op-malformed', `${what} is not JSON`)
+  }
 }
 
 function isKey (x: unknown): x is string {

@@ -40,7 +40,9 @@ export interface FederatedTask { position: number, opened: OpenedOp & { op: Extr
 export interface MembershipChange { action: 'admit' | 'revoke', org: GenesisOrg, epoch: number, seq: number }
 export interface Anchor { node: string, root: string, auditSeq: number, head: string, epoch: number, seq: number }
 
-export interface AppliedBatch { results: Uint8Array[], tasks: FederatedTask[], anchors: Anchor[], change?: MembershipChange, digest?: Uint8Array }
+/** A claim or result for a federated task, applied to every org's copy of it. */
+export interface TaskUpdate { ref: string, status: 'claimed' | 'done' | 'failed', node: string, result?: string }
+export interface AppliedBatch { results: Uint8Array[], tasks: FederatedTask[], updates: TaskUpdate[], anchors: Anchor[], change?: MembershipChange, digest?: Uint8Array }
 
 export class FederationStateError extends FedmeshError {}
 
@@ -51,7 +53,10 @@ const PROPOSALS_MAX = 64
 const EXECUTED_CLIENTS_MAX = 2048
 const RECENT_BATCHES_MAX = 32
 const DIGESTS_MAX = 8
+/** Federated tasks still open to a claim or result (oldest forgotten first: then 'unknown-task'). */
+const OPEN_TASKS_MAX = 1024
 export const CORE_BYTES_MAX = 900 * 1024
+const CORE_FIELDS = 6
 const ANCHORS_PER_NODE_MAX = 16
 const ANCHORED_NODES_MAX = PBFT_REPLICAS_MAX * 64
 const CHANGES_MAX = 256
@@ -83,6 +88,10 @@ export class FederationState {
   #recent = new Map<number, Uint8Array[]>()
   #anchors = new Map<string, Anchor[]>()
   #changes: MembershipChange[] = []
+  /** ref (epoch.seq.position) -> an unfinished federated task's target org and claimer. Carried across epochs. */
+  #open = new Map<string, { target: string | null, claimer: string | null }>()
+  /** The core as the current epoch began: what an org admitted into it starts from. */
+  #epochStart: Uint8Array
   /** Digests of the state at the latest checkpoint seqs (for replays). */
   #digests = new Map<number, Uint8Array>()
   /** The batch that ended the previous epoch, with its results. */
@@ -91,12 +100,15 @@ export class FederationState {
   constructor (config: FederationConfig) {
     this.#config = validConfig(config)
     this.#instance = instanceId(this.#config)
+    this.#epochStart = this.exportCore()
   }
 
   get config (): FederationConfig { return { ...this.#config, orgs: [...this.#config.orgs] } }
   get instance (): string { return this.#instance }
   get lastSeq (): number { return this.#lastSeq }
   get changes (): readonly MembershipChange[] { return this.#changes }
+  /** The core as this epoch began (`fedmesh federation export` hands it to an admitted org). */
+  get epochStart (): Uint8Array { return this.#epochStart }
 
   /** A node's anchored heads, oldest first. */
   anchorsOf (node: string): readonly Anchor[] { return this.#anchors.get(node) ?? [] }
@@ -111,18 +123,18 @@ export class FederationState {
   #applyBatch (batch: FederationBatch): AppliedBatch {
     if (batch.instance !== this.#instance) {
       // The batch that ended the previous epoch, replayed by a new host: the same results as before.
-      if (this.#closing?.instance === batch.instance && this.#closing.seq === batch.seq) return { results: this.#closing.results, tasks: [], anchors: [] }
+      if (this.#closing?.instance === batch.instance && this.#closing.seq === batch.seq) return { results: this.#closing.results, tasks: [], updates: [], anchors: [] }
       // A batch of an instance this org already left (or never joined): nothing of it applies.
-      return { results: batch.requests.map((_, position) => this.#result(batch.seq, position, 'epoch-ended', '')), tasks: [], anchors: [] }
+      return { results: batch.requests.map((_, position) => this.#result(batch.seq, position, 'epoch-ended', '')), tasks: [], updates: [], anchors: [] }
     }
     if (batch.seq <= this.#lastSeq) {
       const results = this.#recent.get(batch.seq)
       const digest = this.#digests.get(batch.seq)
       if (results === undefined || (batch.checkpoint === true && digest === undefined)) throw new FederationStateError('federation-replay-too-old', `batch ${batch.seq} was applied long ago (now at ${this.#lastSeq})`)
-      return { results, tasks: [], anchors: [], ...(batch.checkpoint === true ? { digest } : {}) }
+      return { results, tasks: [], updates: [], anchors: [], ...(batch.checkpoint === true ? { digest } : {}) }
     }
     if (batch.seq !== this.#lastSeq + 1) throw new FederationStateError('federation-batch-gap', `batch ${batch.seq} after ${this.#lastSeq}: batches apply in sequence order`)
-    const out: AppliedBatch = { results: [], tasks: [], anchors: [] }
+    const out: AppliedBatch = { results: [], tasks: [], updates: [], anchors: [] }
     for (const [position, request] of batch.requests.entries()) {
       if (out.change !== undefined) break
       const known = this.#executed.get(request.client)
@@ -162,7 +174,24 @@ export class FederationState {
       case 'task':
         if (op.target !== null && !this.#isMember(op.target)) return this.#result(seq, position, 'refused', 'target-not-a-member')
         out.tasks.push({ position, opened: opened as FederatedTask['opened'] })
+        this.#open.set(`${this.#config.epoch}.${seq}.${position}`, { target: op.target, claimer: null })
+        if (this.#open.size > OPEN_TASKS_MAX) this.#open.delete(this.#open.keys().next().value!)
         return this.#result(seq, position, 'applied', '')
+      case 'claim': case 'finish': {
+        const task = this.#open.get(op.ref)
+        if (task === undefined) return this.#result(seq, position, 'refused', 'unknown-task')
+        if (op.kind === 'claim') {
+          if (task.target !== null && task.target !== opened.root) return this.#result(seq, position, 'refused', 'not-the-target')
+          if (task.claimer !== null) return this.#result(seq, position, 'refused', 'already-claimed')
+          task.claimer = opened.node
+          out.updates.push({ ref: op.ref, status: 'claimed', node: opened.node })
+        } else {
+          if (task.claimer !== opened.node) return this.#result(seq, position, 'refused', 'not-the-claimer')
+          this.#open.delete(op.ref)
+          out.updates.push({ ref: op.ref, status: op.status, node: opened.node, result: op.result })
+        }
+        return this.#result(seq, position, 'applied', '')
+      }
       case 'anchor': {
         const anchor: Anchor = { node: opened.node, root: opened.root, auditSeq: op.auditSeq, head: op.head, epoch: this.#config.epoch, seq }
         this.#recordAnchor(anchor)
@@ -211,6 +240,7 @@ export class FederationState {
     this.#executed = new Map()
     this.#recent = new Map()
     this.#digests = new Map()
+    this.#epochStart = this.exportCore()
     this.#changes.push(change)
     if (this.#changes.length > CHANGES_MAX) this.#changes.shift()
   }
@@ -256,17 +286,19 @@ export class FederationState {
   installCore (instance: string, bytes: Uint8Array): void {
     const bad = (what: string): never => { throw new FederationStateError('federation-state-malformed', `bad transferred state: ${what}`) }
     const v = decodeCanonical(bytes, () => new FederationStateError('federation-state-malformed', 'undecodable transferred state'))
-    if (!Array.isArray(v) || v.length !== 5) return bad('shape')
+    if (!Array.isArray(v) || v.length !== CORE_FIELDS) return bad('shape')
     const next = new FederationState(decodeConfig(v[0]))
     next.#decodeCore(v, bad)
     if (next.#instance !== instance) return bad('the state belongs to another epoch')
-    if (next.#lastSeq <= this.#lastSeq && this.#instance === instance) return
+    if (next.#lastSeq < this.#lastSeq && this.#instance === instance) return
     this.#config = next.#config
     this.#instance = next.#instance
     this.#lastSeq = next.#lastSeq
     this.#votes = next.#votes
     this.#executed = next.#executed
     this.#recent = next.#recent
+    this.#open = next.#open
+    if (next.#lastSeq === 0) this.#epochStart = bytes
     this.#digests = new Map([[next.#lastSeq, sha256(bytes)]])
   }
 
@@ -275,12 +307,13 @@ export class FederationState {
       encodeConfig(this.#config), this.#lastSeq,
       [...this.#votes].map(([key, roots]) => [key, [...roots]]),
       [...this.#executed],
-      [...this.#recent]
+      [...this.#recent],
+      [...this.#open].map(([ref, t]) => [ref, t.target, t.claimer])
     ]
   }
 
   #decodeCore (v: unknown[], bad: (what: string) => never): void {
-    const [, lastSeq, votes, executed, recent] = v
+    const [, lastSeq, votes, executed, recent, open] = v
     if (!isCount(lastSeq)) return bad('lastSeq')
     this.#lastSeq = lastSeq
     for (const [key, roots] of rows(votes, 2, PROPOSALS_MAX, bad)) {
@@ -295,6 +328,10 @@ export class FederationState {
       if (!isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array)) return bad('recent batch')
       this.#recent.set(seq, results as Uint8Array[])
     }
+    for (const [ref, target, claimer] of rows(open, 3, OPEN_TASKS_MAX, bad)) {
+      if (typeof ref !== 'string' || !(target === null || (typeof target === 'string' && KEY_HEX.test(target))) || !(claimer === null || (typeof claimer === 'string' && KEY_HEX.test(claimer)))) return bad('open task')
+      this.#open.set(ref, { target, claimer })
+    }
   }
 
   // ---- snapshot (part of the task board's) ----
@@ -303,6 +340,7 @@ export class FederationState {
     return [
       ...this.#coreRows(),
       [...this.#digests],
+      this.#epochStart,
       [...this.#anchors.values()].flat().map((a) => [a.node, a.root, a.auditSeq, a.head, a.epoch, a.seq]),
       this.#changes.map((c) => [c.action, c.org.name, c.org.root, c.epoch, c.seq]),
       this.#closing === undefined ? null : [this.#closing.instance, this.#closing.seq, this.#closing.results]
@@ -311,10 +349,13 @@ export class FederationState {
 
   static decode (v: unknown): FederationState {
     const bad = (what: string): never => { throw new FederationStateError('federation-state-malformed', `bad federation state: ${what}`) }
-    if (!Array.isArray(v) || v.length !== 9) return bad('shape')
-    const [config, , , , , digests, anchors, changes, closing] = v as unknown[]
+    if (!Array.isArray(v) || v.length !== CORE_FIELDS + 5) return bad('shape')
+    const [digests, epochStart, anchors, changes, closing] = v.slice(CORE_FIELDS) as unknown[]
+    const config = v[0]
     const s = new FederationState(decodeConfig(config))
     s.#decodeCore(v, bad)
+    if (!(epochStart instanceof Uint8Array) || epochStart.length > CORE_BYTES_MAX) return bad('epoch start')
+    s.#epochStart = epochStart
     for (const [seq, digest] of rows(digests, 2, DIGESTS_MAX, bad)) {
       if (!isCount(seq) || !(digest instanceof Uint8Array) || digest.length !== 32) return bad('digest')
       s.#digests.set(seq, digest)

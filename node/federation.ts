@@ -8,7 +8,7 @@ import type { Clock, Rng } from './clock.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { ReplayGuard, openEnvelope, sealEnvelope } from './envelope.js'
 import { FedmeshError } from './errors.js'
-import { type FederationOp, clientPrefix, signOp } from './federation-ops.js'
+import { type FederationOp, TASK_REF, clientPrefix, signOp } from './federation-ops.js'
 import {
   type FederationBatch, type FederationConfig, type FederationInstall, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
 } from './federation-state.js'
@@ -19,7 +19,7 @@ import { verifyCertificate } from './org.js'
 import { PbftDriver } from './pbft-driver.js'
 import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 import type { NewTask } from './task-service.js'
-import { TaskError, proposeCommand } from './tasks.js'
+import { TaskError, finishCommand, proposeCommand } from './tasks.js'
 import type { Transport, Verdict } from './transport.js'
 
 // The federation in the node: one PBFT replica per member organisation (replica id = the org root
@@ -238,6 +238,22 @@ export class Federation {
       : { kind: 'revoke', root: this.#memberRoot(proposal.org) }
     await this.#init.audit({ action: `federation.vote.${proposal.action}`, decision: 'allow', detail: { federation: this.id, root: op.root, ...(op.kind === 'admit' ? { name: op.name } : {}) } })
     return await this.#request(op, options)
+  }
+
+  /**
+   * Claims the federated task at ref (epoch.seq.position, from its board copy's federation field) for
+   * this node: 'applied' once ordered, 'refused' (not-the-target, already-claimed...) alike everywhere.
+   */
+  async claim (ref: string, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
+    return await this.#request({ kind: 'claim', ref: taskRef(ref) }, options)
+  }
+
+  /** The claimer's result for a federated task: it lands in every org's copy, the proposer's included. */
+  async finish (ref: string, status: 'done' | 'failed', result: unknown, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
+    const cmd = finishCommand(status === 'done' ? 'complete' : 'fail', 't1', toHex(this.#init.signer.publicKey), result)
+    if (cmd.op !== 'complete' && cmd.op !== 'fail') throw new Error('unreachable')
+    const clean = this.#init.sanitizer.sanitize(JSON.parse(cmd.result) as unknown)
+    return await this.#request({ kind: 'finish', ref: taskRef(ref), status, result: JSON.stringify(clean.value) }, options)
   }
 
   /** The federation state this org applied (anchors, changes), for verification. */
@@ -592,6 +608,11 @@ export class Federation {
   #reject (reason: string): void {
     this.#stats.rejected[reason] = (this.#stats.rejected[reason] ?? 0) + 1
   }
+}
+
+function taskRef (ref: string): string {
+  if (!TASK_REF.test(ref)) throw new TaskError('task-invalid', `a federated task ref is epoch.seq.position, got '${ref.slice(0, 40)}'`)
+  return ref
 }
 
 const ACCEPTED = new Set<Outcome>(['applied', 'recorded', 'approved', 'passed'])

@@ -38,7 +38,13 @@ export interface TaskServiceInit {
   options?: RaftOptions
 }
 
-export interface NewTask { title: string, capability: string, payload?: unknown }
+export interface NewTask {
+  title: string
+  capability: string
+  payload?: unknown
+  /** Federation scope only: the org (name or root key) that alone may claim it. */
+  target?: string
+}
 export interface TaskReceipt { taskId: string, index: number, term: number }
 export interface WriteOptions {
   /** Idempotency key: a retry with the same id (on any node) applies once and gets the first receipt. */

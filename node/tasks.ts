@@ -137,6 +137,8 @@ export class TaskBoard {
   #promiseLogs = new PbftPromiseLogs()
   /** Per genesis id, the federation state this org applied (least recently used first). */
   #federations = new Map<string, FederationState>()
+  /** `${genesis}/${epoch}.${seq}.${position}` -> the local id of that federated task. */
+  readonly #federatedRefs = new Map<string, string>()
   /** Federated tasks that found the board full (not created here; every org still answered alike). */
   #federatedDropped = 0
 
@@ -221,6 +223,8 @@ export class TaskBoard {
     }
     const task = this.#tasks.get(cmd.id)
     if (task === undefined) return { ok: false, code: 'task-not-found', message: `no task ${cmd.id}` }
+    // Every org holds a copy of a federated task: its claim and result go through the federation.
+    if (isFederated(task.id)) return conflict(`task ${task.id} is a federation task: claim and finish it through the federation`)
     if (cmd.op === 'claim') {
       if (task.status !== 'open') return conflict(`task ${task.id} is ${task.status}, not open`)
       task.status = 'claimed'
@@ -261,6 +265,16 @@ export class TaskBoard {
         id, title, capability, payload: `{"federation":${JSON.stringify(federation)},"payload":${payload}}`, proposer: opened.node,
         status: 'open', assignee: null, result: null, createdIndex: e.index, updatedIndex: e.index
       })
+      this.#federatedRefs.set(`${genesis}/${epoch}.${batch.seq}.${position}`, id)
+    }
+    for (const update of applied.updates) {
+      // An org that joined later, or evicted the task, has no copy: the others still agree on it.
+      const task = this.#tasks.get(this.#federatedRefs.get(`${genesis}/${update.ref}`) ?? '')
+      if (task === undefined) continue
+      task.status = update.status
+      task.assignee = update.node
+      if (update.result !== undefined) task.result = update.result
+      task.updatedIndex = e.index
     }
     return { ok: true, taskId: '', index: e.index, term: e.term, results: applied.results, ...(applied.digest !== undefined ? { digest: applied.digest } : {}) }
   }
@@ -286,6 +300,7 @@ export class TaskBoard {
     for (const [id, t] of this.#tasks) {
       if (t.status === 'done' || t.status === 'failed') {
         this.#tasks.delete(id)
+        if (isFederated(id)) this.#federatedRefs.delete(federatedRef(t.payload))
         return true
       }
     }
@@ -307,6 +322,7 @@ export class TaskBoard {
           createdIndex: index(createdIndex), updatedIndex: index(updatedIndex)
         }
         this.#tasks.set(t.id, t)
+        if (isFederated(t.id)) this.#federatedRefs.set(federatedRef(t.payload), t.id)
       }
       this.#sessions = SessionTable.decode(v[2], sessionsMax)
       if (v[0] !== 1) this.#promiseLogs = PbftPromiseLogs.decode(v[3])
@@ -318,6 +334,17 @@ export class TaskBoard {
       throw new TaskError('task-snapshot-malformed', `task board snapshot: ${(err as Error).message}`)
     }
   }
+}
+
+/** Ids of federated tasks carry their batch position: t<index>-<position>. */
+function isFederated (id: string): boolean {
+  return id.includes('-')
+}
+
+/** A federated task's key in the ref index, from its stored payload. */
+function federatedRef (payload: string): string {
+  const { id, epoch, seq, position } = (JSON.parse(payload) as { federation: { id: string, epoch: number, seq: number, position: number } }).federation
+  return `${id}/${epoch}.${seq}.${position}`
 }
 
 /** HTTP status for a task error code. */

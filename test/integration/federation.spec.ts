@@ -81,6 +81,25 @@ describe('federation: PBFT across 4 orgs (real libp2p on 127.0.0.1)', function (
     }, 2_000)
   })
 
+  it('lets only the target org claim a task; the claimer\'s result reaches every org\'s copy, sanitized', async () => {
+    const [alpha, bravo, charlie] = [nodes[0]!, nodes[1]!, nodes[2]!]
+    const receipt = await alpha.propose({ title: 'audit the ledger', capability: 'ops.audit', target: 'charlie' }, { scope: 'federation' })
+    const ref = `${receipt.epoch}.${receipt.seq}.${receipt.position}`
+    assert.deepEqual((await bravo.federation.claim(ref)).reason, 'not-the-target')
+    const copy = async (node: FedmeshNode): Promise<Task | undefined> => (await federationTasks(node)).find((t) => t.title === 'audit the ledger')
+    // Each org's copy is claimed and finished through the federation, never locally.
+    const local = await waitFor('charlie to hold the task', async () => await copy(charlie), 5_000)
+    await assert.rejects(charlie.tasks.claim(local.id), /through the federation/)
+    assert.equal((await charlie.federation.claim(ref)).outcome, 'applied')
+    assert.equal((await bravo.federation.finish(ref, 'done', 'not mine')).reason, 'not-the-claimer')
+    assert.equal((await charlie.federation.finish(ref, 'done', { by: 'carol@example.com', ok: true })).outcome, 'applied')
+    for (const node of nodes) {
+      const done = await waitFor(`${node.org} to see the result`, async () => { const t = await copy(node); return t?.status === 'done' ? t : undefined }, 5_000)
+      assert.equal(done.assignee, charlie.key)
+      assert.deepEqual(done.result, { by: '[REDACTED:email]', ok: true })
+    }
+  })
+
   it('refuses PBFT messages and requests from a node whose org is not in the genesis', async () => {
     const dataDir = join(root, 'mallory')
     const { identity } = await loadOrCreateIdentity(dataDir)

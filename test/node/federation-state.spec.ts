@@ -119,4 +119,28 @@ describe('federation state (applied by every org from PBFT batches)', () => {
     assert.equal(restored.config.epoch, 1)
     assert.throws(() => FederationState.decode(['x']), /bad federation state/)
   })
+
+  it('lets only the target org claim a federated task, and only its claimer finish it', () => {
+    const s = new FederationState(CONFIG)
+    const [alpha, bravo, charlie] = [ORGS[0]!, ORGS[1]!, ORGS[2]!]
+    s.apply({ config: CONFIG, instance: GENESIS, seq: 1, requests: [request(alpha, GENESIS, { ...task('for charlie'), target: charlie.root.publicKeyHex } as FederationOp), request(alpha, GENESIS, task('for anyone'))] })
+    const claims = s.apply({ config: CONFIG, instance: GENESIS, seq: 2, requests: [
+      request(bravo, GENESIS, { kind: 'claim', ref: '0.1.0' }),
+      request(charlie, GENESIS, { kind: 'claim', ref: '0.1.0' }),
+      request(charlie, GENESIS, { kind: 'claim', ref: '0.1.0' }),
+      request(bravo, GENESIS, { kind: 'claim', ref: '0.1.1' }),
+      request(bravo, GENESIS, { kind: 'claim', ref: '0.9.0' }),
+      request(bravo, GENESIS, { kind: 'finish', ref: '0.1.0', status: 'done', result: '1' })
+    ] })
+    assert.deepEqual(claims.results.map((r) => outcome(r).slice(3)), [
+      ['refused', 'not-the-target'], ['applied', ''], ['refused', 'already-claimed'], ['applied', ''], ['refused', 'unknown-task'], ['refused', 'not-the-claimer']
+    ])
+    assert.deepEqual(claims.updates.map((u) => [u.ref, u.status, u.node]), [['0.1.0', 'claimed', charlie.node.publicKeyHex], ['0.1.1', 'claimed', bravo.node.publicKeyHex]])
+    const done = s.apply({ config: CONFIG, instance: GENESIS, seq: 3, requests: [
+      request(charlie, GENESIS, { kind: 'finish', ref: '0.1.0', status: 'done', result: '{"ok":true}' }),
+      request(charlie, GENESIS, { kind: 'finish', ref: '0.1.0', status: 'failed', result: 'null' })
+    ] })
+    assert.deepEqual(done.results.map((r) => outcome(r).slice(3)), [['applied', ''], ['refused', 'unknown-task']])
+    assert.deepEqual(done.updates, [{ ref: '0.1.0', status: 'done', node: charlie.node.publicKeyHex, result: '{"ok":true}' }])
+  })
 })
