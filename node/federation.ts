@@ -12,7 +12,7 @@ import { type FederationOp, TASK_REF, clientPrefix, signOp } from './federation-
 import {
   type FederationBatch, type FederationConfig, type FederationInstall, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
 } from './federation-state.js'
-import { genesisId, type Genesis } from './genesis.js'
+import { genesisId, type EpochFile, type Genesis } from './genesis.js'
 import { bytesEqual, fromHex, toHex, verify, type Signer } from './identity.js'
 import type { Logger } from './log.js'
 import { verifyCertificate } from './org.js'
@@ -70,6 +70,8 @@ export interface FederationInit {
   genesis: Genesis
   /** The epoch this node starts from when its org holds no federation state yet (an admitted org's import). */
   config?: FederationConfig
+  /** With config: the federation state core as that epoch began (EpochFile.core). */
+  epochCore?: Uint8Array
   /** This node's key: it signs envelopes and ops and, while hosting, PBFT messages for the org. */
   signer: Signer
   certificate: Uint8Array
@@ -256,6 +258,13 @@ export class Federation {
     return await this.#request({ kind: 'finish', ref: taskRef(ref), status, result: JSON.stringify(clean.value) }, options)
   }
 
+  /** What an org admitted into the current epoch imports (`fedmesh federation export`). */
+  epochFile (): EpochFile {
+    const state = this.#init.state()
+    const core = state !== undefined && state.config.epoch === this.#config.epoch ? state.epochStart : undefined
+    return { genesis: this.id, epoch: this.#config.epoch, orgs: this.#config.orgs.map((o) => ({ ...o })), ...(core !== undefined ? { core: Buffer.from(core).toString('base64') } : {}) }
+  }
+
   /** The federation state this org applied (anchors, changes), for verification. */
   get state (): FederationState | undefined {
     return this.#init.state()
@@ -356,6 +365,8 @@ export class Federation {
     const tickMs = init.tickMs ?? TICK_MS_DEFAULT
     const instance = instanceId(config)
     const replicas = config.orgs.map((o) => o.root)
+    // An admitted org's first replica: its board starts from the state the epoch began with.
+    if (init.state() === undefined && init.epochCore !== undefined) await init.installState({ config: this.#initial, instance, core: init.epochCore })
     // One Raft session per driver: its records are numbered in order, and a retry reuses the number.
     const client = `pbft.${instance.slice(0, 16)}.${toHex(init.rng.bytes(8))}`
     let records = 0

@@ -109,8 +109,11 @@ function isInt (x: unknown, min: number, max: number): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= min && x <= max
 }
 
-/** The epoch an admitted org starts from (its members list), as a member exported it. */
-export interface EpochFile { genesis: string, epoch: number, orgs: GenesisOrg[] }
+/**
+ * The epoch an admitted org starts from, as a member exported it: its members and (base64) the
+ * federation state core as the epoch began (the open federated tasks it carries over).
+ */
+export interface EpochFile { genesis: string, epoch: number, orgs: GenesisOrg[], core?: string }
 
 export async function loadEpochFile (dataDir: string): Promise<EpochFile | undefined> {
   const path = join(dataDir, EPOCH_FILE)
@@ -119,7 +122,8 @@ export async function loadEpochFile (dataDir: string): Promise<EpochFile | undef
   if (text.length > GENESIS_BYTES_MAX) throw new GenesisError(`${EPOCH_FILE} larger than ${GENESIS_BYTES_MAX} bytes`)
   const v = JSON.parse(text) as Partial<EpochFile>
   if (typeof v.genesis !== 'string' || !isInt(v.epoch, 0, Number.MAX_SAFE_INTEGER) || !Array.isArray(v.orgs)) throw new GenesisError(`${EPOCH_FILE} needs genesis, epoch and orgs`)
-  return { genesis: v.genesis, epoch: v.epoch, orgs: v.orgs }
+  if (v.core !== undefined && (typeof v.core !== 'string' || !/^[A-Za-z0-9+/=]*$/.test(v.core))) throw new GenesisError(`${EPOCH_FILE}: core must be base64`)
+  return { genesis: v.genesis, epoch: v.epoch, orgs: v.orgs, ...(v.core !== undefined ? { core: v.core } : {}) }
 }
 
 export async function writeEpochFile (dataDir: string, e: EpochFile): Promise<string> {

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AuditEntry } from '../../node/audit.js'
-import { createGenesis, genesisId, writeEpochFile, writeGenesis, type Genesis } from '../../node/genesis.js'
+import { createGenesis, writeEpochFile, writeGenesis, type Genesis } from '../../node/genesis.js'
 import { loadOrCreateIdentity, toHex, type NodeIdentity } from '../../node/identity.js'
 import { silentLogger } from '../../node/log.js'
 import { FedmeshNode } from '../../node/node.js'
@@ -92,6 +92,8 @@ describe('federation governance: revoke and admit orgs by vote (real libp2p on 1
     const dataDir = join(root, 'echo')
     await mkdir(dataDir, { recursive: true })
     const echoRoot = (await loadOrCreateIdentity(dataDir, ORG_ROOT_KEY_FILE)).identity.publicKeyHex
+    // Open when echo is admitted: the epoch carries it over, and echo (which has no copy) may claim it.
+    const open = await node('charlie').propose({ title: 'open across the admission', capability: 'ops' }, { scope: 'federation' })
     // Three members left (f = 0): two approvals are a quorum.
     const approved = await node('alpha').federation.vote({ action: 'admit', name: 'echo', root: echoRoot })
     assert.deepEqual([approved.outcome, approved.reason], ['approved', '1/2'])
@@ -99,9 +101,11 @@ describe('federation governance: revoke and admit orgs by vote (real libp2p on 1
     await waitFor('alpha to enter epoch 2', () => node('alpha').status().federation!.epoch === 2, 10_000)
 
     // The operator hands echo the genesis and the epoch it was admitted into (fedmesh federation export).
-    const status = node('alpha').status().federation!
     await writeGenesis(dataDir, genesis)
-    await writeEpochFile(dataDir, { genesis: genesisId(genesis), epoch: status.epoch, orgs: status.orgs })
+    const exported = node('alpha').federation.epochFile()
+    assert.equal(exported.epoch, 2)
+    assert.ok(exported.core !== undefined)
+    await writeEpochFile(dataDir, exported)
     const echo = await start('echo', node('alpha').multiaddrs())
     await waitFor('echo to host its replica in epoch 2', () => echo.status().federation?.hosting === true && echo.status().federation?.epoch === 2, 15_000)
     // Anchors kept the epoch going meanwhile: echo first catches up (by state transfer past the stable
@@ -111,6 +115,9 @@ describe('federation governance: revoke and admit orgs by vote (real libp2p on 1
     const receipt = await echo.propose({ title: 'hello from echo', capability: 'ops' }, { scope: 'federation' })
     assert.deepEqual([receipt.epoch, receipt.outcome], [2, 'applied'])
     for (const m of ['alpha', 'bravo', 'charlie', 'echo']) await waitFor(`${m} to apply echo's task`, async () => (await titles(node(m))).includes('hello from echo'), 10_000)
+    const claimed = await echo.federation.claim(`${open.epoch}.${open.seq}.${open.position}`)
+    assert.equal(claimed.outcome, 'applied')
+    await waitFor('charlie\'s copy to show echo\'s claim', async () => (await node('charlie').tasks.list({ limit: 1000 })).some((t) => t.title === 'open across the admission' && t.assignee === echo.key), 5_000)
     assert.ok(!(await titles(node('delta'))).includes('hello from echo'))
   })
 
