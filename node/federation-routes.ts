@@ -18,6 +18,8 @@ export type VoteBody = { action: 'admit', name: string, root: string } | { actio
 export function federationRoutes (federation: () => Federation, selfKey: string): Record<string, RouteHandler> {
   return {
     'GET /v1/federation': async () => await answer(async () => federation().status()),
+    /** The current epoch as an admitted org starts from it (fedmesh federation export). */
+    'GET /v1/federation/epoch': async () => await answer(async () => federation().epochFile()),
     'POST /v1/federation/tasks': async (_url, req) => await answer(async () => {
       const { title, capability, payload } = jsonObject(req.body)
       return await federation().propose({ title: title as string, capability: capability as string, payload })

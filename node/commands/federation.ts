@@ -34,7 +34,7 @@ const USAGE = `usage:
       this org's signed approval, through the running node; passes once a quorum of members approved
       (exit 0 approved/passed, 1 refused)
   fedmesh federation export [--out FILE]
-      the running node's current epoch (genesis id, epoch, orgs) as an epoch file, for an admitted
+      the running node's current epoch (genesis id, epoch, orgs, starting state) as an epoch file, for an admitted
       org to join with (printed, or written to FILE)
 common: [--data-dir D] [--json]. Exchange root keys with: fedmesh id (its "org root").`
 
@@ -49,6 +49,8 @@ const OPTIONS = {
   root: { type: 'string' },
   org: { type: 'string' }
 } as const
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
 class UsageError extends Error {}
 
@@ -129,9 +131,9 @@ async function vote (dataDir: string, positionals: string[], values: { name?: st
 }
 
 async function exportEpoch (dataDir: string, file: string | undefined, json: boolean, out: CommandOutput): Promise<number> {
-  const status = await callApi<FederationStatus>(dataDir, '/v1/federation')
-  if (status === undefined) return 1
-  const epoch: EpochFile = { genesis: status.id, epoch: status.epoch, orgs: status.orgs.map((o) => ({ name: o.name, root: o.root })) }
+  const answer = await callApi<unknown>(dataDir, '/v1/federation/epoch')
+  if (answer === undefined) return 1
+  const epoch = parseEpochFile(answer)
   const text = JSON.stringify(epoch, null, 2) + '\n'
   if (file === undefined) {
     out.stdout(json ? JSON.stringify(epoch) + '\n' : text)
@@ -214,13 +216,14 @@ async function joinEpoch (dataDir: string, epoch: EpochFile, json: boolean, out:
   return 0
 }
 
-/** Checks an untrusted epoch file: a genesis id, an epoch number and a valid member list. */
+/** Checks an untrusted epoch file: a genesis id, an epoch number, a valid member list and the epoch's starting state core. */
 export function parseEpochFile (value: unknown): EpochFile {
-  const { genesis, epoch, orgs } = value as Record<string, unknown>
+  const { genesis, epoch, orgs, core } = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
   if (!Array.isArray(orgs)) throw new GenesisError('an epoch file holds genesis, epoch and orgs')
+  if (core !== undefined && (typeof core !== 'string' || !BASE64.test(core))) throw new GenesisError('bad epoch file: core must be base64')
   try {
     const config = validConfig({ genesis: genesis as string, epoch: epoch as number, orgs: orgs.map((o: unknown) => ({ name: (o as GenesisOrg)?.name, root: (o as GenesisOrg)?.root })) })
-    return { genesis: config.genesis, epoch: config.epoch, orgs: config.orgs }
+    return { genesis: config.genesis, epoch: config.epoch, orgs: config.orgs, ...(core !== undefined ? { core } : {}) }
   } catch (err) {
     throw new GenesisError(`bad epoch file: ${(err as Error).message}`)
   }
