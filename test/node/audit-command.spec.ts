@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -133,9 +133,33 @@ describe('fedmesh audit', () => {
     assert.equal(existsSync(join(fresh, 'db')), false)
   })
 
+  it('verify --federation --anchors checks the stopped node\'s log against anchors it is given', async () => {
+    const { identity } = await loadOrCreateIdentity(dataDir)
+    const node = identity.publicKeyHex
+    const anchor = (auditSeq: number, head: string, seq: number): object => ({ node, root: 'cd'.repeat(32), auditSeq, head, epoch: 0, seq })
+    const file = join(dataDir, 'anchors.json')
+    const verify = async (anchors: object): Promise<{ code: number, stdout: string, stderr: string }> => {
+      await writeFile(file, JSON.stringify(anchors))
+      return await run(['verify', '--federation', '--anchors', file, '--json', '--data-dir', dataDir])
+    }
+    const honest = await verify({ node, anchors: [anchor(2, entries[1]!.hash, 1), anchor(4, entries[3]!.hash, 2)] })
+    assert.equal(honest.code, 0, honest.stderr)
+    assert.deepEqual(JSON.parse(honest.stdout), { ok: true, node, chain: { ok: true, count: 5, headHash: entries[4]!.hash }, anchors: 2, failures: [] })
+    // An anchor the log contradicts, and one past its end.
+    const failed = JSON.parse((await verify({ node, anchors: [anchor(2, entries[1]!.hash, 1), anchor(3, 'ef'.repeat(32), 2), anchor(7, 'ef'.repeat(32), 3)] })).stdout)
+    assert.deepEqual([failed.ok, failed.firstBadSeq, failed.failures.map((f: { seq: number, problem: string, firstBadSeq: number }) => [f.seq, f.problem, f.firstBadSeq])],
+      [false, 3, [[2, 'mismatch', 3], [3, 'missing', 6]]])
+    for (const bad of [{ node: 'ab'.repeat(32), anchors: [] }, { node, anchors: [{ ...anchor(2, 'xyz', 1) }] }, { node, anchors: 'all' }]) {
+      const result = await verify(bad)
+      assert.equal(result.code, 2, JSON.stringify(bad))
+      assert.match(result.stderr, /bad anchors/)
+    }
+  })
+
   it('rejects bad usage with exit 2', async () => {
     for (const args of [[], ['frobnicate'], ['tail', '-n', 'many'], ['tail', '--bogus'], ['export', '--since', '1', '--since-time', '2026-01-01'],
-      ['export', '--since', '-3'], ['export', '--since-time', 'yesterday']]) {
+      ['export', '--since', '-3'], ['export', '--since-time', 'yesterday'], ['verify', '--file', 'export.jsonl'], ['verify', '--node', 'ab'.repeat(32)],
+      ['verify', '--file', 'export.jsonl', '--node', 'nokey']]) {
       const result = await run([...args, '--data-dir', dataDir])
       assert.equal(result.code, 2, args.join(' '))
       assert.match(result.stderr, /usage:/)
