@@ -37,7 +37,7 @@ Commands:
   policy      check FILE | explain: validate a capability policy, explain a decision
   sanitize    scrub PII and secrets from JSON on stdin (report on stderr)
   task        propose | list | get | claim | complete | fail tasks on the org's replicated board
-  federation  create | join | show | status: the PBFT federation of orgs (genesis, replica)
+  federation  create | join | show | status | vote | export: the PBFT federation of orgs (genesis, epochs, votes)
 
 Common options:
   --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)

@@ -163,6 +163,7 @@ export class Federation {
   readonly #fetches = new Map<string, { digest: string, resolve: (core: Uint8Array) => void }>()
   readonly #servedCores = new Map<string, number>()
   #starting = false
+  #stopped = false
   #requests = 0
   #anchoredSeq = 0
   #anchoring = false
@@ -194,6 +195,7 @@ export class Federation {
   }
 
   stop (): void {
+    this.#stopped = true
     for (const stop of this.#stopTimers) stop()
     this.#unsubscribe?.()
     for (const h of this.#hosted.values()) h.driver.stop()
@@ -283,7 +285,7 @@ export class Federation {
       if (result.outcome !== 'epoch-ended' || attempt >= EPOCH_RETRIES_MAX) return { ...result, accepted: ACCEPTED.has(result.outcome) }
       // Ordered after a membership change: every org refused it alike; try again in the next epoch.
       while (this.#config.epoch < result.epoch) {
-        if (init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'the federation changed epoch and this node has not seen the new one yet')
+        if (this.#stopped || init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'the federation changed epoch and this node has not seen the new one yet')
         await init.clock.sleep(init.tickMs ?? TICK_MS_DEFAULT)
       }
     }
@@ -308,6 +310,7 @@ export class Federation {
       // Gossip may not reach every replica at once (a mesh still forming): resend until answered;
       // replicas answer a retry from their reply cache, and the federation state applies a client once.
       while (answer === undefined) {
+        if (this.#stopped) throw new FederationError('federation-stopped', 'the node is stopping')
         this.#hosted.get(instance)?.driver.propose(opBytes, { client, seq: 1 })
         await this.#publish(request)
         await Promise.race([answered, init.clock.sleep(retryMs)])

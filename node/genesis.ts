@@ -5,6 +5,7 @@ import { PBFT_REPLICAS_MAX, sha256 } from '../consensus/pbft/index.js'
 import { encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
 import { fromHex, toHex, verify, type Signer } from './identity.js'
+import { validConfig } from './federation-state.js'
 import { ORG_NAME_PATTERN } from './org.js'
 
 // The federation genesis: the founding organisations (name + root public key, the analogue of a
@@ -120,10 +121,24 @@ export async function loadEpochFile (dataDir: string): Promise<EpochFile | undef
   if (!existsSync(path)) return undefined
   const text = await readFile(path, 'utf8')
   if (text.length > GENESIS_BYTES_MAX) throw new GenesisError(`${EPOCH_FILE} larger than ${GENESIS_BYTES_MAX} bytes`)
-  const v = JSON.parse(text) as Partial<EpochFile>
-  if (typeof v.genesis !== 'string' || !isInt(v.epoch, 0, Number.MAX_SAFE_INTEGER) || !Array.isArray(v.orgs)) throw new GenesisError(`${EPOCH_FILE} needs genesis, epoch and orgs`)
-  if (v.core !== undefined && (typeof v.core !== 'string' || !/^[A-Za-z0-9+/=]*$/.test(v.core))) throw new GenesisError(`${EPOCH_FILE}: core must be base64`)
-  return { genesis: v.genesis, epoch: v.epoch, orgs: v.orgs, ...(v.core !== undefined ? { core: v.core } : {}) }
+  try {
+    return parseEpochFile(JSON.parse(text))
+  } catch (err) {
+    throw new GenesisError(`${EPOCH_FILE}: ${(err as Error).message}`)
+  }
+}
+
+/** Checks an untrusted epoch file: a genesis id, an epoch number, a valid member list and the epoch's starting state core. */
+export function parseEpochFile (value: unknown): EpochFile {
+  const { genesis, epoch, orgs, core } = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
+  if (!Array.isArray(orgs)) throw new GenesisError('an epoch file holds genesis, epoch and orgs')
+  if (core !== undefined && (typeof core !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(core))) throw new GenesisError('bad epoch file: core must be base64')
+  try {
+    const config = validConfig({ genesis: genesis as string, epoch: epoch as number, orgs: orgs.map((o: unknown) => ({ name: (o as GenesisOrg)?.name, root: (o as GenesisOrg)?.root })) })
+    return { genesis: config.genesis, epoch: config.epoch, orgs: config.orgs, ...(core !== undefined ? { core } : {}) }
+  } catch (err) {
+    throw new GenesisError(`bad epoch file: ${(err as Error).message}`)
+  }
 }
 
 export async function writeEpochFile (dataDir: string, e: EpochFile): Promise<string> {

@@ -7,10 +7,9 @@ import { processOutput, type CommandOutput } from './audit.js'
 import { defaultDataDir } from '../data-dir.js'
 import { FedmeshError } from '../errors.js'
 import type { FederationReceipt, FederationStatus } from '../federation.js'
-import { validConfig } from '../federation-state.js'
 import type { VoteBody } from '../federation-routes.js'
 import {
-  GENESIS_BYTES_MAX, GenesisError, PBFT_PARAMS_DEFAULT, createGenesis, genesisId, loadGenesis, validateGenesis, writeEpochFile, writeGenesis,
+  GENESIS_BYTES_MAX, GenesisError, PBFT_PARAMS_DEFAULT, createGenesis, genesisId, loadGenesis, parseEpochFile, validateGenesis, writeEpochFile, writeGenesis,
   type EpochFile, type Genesis, type GenesisOrg
 } from '../genesis.js'
 import { loadOrCreateIdentity, toHex } from '../identity.js'
@@ -50,7 +49,6 @@ const OPTIONS = {
   org: { type: 'string' }
 } as const
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
 class UsageError extends Error {}
 
@@ -216,18 +214,6 @@ async function joinEpoch (dataDir: string, epoch: EpochFile, json: boolean, out:
   return 0
 }
 
-/** Checks an untrusted epoch file: a genesis id, an epoch number, a valid member list and the epoch's starting state core. */
-export function parseEpochFile (value: unknown): EpochFile {
-  const { genesis, epoch, orgs, core } = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
-  if (!Array.isArray(orgs)) throw new GenesisError('an epoch file holds genesis, epoch and orgs')
-  if (core !== undefined && (typeof core !== 'string' || !BASE64.test(core))) throw new GenesisError('bad epoch file: core must be base64')
-  try {
-    const config = validConfig({ genesis: genesis as string, epoch: epoch as number, orgs: orgs.map((o: unknown) => ({ name: (o as GenesisOrg)?.name, root: (o as GenesisOrg)?.root })) })
-    return { genesis: config.genesis, epoch: config.epoch, orgs: config.orgs, ...(core !== undefined ? { core } : {}) }
-  } catch (err) {
-    throw new GenesisError(`bad epoch file: ${(err as Error).message}`)
-  }
-}
 
 /** This data dir's org root key: from its certificate or, before the first start, its org root key file. */
 async function orgRootOfDataDir (dataDir: string): Promise<string | undefined> {
