@@ -43,6 +43,8 @@ import type { Transport, Verdict } from './transport.js'
 // answer laggards a while; a revoked org's nodes are cut off (revokeOrg) on every member node.
 
 export const PBFT_TOPIC = 'fedmesh/pbft/v1'
+/** Point-to-point: replica messages to hosts heard from lately, and replies to the proposing node. */
+export const PBFT_CHANNEL = 'pbft'
 const ENVELOPE_TYPE = 'pbft.message'
 const NONCE_BYTES = 16
 export const FEDERATION_ENVELOPE_BYTES_MAX = 1024 * 1024
@@ -162,6 +164,8 @@ export class Federation {
   /** State transfers in progress, by `${instance}:${seq}`: resolved with a core of the proven digest. */
   readonly #fetches = new Map<string, { digest: string, resolve: (core: Uint8Array) => void }>()
   readonly #servedCores = new Map<string, number>()
+  /** Per org root: the node that last spoke for its replica, and when (monotonic ms). */
+  readonly #hosts = new Map<string, { node: Uint8Array, heardMs: number }>()
   #starting = false
   #stopped = false
   #requests = 0
@@ -189,7 +193,9 @@ export class Federation {
 
   start (): void {
     const init = this.#init
-    this.#unsubscribe = init.transport.onTopic(PBFT_TOPIC, (from, bytes) => this.#receive(from, bytes))
+    const stopTopic = init.transport.onTopic(PBFT_TOPIC, (from, bytes) => this.#receive(from, bytes))
+    const stopChannel = init.transport.onMessage(PBFT_CHANNEL, (from, bytes) => { this.#receive(from, bytes) })
+    this.#unsubscribe = () => { stopTopic(); stopChannel() }
     this.#stopTimers.push(init.clock.every(init.tickMs ?? TICK_MS_DEFAULT, () => this.#tick()))
     if (init.auditHead !== undefined) this.#stopTimers.push(init.clock.every(init.anchorIntervalMs ?? ANCHOR_INTERVAL_MS_DEFAULT, () => this.#anchor()))
   }
@@ -498,19 +504,36 @@ export class Federation {
 
   // ---- the wire: envelopes on the topic ----
 
+  /**
+   * The core addresses a broadcast once per replica with the same message: one envelope each,
+   * sent straight to the hosts heard from lately and to the node behind a client id; gossiped
+   * (reaching every node) when any recipient's host is not known to be current.
+   */
   #send (instance: string, messages: Outbound[]): void {
-    // The core addresses a broadcast once per replica with the same message: one gossip message each.
     const groups = new Map<PbftMessage, string[]>()
     for (const { to, message } of messages) {
       const group = groups.get(message)
       if (group !== undefined) group.push(to)
       else groups.set(message, [to])
     }
+    const nowMs = this.#init.clock.monotonicMs()
+    const freshMs = this.#init.genesis.pbft.viewChangeTimeoutMs
     for (const [message, to] of groups) {
       for (const client of to) if (this.#pending.has(client)) this.#reply(client, message)
-      const remote = to.filter((t) => !this.#pending.has(t))
+      const remote = to.filter((t) => !this.#pending.has(t)).slice(0, TO_MAX)
       if (remote.length === 0) continue
-      void this.#publish(this.#seal(instance, KIND_REPLICA, remote.slice(0, TO_MAX), encodePbftMessage(message)))
+      const envelope = this.#seal(instance, KIND_REPLICA, remote, encodePbftMessage(message))
+      const direct = remote.map((t) => {
+        if (message.body.type === 'Reply') return clientNode(t)
+        const host = this.#hosts.get(t)
+        return host !== undefined && nowMs - host.heardMs < freshMs ? host.node : undefined
+      })
+      if (direct.some((node) => node === undefined)) {
+        void this.#publish(envelope)
+        continue
+      }
+      for (const node of direct) this.#init.transport.send(node!, PBFT_CHANNEL, envelope)
+      this.#stats.sent++
     }
   }
 
@@ -550,7 +573,7 @@ export class Federation {
       this.#certify(root, envelope.from)
       this.#stats.received++
       if (kind === KIND_REQUEST) this.#receiveRequest(instanceId(config), root, toHex(envelope.from), payload)
-      else if (kind === KIND_REPLICA) this.#receiveReplica(instanceId(config), root, to as string[], payload)
+      else if (kind === KIND_REPLICA) this.#receiveReplica(instanceId(config), root, envelope.from, to as string[], payload)
       else if (kind === KIND_STATE_REQUEST || kind === KIND_STATE) this.#receiveState(instanceId(config), kind, payload)
       else throw new FederationError('malformed', 'unknown pbft envelope kind')
       return 'accept'
@@ -562,13 +585,14 @@ export class Federation {
     }
   }
 
-  #receiveReplica (instance: string, root: string, to: string[], payload: Uint8Array): void {
+  #receiveReplica (instance: string, root: string, node: Uint8Array, to: string[], payload: Uint8Array): void {
     const m = decodePbftMessage(payload)
     if (m.from !== root) throw new FederationError('replica-mismatch', 'a node may only speak for the org its certificate chains to')
     if (m.body.type === 'Reply') {
       for (const client of to) if (this.#pending.get(client)?.instance === instance) this.#reply(client, m)
       return
     }
+    this.#hosts.set(root, { node, heardMs: this.#init.clock.monotonicMs() })
     if (to.includes(this.#init.orgRoot)) this.#hosted.get(instance)?.driver.step(m)
   }
 
@@ -627,6 +651,12 @@ export class Federation {
 function taskRef (ref: string): string {
   if (!TASK_REF.test(ref)) throw new TaskError('task-invalid', `a federated task ref is epoch.seq.position, got '${ref.slice(0, 40)}'`)
   return ref
+}
+
+/** The node key a client id names (root.node.…): where its replies go. */
+function clientNode (client: string): Uint8Array | undefined {
+  const node = client.split('.')[1]
+  return node !== undefined && /^[0-9a-f]{64}$/.test(node) ? fromHex(node) : undefined
 }
 
 const ACCEPTED = new Set<Outcome>(['applied', 'recorded', 'approved', 'passed'])
