@@ -30,7 +30,7 @@ export class CliNode {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
   }
 
-  static async start (dataDir: string, args: string[] = []): Promise<CliNode> {
+  static async start (dataDir: string, args: string[] = [], options: { startTimeoutMs?: number } = {}): Promise<CliNode> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build (npm test does it first)`)
     const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -43,7 +43,10 @@ export class CliNode {
       if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${stderr}`)
       const info = await readRuntime(dataDir)
       return info?.pid === child.pid ? info : undefined
-    }, 15_000, 50)
+    }, options.startTimeoutMs ?? 15_000, 50).catch((err: Error) => {
+      child.kill('SIGKILL')   // a start that timed out leaves no process behind
+      throw err
+    })
     const node = new CliNode(dataDir, child, runtime, (await readToken(dataDir))!)
     child.stderr.on('data', (chunk: Buffer) => { node.stderr = (node.stderr + chunk.toString()).slice(-20_000) })
     return node
