@@ -5,29 +5,43 @@ import type { Prng } from './prng.js'
 
 // Byzantine organisations for the PBFT simulator. A faulty replica runs the honest core (so it
 // knows what to say) and lies on the way out: each outbound message, per recipient, becomes zero,
-// one or several messages, signed with its own key (it has no other) or forged with it.
+// one or several messages, signed with its own key (it has no other) or forged with it. A censor
+// lies on the way in instead: it never lets one client's requests reach its core, so as primary it
+// orders everyone else's (the progress timer keeps restarting) and never that client's.
 
-export const BYZANTINE_BEHAVIOURS = ['silent', 'equivocate', 'forge', 'replay', 'conflicting-view-changes', 'bad-new-view'] as const
+export const BYZANTINE_BEHAVIOURS = ['silent', 'equivocate', 'forge', 'replay', 'conflicting-view-changes', 'bad-new-view', 'censor'] as const
 export type ByzantineBehaviour = typeof BYZANTINE_BEHAVIOURS[number]
 
 const REPLAY_BUFFER_MAX = 256
 
 export class ByzantineReplica {
   readonly #recorded: PbftMessage[] = []
+  /** The client a censor silences, drawn from the seed. */
+  readonly censored: string | undefined
 
   constructor (
     readonly id: string,
     readonly behaviour: ByzantineBehaviour,
     readonly replicas: readonly string[],
     readonly signer: Signer,
-    readonly prng: Prng
-  ) {}
+    readonly prng: Prng,
+    clients: readonly string[]
+  ) {
+    if (behaviour === 'censor') this.censored = prng.pick(clients)
+  }
 
-  /** Sees what arrives (to replay it later). */
-  inbound (m: PbftMessage): void {
-    if (this.behaviour !== 'replay') return
-    if (this.#recorded.length >= REPLAY_BUFFER_MAX) this.#recorded.splice(this.prng.intInclusive(0, REPLAY_BUFFER_MAX - 1), 1)
-    this.#recorded.push(m)
+  /** Sees what arrives (to replay it later); false: the core never gets it. */
+  inbound (m: PbftMessage): boolean {
+    if (this.behaviour === 'replay') {
+      if (this.#recorded.length >= REPLAY_BUFFER_MAX) this.#recorded.splice(this.prng.intInclusive(0, REPLAY_BUFFER_MAX - 1), 1)
+      this.#recorded.push(m)
+    }
+    return m.body.type !== 'Request' || this.acceptsClient(m.body.request.client)
+  }
+
+  /** False for the censored client: its requests (from it or forwarded) never reach the core. */
+  acceptsClient (client: string): boolean {
+    return client !== this.censored
   }
 
   /** What actually goes to `to` instead of m; raw bytes are garbage on the wire. */
@@ -37,6 +51,8 @@ export class ByzantineReplica {
     switch (this.behaviour) {
       case 'silent':
         return []
+      case 'censor':
+        return [m]
       case 'equivocate':
         // Different batches (or votes) to different replicas for the same (view, seq).
         if (b.type === 'PrePrepare' && half) {

@@ -13,7 +13,9 @@ const UNSAFE: Record<string, Partial<PbftSimOptions>> = {
   'trust-new-view': { unsafe: { trustNewViewO: true }, behaviour: 'bad-new-view' },
   'commit-f-plus-1': { unsafe: { commitQuorumFPlus1: true }, behaviour: 'conflicting-view-changes' },
   // 5 orgs: the two halves an equivocating primary splits the backups into each reach 2f+1 = 3 with its votes.
-  'quorum-2f-plus-1': { unsafe: { quorum2fPlus1: true }, behaviour: 'equivocate', orgs: 5 }
+  'quorum-2f-plus-1': { unsafe: { quorum2fPlus1: true }, behaviour: 'equivocate', orgs: 5 },
+  // Only the progress timer: a censoring primary is never replaced, the liveness phase never ends.
+  'no-request-age-bound': { unsafe: { noRequestAgeBound: true }, behaviour: 'censor' }
 }
 
 export async function pbftMain (argv: string[]): Promise<number> {

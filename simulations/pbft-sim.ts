@@ -19,7 +19,9 @@ import { type NetworkOptions, SimNetwork } from './sim-network.js'
 // fault setting and up to f Byzantine organisations with behaviours; a safety phase runs client
 // writes under network faults and replica restarts (a new Raft leader resuming from the org's
 // persisted promises); a liveness phase heals everything and requires every client request to
-// complete within a bound. Checkers run as batches commit; the client history must be linearizable.
+// complete within a bound, while clients done with theirs keep one request each in flight (so the
+// progress timer keeps restarting and cannot be what unmasks a primary censoring the others).
+// Checkers run as batches commit; the client history must be linearizable.
 
 export interface PbftSimOptions {
   seed: number
@@ -31,6 +33,8 @@ export interface PbftSimOptions {
   unsafe?: PbftConfig['unsafe']
   /** Force a behaviour on every faulty replica (tests of a specific attack). */
   behaviour?: ByzantineBehaviour
+  /** Healed ticks every client request must complete in (LIVENESS_TICKS_MAX by default). */
+  livenessTicksMax?: number
   print?: (line: string) => void
 }
 
@@ -130,7 +134,8 @@ interface Replica {
   fetch?: { seq: number, stateDigest: Uint8Array, dueTick: number }
 }
 
-interface ClientOp { timestamp: number, key: string, input: RegisterInput, write: KvWrite, callTick: number, retryTick: number, collector: ReplyCollector }
+/** background: issued in the liveness phase beyond the client's own budget, as load while others finish. */
+interface ClientOp { timestamp: number, key: string, input: RegisterInput, write: KvWrite, callTick: number, retryTick: number, collector: ReplyCollector, background: boolean }
 interface Client { id: string, timestamp: number, op?: ClientOp, lastSeen: Map<string, string | null>, livenessOps: number }
 
 type TraceEvent = { tick: number, text?: string, to?: string, message?: PbftMessage }
@@ -168,6 +173,7 @@ export class PbftSimulation {
     this.#network = new SimNetwork(this.#prng.fork(), this.config.network)
     this.#checkers = new PbftCheckers(new Set(Object.keys(this.config.byzantine)))
     const ids = Array.from({ length: this.config.orgs }, (_, i) => `org${i + 1}`)
+    const clientIds = Array.from({ length: this.config.clients }, (_, i) => `c${i + 1}`)
     this.#ids = ids
     const identities = ids.map(() => new NodeIdentity(this.#prng.bytes(32)))
     ids.forEach((id, i) => this.#publicKeys.set(id, identities[i]!.publicKey))
@@ -184,12 +190,12 @@ export class PbftSimulation {
         promises: [],
         snapshots: new Map([[0, new KvStateMachine(this.config.clients).snapshot()]])
       }
-      if (behaviour !== undefined) r.byzantine = new ByzantineReplica(id, behaviour, ids, identities[i]!, this.#prng.fork())
+      if (behaviour !== undefined) r.byzantine = new ByzantineReplica(id, behaviour, ids, identities[i]!, this.#prng.fork(), clientIds)
       r.core = this.#newCore(r)
       this.#byId.set(id, r)
       return r
     })
-    this.#clients = Array.from({ length: this.config.clients }, (_, i) => ({ id: `c${i + 1}`, timestamp: 0, lastSeen: new Map(), livenessOps: 0 }))
+    this.#clients = clientIds.map((id) => ({ id, timestamp: 0, lastSeen: new Map(), livenessOps: 0 }))
   }
 
   async run (): Promise<PbftSimResult> {
@@ -239,17 +245,23 @@ export class PbftSimulation {
     this.#network.options = { ...this.#network.options, dropPerMille: 0 }
     for (const r of this.#replicas) if (!r.up) r.restartTick = this.#tick
     this.#event({ tick: this.#tick, text: 'liveness phase: network healed, restarting replicas resume' })
-    const deadline = this.#tick + LIVENESS_TICKS_MAX
+    const livenessTicksMax = this.#options.livenessTicksMax ?? LIVENESS_TICKS_MAX
+    const deadline = this.#tick + livenessTicksMax
     for (; this.#tick < deadline; this.#tick++) {
       this.#step()
-      if (this.#clients.every((c) => c.op === undefined && c.livenessOps >= LIVENESS_OPS_PER_CLIENT)) {
+      if (this.#clients.every((c) => c.op === undefined) && !this.#livenessStraggling()) {
         this.#checkAcknowledgedExecuted()
         return
       }
     }
     const pending = this.#clients.filter((c) => c.op !== undefined).map((c) => `${c.id}#${c.op!.timestamp}`)
     const views = this.#replicas.map((r) => `${r.id}:v${r.core.status().view}${r.core.status().active ? '' : '?'}@${r.core.status().lastExecuted}`)
-    throw new InvariantViolation('liveness', `client requests still pending after ${LIVENESS_TICKS_MAX} healed ticks: ${pending.join(', ') || 'none issued'} (${views.join(' ')})`)
+    throw new InvariantViolation('liveness', `client requests still pending after ${livenessTicksMax} healed ticks: ${pending.join(', ') || 'none issued'} (${views.join(' ')})`)
+  }
+
+  /** Some client has not completed its own liveness requests yet. */
+  #livenessStraggling (): boolean {
+    return this.#clients.some((c) => c.livenessOps < LIVENESS_OPS_PER_CLIENT || (c.op !== undefined && !c.op.background))
   }
 
   /** Every result a client accepted was executed by an honest replica (never lost across view changes). */
@@ -343,10 +355,7 @@ export class PbftSimulation {
   }
 
   #replicaTick (r: Replica): void {
-    for (const m of r.inbox) {
-      r.byzantine?.inbound(m)
-      r.core.step(m)
-    }
+    for (const m of r.inbox) if (r.byzantine?.inbound(m) !== false) r.core.step(m)
     r.inbox = []
     r.core.tick()
     if (r.fetch !== undefined && this.#tick >= r.fetch.dueTick) this.#completeFetch(r)
@@ -437,10 +446,10 @@ export class PbftSimulation {
 
   #clientTick (c: Client): void {
     if (c.op === undefined) {
-      const budget = this.#liveness ? c.livenessOps < LIVENESS_OPS_PER_CLIENT : true
-      if (!budget || !this.#prng.chance(this.config.opPerMille, 1000)) return
-      if (this.#liveness) c.livenessOps++
-      c.op = this.#newOp(c)
+      const background = this.#liveness && c.livenessOps >= LIVENESS_OPS_PER_CLIENT
+      if (background ? !this.#livenessStraggling() : !this.#prng.chance(this.config.opPerMille, 1000)) return
+      if (this.#liveness && !background) c.livenessOps++
+      c.op = this.#newOp(c, background)
       this.#event({ tick: this.#tick, text: `${c.id}#${c.op.timestamp} invokes ${JSON.stringify(c.op.input)} on ${c.op.key}` })
     }
     const op = c.op
@@ -448,17 +457,17 @@ export class PbftSimulation {
     // First to one organisation's replica; on a retry, to all of them (PBFT's client rule).
     const targets = op.retryTick === op.callTick ? [this.#prng.pick(this.#replicas)] : this.#replicas
     for (const r of targets) {
-      if (r.up) r.core.propose(encodeWrite(op.write), { client: c.id, seq: op.timestamp })
+      if (r.up && r.byzantine?.acceptsClient(c.id) !== false) r.core.propose(encodeWrite(op.write), { client: c.id, seq: op.timestamp })
     }
     op.retryTick = this.#tick + CLIENT_RETRY_TICKS
   }
 
-  #newOp (c: Client): ClientOp {
+  #newOp (c: Client, background: boolean): ClientOp {
     const timestamp = ++c.timestamp
     const key = `k${this.#prng.intInclusive(1, this.config.keys)}`
     const value = `${c.id}.${timestamp}`
     const collector = new ReplyCollector(c.id, timestamp, faultsTolerated(this.config.orgs), this.#publicKeys, (k, m, s) => this.#verify(k, m, s))
-    const base = { timestamp, key, callTick: this.#tick, retryTick: this.#tick, collector }
+    const base = { timestamp, key, callTick: this.#tick, retryTick: this.#tick, collector, background }
     if (this.#prng.chance(2, 3)) return { ...base, input: { kind: 'put', value }, write: { kind: 'put', key, value } }
     const from = c.lastSeen.get(key) ?? null
     return { ...base, input: { kind: 'cas', from, to: value }, write: { kind: 'cas', key, from, to: value } }

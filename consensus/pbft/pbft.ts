@@ -51,9 +51,10 @@ export interface PbftConfig {
   /**
    * Test-only bugs, so tests can prove the simulator's checkers catch them. quorum2fPlus1: every
    * certificate takes 2f+1 replicas, the n = 3f+1 quorum, too few once n > 3f+1 (two such quorums
-   * may share only a faulty replica).
+   * may share only a faulty replica). noRequestAgeBound: only the classic progress timer, so a primary
+   * that keeps ordering others' requests can censor one forever.
    */
-  unsafe?: { commitQuorumFPlus1?: boolean, trustNewViewO?: boolean, quorum2fPlus1?: boolean }
+  unsafe?: { commitQuorumFPlus1?: boolean, trustNewViewO?: boolean, quorum2fPlus1?: boolean, noRequestAgeBound?: boolean }
 }
 
 export interface Outbound { to: string, message: PbftMessage }
@@ -104,6 +105,9 @@ interface Slot {
 
 interface Seen { view: number, seq: number, hash: string, message: PbftMessage, reported: boolean }
 
+/** A request waiting here: since when, and how many batches a correct primary orders before (and with) it. */
+interface PendingRequest { request: ClientRequest, sinceTick: number, batchesAhead: number, forwarded: boolean }
+
 const BACKOFF_EXPONENT_MAX = 10
 /** Wire bytes of a signed vote beyond its batch: sender id, signature, digest, numbers, framing. */
 const SIGNED_MESSAGE_OVERHEAD_BYTES = PBFT_ID_LENGTH_MAX + 64 + 32 + 48
@@ -153,7 +157,11 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   readonly #ownCheckpoints = new Map<number, Signed<Checkpoint>>()
   /** The latest (highest-view) valid view change from each replica, ours included. */
   readonly #viewChanges = new Map<string, Signed<ViewChange>>()
-  readonly #pending = new Map<string, ClientRequest>()
+  /** By client, in arrival order (a replacement moves to the back): the order a correct primary proposes in. */
+  readonly #pending = new Map<string, PendingRequest>()
+  #pendingBytes = 0
+  /** When the current view was installed: a new primary's time to order starts there. */
+  #viewSinceTick = 0
   readonly #assigned = new Set<string>()
   readonly #replies = new Map<string, Signed<Reply>>()
   #future: PbftMessage[] = []
@@ -231,7 +239,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     // No progress on known work: suspect the primary (a primary stuck behind its backups suspects
     // itself, as only a new view can bring it the certificates it missed).
     if (!waiting) this.#elapsed = 0
-    else if (this.#elapsed >= this.#timeoutTicks) this.#startViewChange(this.#view + 1)
+    else if (this.#elapsed >= this.#timeoutTicks || this.#oldestRequestOverdue()) this.#startViewChange(this.#view + 1)
     else if (this.#elapsed === this.#timeoutTicks >> 1) this.#retransmit()
   }
 
@@ -297,6 +305,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     // What we waited for may have executed in the range we skipped; every replica that still
     // waits for a request holds it too (requests go to all), so nothing is lost by forgetting.
     this.#pending.clear()
+    this.#pendingBytes = 0
     this.#assigned.clear()
     this.#lastExecuted = seq
     this.#lastApplied = seq
@@ -366,11 +375,13 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     // Executed but not yet applied by the shell (its reply is on the way): ordering it again would
     // apply it twice. Bounded by the window.
     for (const b of this.#executedBatches.values()) if (b.requests.some((e) => e.client === r.client && e.timestamp >= r.timestamp)) return true
-    const known = this.#pending.get(r.client)
+    const known = this.#pending.get(r.client)?.request
     if (known !== undefined && known.timestamp > r.timestamp) return true
     if (known === undefined || known.timestamp < r.timestamp) {
       if (known === undefined && this.#pending.size >= this.#pendingMax) return false
-      this.#pending.set(r.client, r)
+      // A newer request from a client replaces its older one and waits from now, at the back of the
+      // queue: a client cannot hold a place ahead of others (nor age a request) by replacing it.
+      this.#addPending(r)
       // A new request from our own client goes to every replica: all of them then watch the primary order it.
       if (fromClient) this.#broadcast(sign(this.#signer, this.id, { type: 'Request', request: r }))
     } else if (fromClient && !this.#isPrimary() && this.#active) {
@@ -381,12 +392,59 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     return true
   }
 
+  /**
+   * The progress timer restarts on every execution, so alone it never suspects a primary that orders
+   * everyone's requests but one. The oldest request here must be ordered within the time a correct
+   * primary needs for the backlog it arrived behind (see #batchesAhead): past half of it, forward it
+   * to the primary (which may have missed it); past all of it, suspect the primary. Only the oldest
+   * is watched (O(1) a tick): a request censored behind it is caught once it is the oldest, at most
+   * one bound (of a backlog of at most pendingRequestsMax) later.
+   */
+  #oldestRequestOverdue (): boolean {
+    const oldest = this.#pending.values().next().value
+    if (oldest === undefined || this.#unsafe.noRequestAgeBound === true) return false
+    const waitedTicks = this.#ticks - Math.max(oldest.sinceTick, this.#viewSinceTick)
+    // Once the network is timely, a correct primary gets a window of batches through the three
+    // phases within a timeout (the progress timer's own assumption) and slides the window with one
+    // more checkpoint exchange: half a window of batches per timeout, conservatively. One timeout
+    // more covers the request reaching the primary late (forwarded) and a new view's re-proposals.
+    const boundTicks = this.#timeoutTicks * (Math.ceil(oldest.batchesAhead / Math.max(1, Math.floor(this.#l / 2))) + 1)
+    if (waitedTicks >= boundTicks >> 1 && !oldest.forwarded && !this.#isPrimary()) {
+      oldest.forwarded = true
+      this.#forward(oldest.request)
+    }
+    return waitedTicks > boundTicks
+  }
+
+  /**
+   * Batches a correct primary proposes before the one holding a request that arrives now, that one
+   * included. It proposes in arrival order, filling each batch greedily: a batch is full by count
+   * (batchMax of the requests ahead), or the request after it did not fit its bytes, so such a batch
+   * and that next request (counted at most twice over all batches) hold more than batchBytesMax.
+   */
+  #batchesAhead (r: ClientRequest): number {
+    return Math.floor(this.#pending.size / this.#batchMax) + Math.floor((2 * this.#pendingBytes + requestBytes(r)) / this.#batchBytesMax) + 1
+  }
+
+  #addPending (r: ClientRequest): void {
+    this.#removePending(r.client)
+    this.#pending.set(r.client, { request: r, sinceTick: this.#ticks, batchesAhead: this.#batchesAhead(r), forwarded: false })
+    this.#pendingBytes += requestBytes(r)
+  }
+
+  #removePending (client: string): void {
+    const p = this.#pending.get(client)
+    if (p === undefined) return
+    this.#pending.delete(client)
+    this.#pendingBytes -= requestBytes(p.request)
+  }
+
   #forward (r: ClientRequest): void {
     this.#messages.push({ to: primaryOf(this.replicas, this.#view), message: sign(this.#signer, this.id, { type: 'Request', request: r }) })
   }
 
   #unassigned (): ClientRequest[] {
-    return [...this.#pending.values()].filter((r) => !this.#assigned.has(requestKey(r)))
+    return [...this.#pending.values()].map((p) => p.request).filter((r) => !this.#assigned.has(requestKey(r)))
   }
 
   #proposeBatches (): void {
@@ -564,9 +622,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       this.#elapsed = 0
       for (const r of c.requests) {
         this.#assigned.delete(requestKey(r))
-        const p = this.#pending.get(r.client)
+        const p = this.#pending.get(r.client)?.request
         if (p !== undefined && p.timestamp <= r.timestamp) {
-          this.#pending.delete(r.client)
+          this.#removePending(r.client)
           this.#assigned.delete(requestKey(p))
         }
       }
@@ -586,7 +644,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
 
   /** Half way to the timeout: resend what we said for the work still open (identical signed bytes). */
   #retransmit (): void {
-    if (!this.#isPrimary()) for (const r of this.#pending.values()) this.#forward(r)
+    if (!this.#isPrimary()) for (const p of this.#pending.values()) this.#forward(p.request)
     for (const [seq, slot] of this.#slots) {
       if (seq <= this.#lastExecuted || slot.view !== this.#view) continue
       if (slot.prePrepare?.from === this.id) this.#broadcast(slot.prePrepare)
@@ -736,6 +794,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     this.#active = true
     this.#backoff = 0
     this.#elapsed = 0
+    this.#viewSinceTick = this.#ticks
     this.#currentNewView = nv
     this.#assigned.clear()
     this.#slots.clear()
@@ -747,7 +806,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       for (const r of pp.body.batch) this.#assigned.add(requestKey(r))
       this.#acceptPrePrepare(pp)
     }
-    if (!this.#isPrimary()) for (const r of this.#pending.values()) this.#forward(r)
+    if (!this.#isPrimary()) for (const p of this.#pending.values()) this.#forward(p.request)
     this.#replayDeferred()
   }
 

@@ -77,9 +77,20 @@ describe('pbft simulation: fixed seeds', function () {
     assert.match(caught ?? '', /^seed \d+: (agreement|state agreement|linearizability|acknowledged request lost)/)
   })
 
-  it('without the bug the core survives a lying new primary, and equivocators leave evidence naming only them', async () => {
+  it('catches a core without the request age bound (a censoring primary keeps its view) and names the seed', async () => {
+    let caught: string | undefined
+    for (let seed = 1; seed <= 100 && caught === undefined; seed++) {
+      // A censor is primary when the network heals in a few seeds only; 600 healed ticks are 15 bounds and more.
+      const r = await runPbftSeed({ seed, ticks: TICKS, orgs: 4, unsafe: { noRequestAgeBound: true }, behaviour: 'censor', livenessTicksMax: 600 })
+      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}`
+    }
+    console.log(`      censorship caught at ${caught ?? 'no seed'}`)
+    assert.match(caught ?? '', /^seed \d+: liveness: client requests still pending/)
+  })
+
+  it('without the bug the core survives a lying new primary and a censoring one, and equivocators leave evidence naming only them', async () => {
     let evidence = 0
-    for (const behaviour of ['bad-new-view', 'equivocate'] as const) {
+    for (const behaviour of ['bad-new-view', 'equivocate', 'censor'] as const) {
       for (let seed = 1; seed <= 10; seed++) {
         const r = await runPbftSeed({ seed, ticks: TICKS, behaviour })
         assert.ok(r.ok, `seed ${seed} (${behaviour}): ${r.violation?.invariant}: ${r.violation?.message}`)
