@@ -21,9 +21,14 @@ export function federationRoutes (federation: () => Federation, selfKey: string)
     /** The current epoch as an admitted org starts from it (fedmesh federation export). */
     'GET /v1/federation/epoch': async () => await answer(async () => federation().epochFile()),
     'POST /v1/federation/tasks': async (_url, req) => await answer(async () => {
-      const { title, capability, payload } = jsonObject(req.body)
-      return await federation().propose({ title: title as string, capability: capability as string, payload })
+      const { title, capability, payload, target } = jsonObject(req.body)
+      if (target !== undefined && typeof target !== 'string') throw new ApiError(400, 'target must be a member org\'s name or root key')
+      return await federation().propose({ title: title as string, capability: capability as string, payload, ...(target !== undefined ? { target } : {}) })
     }),
+    /** Claim / finish a federated task by its ref (epoch.seq.position): ordered by PBFT, applied to every org's copy. */
+    'POST /v1/federation/tasks/:ref/claim': async (_url, req) => await answer(async () => await federation().claim(req.params.ref!)),
+    'POST /v1/federation/tasks/:ref/complete': async (_url, req) => await answer(async () => await federation().finish(req.params.ref!, 'done', jsonObject(req.body).result ?? null)),
+    'POST /v1/federation/tasks/:ref/fail': async (_url, req) => await answer(async () => await federation().finish(req.params.ref!, 'failed', jsonObject(req.body).result ?? null)),
     'POST /v1/federation/votes': async (_url, req) => await answer(async () => await federation().vote(parseVote(req.body), { timeoutMs: VOTE_TIMEOUT_MS })),
     'GET /v1/federation/anchors': async (url) => await answer(async () => {
       const node = url.searchParams.get('node') ?? selfKey

@@ -303,7 +303,7 @@ export class Federation {
     const client = `${this.#clientPrefix}.${++this.#requests}`
     const opBytes = signOp(init.signer, init.certificate, { instance, client, timestamp: 1 }, op)
     if (opBytes.length > PBFT_OP_BYTES_MAX) throw new TaskError('task-invalid', `operation of ${opBytes.length} bytes exceeds ${PBFT_OP_BYTES_MAX}`)
-    const request = this.#seal(instance, KIND_REQUEST, [], encodeCanonical([client, 1, opBytes]))
+    const request = encodeCanonical([client, 1, opBytes])
     const replicas = config.orgs.map((o) => o.root)
     const answered = new Promise<Uint8Array>((resolve) => {
       const collector = new ReplyCollector(client, 1, faultsTolerated(replicas.length), new Map(replicas.map((r) => [r, fromHex(r)])), this.#verify)
@@ -313,12 +313,13 @@ export class Federation {
     let answer: Uint8Array | undefined
     void answered.then((a) => { answer = a })
     try {
-      // Gossip may not reach every replica at once (a mesh still forming): resend until answered;
+      // Gossip may not reach every replica at once (a mesh still forming, a new org leader): resend
+      // until answered, in a fresh envelope each time (the replay guard drops a repeated one);
       // replicas answer a retry from their reply cache, and the federation state applies a client once.
       while (answer === undefined) {
         if (this.#stopped) throw new FederationError('federation-stopped', 'the node is stopping')
         this.#hosted.get(instance)?.driver.propose(opBytes, { client, seq: 1 })
-        await this.#publish(request)
+        await this.#publish(this.#seal(instance, KIND_REQUEST, [], request))
         await Promise.race([answered, init.clock.sleep(retryMs)])
         if (answer === undefined && init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'no f+1 matching replies in time')
       }

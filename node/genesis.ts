@@ -55,7 +55,7 @@ export function validateGenesis (value: unknown): Genesis {
   if (typeof value !== 'object' || value === null) throw new GenesisError('genesis is not an object')
   const g = value as Record<string, unknown>
   if (g.v !== 1) throw new GenesisError('unknown genesis version')
-  if (!Array.isArray(g.orgs) || g.orgs.length < ORGS_MIN || g.orgs.length > PBFT_REPLICAS_MAX) throw new GenesisError(`a federation has ${ORGS_MIN}..${PBFT_REPLICAS_MAX} orgs (PBFT tolerates f of 3f+1)`)
+  if (!Array.isArray(g.orgs) || g.orgs.length < ORGS_MIN || g.orgs.length > PBFT_REPLICAS_MAX) throw new GenesisError(`a federation has ${ORGS_MIN}..${PBFT_REPLICAS_MAX} orgs (PBFT tolerates f = ⌊(n−1)/3⌋ Byzantine orgs)`)
   const orgs = g.orgs.map((o: unknown): GenesisOrg => {
     const { name, root } = (typeof o === 'object' && o !== null ? o : {}) as Record<string, unknown>
     if (typeof name !== 'string' || !ORG_NAME_PATTERN.test(name)) throw new GenesisError(`org name must match ${ORG_NAME_PATTERN}`)

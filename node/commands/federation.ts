@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { faultsTolerated } from '../../consensus/pbft/index.js'
 import { callApi } from '../api-client.js'
 import { processOutput, type CommandOutput } from './audit.js'
 import { defaultDataDir } from '../data-dir.js'
@@ -225,7 +226,7 @@ async function orgRootOfDataDir (dataDir: string): Promise<string | undefined> {
 }
 
 function describe (id: string, orgs: GenesisOrg[], pbft: { checkpointInterval: number, viewChangeTimeoutMs: number }): string {
-  return `federation ${id} (${orgs.length} orgs, tolerates ${Math.floor((orgs.length - 1) / 3)} faulty)\n` +
+  return `federation ${id} (${orgs.length} orgs, tolerates ${faultsTolerated(orgs.length)} faulty)\n` +
     orgs.map((o) => `  ${o.name.padEnd(20)} ${o.root}\n`).join('') +
     `pbft: checkpoint every ${pbft.checkpointInterval}, view change after ${pbft.viewChangeTimeoutMs} ms\n`
 }

@@ -6,12 +6,17 @@ import type { TaskReceipt } from '../task-service.js'
 import type { Task } from '../tasks.js'
 
 const USAGE = `usage (through the running node's admin API):
-  fedmesh task propose --title T --capability C [--payload JSON] [--request-id ID] [--federation]
+  fedmesh task propose --title T --capability C [--payload JSON] [--request-id ID]
+  fedmesh task propose --federation --title T --capability C [--payload JSON] [--target ORG]
+      ordered by PBFT into every member org's board; only ORG (name or root) may claim it
   fedmesh task list [--status open|claimed|done|failed] [--after INDEX] [--limit N] [--linearizable]
   fedmesh task get ID [--linearizable]
   fedmesh task claim ID [--assignee A] [--request-id ID]
   fedmesh task complete ID [--result JSON] [--assignee A] [--request-id ID]
   fedmesh task fail ID [--result JSON] [--assignee A] [--request-id ID]
+  fedmesh task claim|complete|fail REF --federation [--result JSON]
+      a federated task (REF = epoch.seq.position, its copy's payload.federation): through PBFT,
+      applied to every org's copy; the result reaches the proposer's org too
 common: [--data-dir D] [--json]. Writes print once committed and applied; --request-id makes a retry
 apply once. --linearizable reads wait for a ReadIndex barrier (otherwise this node's board as is).`
 
@@ -28,7 +33,8 @@ const OPTIONS = {
   after: { type: 'string' },
   limit: { type: 'string' },
   linearizable: { type: 'boolean' },
-  federation: { type: 'boolean' }
+  federation: { type: 'boolean' },
+  target: { type: 'string' }
 } as const
 
 class UsageError extends Error {}
@@ -48,12 +54,17 @@ export async function taskCommand (args: string[]): Promise<number> {
     switch (sub) {
       case 'propose':
         if (values.title === undefined || values.capability === undefined) throw new UsageError('propose needs --title and --capability')
-        if (values.federation === true) return federationReceipt(await callApi(dataDir, '/v1/federation/tasks', { body: { title: values.title, capability: values.capability, payload: jsonFlag(values.payload, '--payload') } }), json)
+        if (values.federation === true) {
+          const body = { title: values.title, capability: values.capability, payload: jsonFlag(values.payload, '--payload'), ...(values.target !== undefined ? { target: values.target } : {}) }
+          return federationReceipt(await callApi(dataDir, '/v1/federation/tasks', { body }), json)
+        }
         return receipt(await callApi(dataDir, '/v1/tasks', { body: { title: values.title, capability: values.capability, payload: jsonFlag(values.payload, '--payload'), ...write } }), json)
       case 'claim':
+        if (values.federation === true) return federationReceipt(await callApi(dataDir, `/v1/federation/tasks/${id()}/claim`, { body: {} }), json)
         return receipt(await callApi(dataDir, `/v1/tasks/${id()}/claim`, { body: write }), json)
       case 'complete':
       case 'fail':
+        if (values.federation === true) return federationReceipt(await callApi(dataDir, `/v1/federation/tasks/${id()}/${sub}`, { body: { result: jsonFlag(values.result, '--result') } }), json)
         return receipt(await callApi(dataDir, `/v1/tasks/${id()}/${sub}`, { body: { result: jsonFlag(values.result, '--result'), ...write } }), json)
       case 'get': {
         const task = await callApi<Task>(dataDir, `/v1/tasks/${id()}${read === '' ? '' : `?${read}`}`)
@@ -106,6 +117,8 @@ function describe (t: Task, full: boolean): string {
 /** --federation: answered once f+1 orgs applied the task at one PBFT sequence (every org's board gets it). */
 function federationReceipt (r: FederationReceipt | undefined, json: boolean): number {
   if (r === undefined) return 1
-  process.stdout.write(json ? JSON.stringify(r) + '\n' : `ordered at federation seq ${r.seq}.${r.position}${r.accepted ? '' : ' (refused by every org: invalid task)'}\n`)
+  process.stdout.write(json
+    ? JSON.stringify(r) + '\n'
+    : `${r.outcome} at federation ${r.epoch}.${r.seq}.${r.position}${r.reason !== '' ? ` (${r.reason})` : ''}${r.outcome === 'applied' ? '' : r.accepted ? '' : ' — refused alike by every org'}\n`)
   return r.accepted ? 0 : 1
 }
