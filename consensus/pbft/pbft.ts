@@ -239,7 +239,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     // No progress on known work: suspect the primary (a primary stuck behind its backups suspects
     // itself, as only a new view can bring it the certificates it missed).
     if (!waiting) this.#elapsed = 0
-    else if (this.#elapsed >= this.#timeoutTicks || this.#oldestRequestOverdue()) this.#startViewChange(this.#view + 1)
+    else if (this.#elapsed >= this.#timeoutTicks || this.#watchOldestRequest()) this.#startViewChange(this.#view + 1)
     else if (this.#elapsed === this.#timeoutTicks >> 1) this.#retransmit()
   }
 
@@ -396,11 +396,11 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
    * The progress timer restarts on every execution, so alone it never suspects a primary that orders
    * everyone's requests but one. The oldest request here must be ordered within the time a correct
    * primary needs for the backlog it arrived behind (see #batchesAhead): past half of it, forward it
-   * to the primary (which may have missed it); past all of it, suspect the primary. Only the oldest
+   * to the primary (which may have missed it); past all of it, true: suspect the primary. Only the oldest
    * is watched (O(1) a tick): a request censored behind it is caught once it is the oldest, at most
    * one bound (of a backlog of at most pendingRequestsMax) later.
    */
-  #oldestRequestOverdue (): boolean {
+  #watchOldestRequest (): boolean {
     const oldest = this.#pending.values().next().value
     if (oldest === undefined || this.#unsafe.noRequestAgeBound === true) return false
     const waitedTicks = this.#ticks - Math.max(oldest.sinceTick, this.#viewSinceTick)
@@ -437,6 +437,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     if (p === undefined) return
     this.#pending.delete(client)
     this.#pendingBytes -= requestBytes(p.request)
+    assert.ok(this.#pendingBytes >= 0 && (this.#pending.size > 0 || this.#pendingBytes === 0), 'pending bytes track the pending requests')
   }
 
   #forward (r: ClientRequest): void {
