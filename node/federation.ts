@@ -8,6 +8,7 @@ import type { Clock, Rng } from './clock.js'
 import { decodeCanonical, encodeCanonical } from './codec.js'
 import { ReplayGuard, openEnvelope, sealEnvelope } from './envelope.js'
 import { FedmeshError } from './errors.js'
+import { CATCH_UP_KINDS, CatchUp } from './federation-catch-up.js'
 import { type FederationOp, TASK_REF, clientPrefix, signOp } from './federation-ops.js'
 import {
   type FederationBatch, type FederationConfig, type FederationInstall, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
@@ -53,12 +54,6 @@ const PENDING_PROPOSALS_MAX = 1024
 const TO_MAX = 64
 const KIND_REPLICA = 0
 const KIND_REQUEST = 1
-/** State transfer: [seq] asks the hosts for their state core at checkpoint seq; [seq, core] answers. */
-const KIND_STATE_REQUEST = 2
-const KIND_STATE = 3
-/** Checkpoint state cores a host keeps to answer state transfers. */
-const CHECKPOINT_CORES_MAX = 4
-const STATE_FETCH_TIMEOUT_MS = 30_000
 const TICK_MS_DEFAULT = 50
 const PROPOSE_TIMEOUT_MS_DEFAULT = 30_000
 const COMMIT_ATTEMPTS = 3
@@ -159,11 +154,7 @@ export class Federation {
   /** Replicas this node hosts, by instance: the current epoch's and, while it retires, the previous one's. */
   readonly #hosted = new Map<string, Hosted>()
   readonly #enforced = new Set<string>()
-  /** `${instance}:${seq}` -> the state core at that checkpoint, for laggards. */
-  readonly #checkpointCores = new Map<string, Uint8Array>()
-  /** State transfers in progress, by `${instance}:${seq}`: resolved with a core of the proven digest. */
-  readonly #fetches = new Map<string, { digest: string, resolve: (core: Uint8Array) => void }>()
-  readonly #servedCores = new Map<string, number>()
+  readonly #catchUp: CatchUp
   /** Per org root: the node that last spoke for its replica, and when (monotonic ms). */
   readonly #hosts = new Map<string, { node: Uint8Array, heardMs: number }>()
   #starting = false
@@ -189,6 +180,17 @@ export class Federation {
       for (const nodeKey of this.#certified.get(toHex(rootKey))?.values() ?? []) if (verify(nodeKey, message, signature)) return true
       return false
     }
+    this.#catchUp = new CatchUp({
+      clock: init.clock,
+      checkpointInterval: init.genesis.pbft.checkpointInterval,
+      retryMs: Math.max(200, init.genesis.pbft.viewChangeTimeoutMs >> 1),
+      publish: (instance, kind, payload) => { void this.#publish(this.#seal(instance, kind, [], payload)) },
+      sendTo: (node, instance, kind, payload) => init.transport.send(node, PBFT_CHANNEL, this.#seal(instance, kind, [], payload)),
+      state: () => init.state(),
+      apply: async (instance, seq, requests) => { await this.#apply(instance, { seq, requests }) },
+      install: async (instance, core) => await init.installState({ config: this.#initial, instance, core }),
+      hosting: (instance) => this.#hosted.has(instance)
+    })
   }
 
   start (): void {
@@ -406,23 +408,20 @@ export class Federation {
       logger: init.logger,
       send: (messages) => this.#send(instance, messages),
       apply: async (batch) => await this.#apply(instance, batch),
-      fetchState: async (seq, digest) => await this.#fetchState(config, seq, digest),
+      fetchState: async (seq, digest) => await this.#catchUp.fetch(instance, seq, digest),
       evidence: (e) => this.#evidence(e)
     })
     if (!init.isLeader() || instance !== instanceId(this.#config)) return driver.stop()
     this.#hosted.set(instance, { config, instance, driver })
   }
 
-  async #apply (instance: string, batch: CommittedBatch): Promise<{ results: Uint8Array[], digest?: Uint8Array }> {
+  async #apply (instance: string, batch: Pick<CommittedBatch, 'seq' | 'requests'>): Promise<{ results: Uint8Array[], digest?: Uint8Array }> {
     const requests = batch.requests.map((r) => ({ client: r.client, timestamp: r.timestamp, op: r.op }))
     const checkpoint = batch.seq % this.#init.genesis.pbft.checkpointInterval === 0
     const applied = await this.#init.commitBatch({ config: this.#initial, instance, seq: batch.seq, requests, checkpoint })
     const results = applied.results
     const core = checkpoint ? this.#init.state()?.exportCore() : undefined
-    if (core !== undefined && applied.digest !== undefined && bytesEqual(sha256(core), applied.digest)) {
-      this.#checkpointCores.set(`${instance}:${batch.seq}`, core)
-      if (this.#checkpointCores.size > CHECKPOINT_CORES_MAX) this.#checkpointCores.delete(this.#checkpointCores.keys().next().value!)
-    }
+    this.#catchUp.retain(instance, batch.seq, requests, core !== undefined && applied.digest !== undefined && bytesEqual(sha256(core), applied.digest) ? core : undefined)
     await Promise.all(requests.map(async (r, i) => {
       const result = decodeResult(results[i]!)
       await this.#init.audit({
@@ -435,53 +434,6 @@ export class Federation {
       })
     }))
     return applied
-  }
-
-  /**
-   * State transfer for a replica behind the stable checkpoint `seq` of its epoch: ask the other hosts
-   * for their state core there; the first whose hash is the digest 2f+1 orgs certified is installed
-   * into this org's board (tasks ordered in the skipped range are not recovered: this org missed them).
-   */
-  async #fetchState (config: FederationConfig, seq: number, digest: Uint8Array): Promise<boolean> {
-    const init = this.#init
-    const instance = instanceId(config)
-    const key = `${instance}:${seq}`
-    const core = await new Promise<Uint8Array | undefined>((resolve) => {
-      this.#fetches.set(key, { digest: toHex(digest), resolve })
-      const deadlineMs = init.clock.monotonicMs() + STATE_FETCH_TIMEOUT_MS
-      const ask = async (): Promise<void> => {
-        while (this.#fetches.has(key) && this.#hosted.has(instance) && init.clock.monotonicMs() < deadlineMs) {
-          await this.#publish(this.#seal(instance, KIND_STATE_REQUEST, [], encodeCanonical([seq])))
-          await init.clock.sleep(Math.max(200, init.genesis.pbft.viewChangeTimeoutMs >> 1))
-        }
-        resolve(undefined)
-      }
-      void ask()
-    })
-    this.#fetches.delete(key)
-    if (core === undefined) return false
-    await init.installState({ config: this.#initial, instance, core })
-    return true
-  }
-
-  #receiveState (instance: string, kind: number, payload: Uint8Array): void {
-    const v = decodeCanonical(payload)
-    if (!Array.isArray(v) || !Number.isSafeInteger(v[0]) || (kind === KIND_STATE ? v.length !== 2 || !(v[1] instanceof Uint8Array) : v.length !== 1)) {
-      throw new FederationError('malformed', 'a state message holds [seq] or [seq, core]')
-    }
-    const key = `${instance}:${v[0] as number}`
-    if (kind === KIND_STATE) {
-      const fetch = this.#fetches.get(key)
-      if (fetch !== undefined && toHex(sha256(v[1] as Uint8Array)) === fetch.digest) fetch.resolve(v[1] as Uint8Array)
-      return
-    }
-    const core = this.#checkpointCores.get(key)
-    const nowMs = this.#init.clock.monotonicMs()
-    // One answer per checkpoint a second: many laggards asking at once cost one large message.
-    if (core === undefined || nowMs - (this.#servedCores.get(key) ?? -Infinity) < 1000) return
-    this.#servedCores.set(key, nowMs)
-    if (this.#servedCores.size > CHECKPOINT_CORES_MAX) this.#servedCores.delete(this.#servedCores.keys().next().value!)
-    void this.#publish(this.#seal(instance, KIND_STATE, [], encodeCanonical([v[0], core])))
   }
 
   /** Anchors this node's audit head in the federation state, when it moved since the last anchor. */
@@ -575,7 +527,7 @@ export class Federation {
       this.#stats.received++
       if (kind === KIND_REQUEST) this.#receiveRequest(instanceId(config), root, toHex(envelope.from), payload)
       else if (kind === KIND_REPLICA) this.#receiveReplica(instanceId(config), root, envelope.from, to as string[], payload)
-      else if (kind === KIND_STATE_REQUEST || kind === KIND_STATE) this.#receiveState(instanceId(config), kind, payload)
+      else if (CATCH_UP_KINDS.has(kind as number)) this.#catchUp.receive(instanceId(config), envelope.from, kind as number, payload)
       else throw new FederationError('malformed', 'unknown pbft envelope kind')
       return 'accept'
     } catch (err) {

@@ -1,36 +1,23 @@
 import assert from 'node:assert/strict'
 import { decodeCanonical, encodeCanonical } from '../../node/codec.js'
-import { type FederationOp, signOp } from '../../node/federation-ops.js'
+import type { FederationOp } from '../../node/federation-ops.js'
 import { type BatchRequest, type FederationConfig, FederationState, instanceId } from '../../node/federation-state.js'
-import { NodeIdentity } from '../../node/identity.js'
-import { encodeCertificate, issueCertificate } from '../../node/org.js'
+import { type TestOrg, configOf, makeOrg, signedRequest, taskOp } from '../helpers/federation-ops.js'
 
 // The federation state every org applies from PBFT batches: results must be identical bytes in every
 // org, so these tests compare whole results and snapshots, and drive votes across an epoch change.
 
-interface Org { name: string, root: NodeIdentity, node: NodeIdentity, certificate: Uint8Array }
-
-function makeOrg (name: string): Org {
-  const root = NodeIdentity.generate()
-  const node = NodeIdentity.generate()
-  const certificate = encodeCertificate(issueCertificate(root, { org: name, node: node.publicKey, issuedAtMs: 1 }))
-  return { name, root, node, certificate }
-}
-
+type Org = TestOrg
 const ORGS = ['alpha', 'bravo', 'charlie', 'delta'].map(makeOrg)
 const GENESIS = 'ab'.repeat(16)
-const CONFIG: FederationConfig = { genesis: GENESIS, epoch: 0, orgs: ORGS.map((o) => ({ name: o.name, root: o.root.publicKeyHex })).sort((a, b) => a.root < b.root ? -1 : 1) }
-
-let clients = 0
-function request (org: Org, instance: string, op: FederationOp, client = `${org.root.publicKeyHex}.${org.node.publicKeyHex}.c${++clients}`): BatchRequest {
-  return { client, timestamp: 1, op: signOp(org.node, org.certificate, { instance, client, timestamp: 1 }, op) }
-}
+const CONFIG: FederationConfig = configOf(GENESIS, ORGS)
+const request = signedRequest
 
 function outcome (result: Uint8Array): [number, number, number, string, string] {
   return decodeCanonical(result) as [number, number, number, string, string]
 }
 
-const task = (title: string): FederationOp => ({ kind: 'task', title, capability: 'ops', payload: '{"n":1}', target: null })
+const task = taskOp
 const revokeDelta: FederationOp = { kind: 'revoke', root: ORGS[3]!.root.publicKeyHex }
 
 describe('federation state (applied by every org from PBFT batches)', () => {
