@@ -39,7 +39,7 @@ describe('federation catch-up past a stable checkpoint', () => {
       apply: async () => assert.fail('the host applies nothing'),
       install: async () => assert.fail('the host installs nothing')
     })
-    let digest = new Uint8Array()
+    let digest: Uint8Array = new Uint8Array()
     for (let seq = 1; seq <= 8; seq++) {
       const requests = [signedRequest(orgs[seq % 4]!, genesis, taskOp(`t${seq}`))]
       const out = hostState.apply({ config, instance: genesis, seq, requests, checkpoint: seq % K === 0 })
