@@ -124,7 +124,7 @@ describe('federation governance: revoke and admit orgs by vote (real libp2p on 1
   it('anchors every member node\'s audit head in the federation state', async () => {
     for (const m of ['alpha', 'bravo', 'charlie']) {
       const n = node(m)
-      await waitFor(`${m}'s audit head to be anchored`, () => (n.federation.state?.anchorsOf(n.key).length ?? 0) > 0, 10_000)
+      await waitFor(`${m}'s audit head to be anchored`, () => (n.federation.state?.anchorsOf(n.key).length ?? 0) > 0, 20_000)
       const anchor = n.federation.state!.anchorsOf(n.key).at(-1)!
       let hash: string | undefined
       for await (const e of n.auditLog.exportSince({ seq: anchor.auditSeq })) {
