@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import type { FederationReceipt, FederationStatus } from '../../node/federation.js'
-import { PBFT_PARAMS_DEFAULT, createGenesis, writeGenesis, type Genesis, type PbftParams } from '../../node/genesis.js'
-import { loadOrCreateIdentity, type NodeIdentity } from '../../node/identity.js'
+import { PBFT_PARAMS_DEFAULT, writeGenesis, type Genesis, type PbftParams } from '../../node/genesis.js'
 import type { NodeStatus } from '../../node/node.js'
-import { ORG_ROOT_KEY_FILE, inviteToken } from '../../node/org-identity.js'
+import { inviteToken } from '../../node/org-identity.js'
 import type { Task } from '../../node/tasks.js'
 import { CliNode, waitFor } from './cli-node.js'
+import { foundFederation } from './federation-genesis.js'
 
 // A federation of `fedmesh start` processes on loopback, shared by the process tests and bench:pbft:
 // each org's root key is made first so one genesis can name them all; every node's data dir gets that
@@ -69,12 +69,7 @@ export class ProcessFederation {
     assert(init.nodesPerOrg >= 1)
     const orgs = init.orgs ?? ORGS_DEFAULT
     const root = await mkdtemp(join(tmpdir(), 'fedmesh-federation-'))
-    const roots: NodeIdentity[] = []
-    for (const org of orgs) {
-      await mkdir(dataDir(root, org, 0), { recursive: true })
-      roots.push((await loadOrCreateIdentity(dataDir(root, org, 0), ORG_ROOT_KEY_FILE)).identity)
-    }
-    const genesis = createGenesis(roots[0]!, orgs.map((name, i) => ({ name, root: roots[i]!.publicKeyHex })), Date.now(), init.pbft ?? PBFT_PARAMS_DEFAULT)
+    const genesis = await foundFederation(orgs, (org) => dataDir(root, org, 0), init.pbft ?? PBFT_PARAMS_DEFAULT)
     for (const org of orgs) {
       for (let i = 0; i < init.nodesPerOrg; i++) {
         await mkdir(dataDir(root, org, i), { recursive: true })

@@ -4,13 +4,13 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createGenesis, genesisId, writeGenesis } from '../../node/genesis.js'
-import { loadOrCreateIdentity, type NodeIdentity } from '../../node/identity.js'
+import { genesisId, writeGenesis } from '../../node/genesis.js'
 import { silentLogger } from '../../node/log.js'
 import { FedmeshNode, type FedmeshNodeInit } from '../../node/node.js'
-import { ORG_ROOT_KEY_FILE, inviteToken } from '../../node/org-identity.js'
+import { inviteToken } from '../../node/org-identity.js'
 import type { Task } from '../../node/tasks.js'
 import { waitFor } from '../helpers/cli-node.js'
+import { foundFederation, isFederated } from '../helpers/federation-genesis.js'
 
 // 4 orgs, bravo with 3 nodes: bravo's PBFT promises go through its Raft log, so when its Raft leader
 // (the replica's host) stops, the next leader resumes the replica where the org left it and the
@@ -31,17 +31,12 @@ describe('federation: the org replica survives its Raft leader (real libp2p on 1
 
   type Placed = Task & { payload: { federation: { seq: number, position: number } } }
   const federationTasks = async (node: FedmeshNode): Promise<Placed[]> =>
-    (await node.tasks.list({ limit: 1000 })).filter((t): t is Placed => typeof t.payload === 'object' && t.payload !== null && 'federation' in t.payload)
+    (await node.tasks.list({ limit: 1000 })).filter((t): t is Placed => isFederated(t))
   const hosting = (nodes: FedmeshNode[]): FedmeshNode | undefined => nodes.find((n) => n.status().federation?.hosting === true && n.tasks.raftStatus().role === 'leader')
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'fedmesh-failover-'))
-    const roots: NodeIdentity[] = []
-    for (const name of ORGS) {
-      await mkdir(join(root, name), { recursive: true })
-      roots.push((await loadOrCreateIdentity(join(root, name), ORG_ROOT_KEY_FILE)).identity)
-    }
-    const genesis = createGenesis(roots[0]!, ORGS.map((name, i) => ({ name, root: roots[i]!.publicKeyHex })), Date.now(), { checkpointInterval: 2, viewChangeTimeoutMs: 2000 })
+    const genesis = await foundFederation(ORGS, (name) => join(root, name), { checkpointInterval: 2, viewChangeTimeoutMs: 2000 })
     federation = genesisId(genesis)
     for (const name of [...ORGS, 'bravo-2', 'bravo-3']) {
       await mkdir(join(root, name), { recursive: true })

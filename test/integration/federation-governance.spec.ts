@@ -4,13 +4,13 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AuditEntry } from '../../node/audit.js'
-import { createGenesis, writeEpochFile, writeGenesis, type Genesis } from '../../node/genesis.js'
-import { loadOrCreateIdentity, toHex, type NodeIdentity } from '../../node/identity.js'
+import { writeEpochFile, writeGenesis, type Genesis } from '../../node/genesis.js'
+import { loadOrCreateIdentity, toHex } from '../../node/identity.js'
 import { silentLogger } from '../../node/log.js'
 import { FedmeshNode } from '../../node/node.js'
 import { ORG_ROOT_KEY_FILE } from '../../node/org-identity.js'
-import type { Task } from '../../node/tasks.js'
 import { waitFor } from '../helpers/cli-node.js'
+import { foundFederation, isFederated } from '../helpers/federation-genesis.js'
 
 // Governance by PBFT vote, real libp2p on 127.0.0.1: three members revoke the fourth (one signed
 // event: every member cuts it off; a new epoch orders tasks among the three), then admit a new org
@@ -29,16 +29,11 @@ describe('federation governance: revoke and admit orgs by vote (real libp2p on 1
   }
   const node = (name: string): FedmeshNode => nodes.get(name)!
   const titles = async (n: FedmeshNode): Promise<string[]> =>
-    (await n.tasks.list({ limit: 1000 })).filter((t: Task) => typeof t.payload === 'object' && t.payload !== null && 'federation' in t.payload).map((t) => t.title)
+    (await n.tasks.list({ limit: 1000 })).filter(isFederated).map((t) => t.title)
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'fedmesh-governance-'))
-    const roots: NodeIdentity[] = []
-    for (const name of ORGS) {
-      await mkdir(join(root, name), { recursive: true })
-      roots.push((await loadOrCreateIdentity(join(root, name), ORG_ROOT_KEY_FILE)).identity)
-    }
-    genesis = createGenesis(roots[0]!, ORGS.map((name, i) => ({ name, root: roots[i]!.publicKeyHex })), Date.now(), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
+    genesis = await foundFederation(ORGS, (name) => join(root, name), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
     for (const name of ORGS) await writeGenesis(join(root, name), genesis)
     const first = await start(ORGS[0]!, [])
     for (const name of ORGS.slice(1)) await start(name, first.multiaddrs())

@@ -1,21 +1,22 @@
 import '../../node/polyfills.js'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encodePbftMessage, sign, batchDigest } from '../../consensus/pbft/index.js'
 import { encodeCanonical } from '../../node/codec.js'
 import { sealEnvelope } from '../../node/envelope.js'
 import { PBFT_TOPIC } from '../../node/federation.js'
-import { createGenesis, genesisId, writeGenesis, type Genesis } from '../../node/genesis.js'
+import { genesisId, writeGenesis, type Genesis } from '../../node/genesis.js'
 import { loadOrCreateToken } from '../../node/data-dir.js'
-import { loadOrCreateIdentity, type NodeIdentity } from '../../node/identity.js'
+import { loadOrCreateIdentity } from '../../node/identity.js'
 import { silentLogger } from '../../node/log.js'
 import { FedmeshNode } from '../../node/node.js'
-import { CERT_FILE, ORG_ROOT_KEY_FILE } from '../../node/org-identity.js'
+import { CERT_FILE } from '../../node/org-identity.js'
 import type { Task } from '../../node/tasks.js'
 import { waitFor } from '../helpers/cli-node.js'
+import { foundFederation, isFederated } from '../helpers/federation-genesis.js'
 
 // 4 orgs × 1 node, real libp2p on 127.0.0.1, one genesis: cross-org tasks are ordered by PBFT and
 // land in every org's Raft task board at the same sequence; an org outside the genesis is refused.
@@ -30,17 +31,11 @@ describe('federation: PBFT across 4 orgs (real libp2p on 127.0.0.1)', function (
   const start = async (name: string, bootstrap: string[], api: { host: string, port: number } | null = null): Promise<FedmeshNode> =>
     await FedmeshNode.start({ dataDir: join(root, name), org: name, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, api, heartbeatMs: 200, logger: silentLogger })
 
-  const federationTasks = async (node: FedmeshNode): Promise<Task[]> =>
-    (await node.tasks.list({ limit: 1000 })).filter((t) => typeof t.payload === 'object' && t.payload !== null && 'federation' in t.payload)
+  const federationTasks = async (node: FedmeshNode): Promise<Task[]> => (await node.tasks.list({ limit: 1000 })).filter(isFederated)
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'fedmesh-federation-'))
-    const roots: NodeIdentity[] = []
-    for (const name of ORGS) {
-      await mkdir(join(root, name), { recursive: true })
-      roots.push((await loadOrCreateIdentity(join(root, name), ORG_ROOT_KEY_FILE)).identity)
-    }
-    genesis = createGenesis(roots[0]!, ORGS.map((name, i) => ({ name, root: roots[i]!.publicKeyHex })), Date.now(), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
+    genesis = await foundFederation(ORGS, (name) => join(root, name), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
     for (const name of ORGS) await writeGenesis(join(root, name), genesis)
     nodes.push(await start(ORGS[0]!, [], { host: '127.0.0.1', port: 0 }))
     for (const name of ORGS.slice(1)) nodes.push(await start(name, nodes[0]!.multiaddrs()))

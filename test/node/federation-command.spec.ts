@@ -13,12 +13,13 @@ import { auditCommand, type FederationVerifyResult } from '../../node/commands/a
 import { federationCommand } from '../../node/commands/federation.js'
 import { readToken } from '../../node/data-dir.js'
 import type { Anchor } from '../../node/federation-state.js'
-import { EPOCH_FILE, createGenesis, genesisId, loadEpochFile, writeGenesis, type EpochFile, type Genesis } from '../../node/genesis.js'
+import { EPOCH_FILE, genesisId, loadEpochFile, writeGenesis, type EpochFile, type Genesis } from '../../node/genesis.js'
 import { fromHex, loadOrCreateIdentity, type NodeIdentity } from '../../node/identity.js'
 import { silentLogger } from '../../node/log.js'
 import { FedmeshNode } from '../../node/node.js'
 import { ORG_ROOT_KEY_FILE } from '../../node/org-identity.js'
 import { waitFor } from '../helpers/cli-node.js'
+import { foundFederation } from '../helpers/federation-genesis.js'
 
 // The operator surface of federation governance and audit anchoring, over a real in-process
 // federation of 4 orgs × 1 node (libp2p on 127.0.0.1, admin API on an ephemeral port): votes and
@@ -78,12 +79,7 @@ describe('federation operator surface: votes, epoch export, audit anchors (4 org
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'fedmesh-federation-cli-'))
-    const roots: NodeIdentity[] = []
-    for (const name of ORGS) {
-      await mkdir(dir(name), { recursive: true })
-      roots.push((await loadOrCreateIdentity(dir(name), ORG_ROOT_KEY_FILE)).identity)
-    }
-    genesis = createGenesis(roots[0]!, ORGS.map((name, i) => ({ name, root: roots[i]!.publicKeyHex })), Date.now(), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
+    genesis = await foundFederation(ORGS, dir, { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
     const start = async (name: string, bootstrap: string[]): Promise<FedmeshNode> => {
       await writeGenesis(dir(name), genesis)
       const n = await FedmeshNode.start({
