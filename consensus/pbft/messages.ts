@@ -9,7 +9,7 @@ import { wireReaders } from '../wire.js'
 // ViewChange and NewView carry the signed messages themselves so any receiver can check them.
 // Decoding treats the bytes as hostile: size first, then every field and every count is bounded.
 
-export const PBFT_MESSAGE_TYPES = ['Request', 'PrePrepare', 'Prepare', 'Commit', 'Checkpoint', 'ViewChange', 'NewView', 'Reply'] as const
+export const PBFT_MESSAGE_TYPES = ['Request', 'PrePrepare', 'Prepare', 'Commit', 'Checkpoint', 'ViewChange', 'NewView', 'Reply', 'Status', 'Committed'] as const
 export type PbftMessageType = typeof PBFT_MESSAGE_TYPES[number]
 
 /** A client's request; (client, timestamp) identifies it for duplicate suppression. */
@@ -32,8 +32,12 @@ export interface ViewChange {
 }
 export interface NewView { type: 'NewView', view: number, viewChanges: Array<Signed<ViewChange>>, prePrepares: Array<Signed<PrePrepare>> }
 export interface Reply { type: 'Reply', view: number, client: string, timestamp: number, result: Uint8Array }
+/** A waiting replica's progress: peers answer with what it is missing (Committed, or a stable checkpoint proof). */
+export interface Status { type: 'Status', view: number, lastExecuted: number }
+/** A commit certificate: its view's primary's pre-prepare and matching commits from a quorum of distinct replicas. */
+export interface Committed { type: 'Committed', prePrepare: Signed<PrePrepare>, commits: Array<Signed<Commit>> }
 
-export type PbftBody = RequestBody | PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Reply
+export type PbftBody = RequestBody | PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Reply | Status | Committed
 
 export interface Signed<B extends PbftBody = PbftBody> { from: string, body: B, signature: Uint8Array }
 export type PbftMessage = Signed
@@ -70,6 +74,8 @@ function bodyToWire (b: PbftBody): unknown[] {
     case 'ViewChange': return [t, b.view, b.stableSeq, b.checkpointProof.map(signedToWire), b.prepared.map((p) => [signedToWire(p.prePrepare), p.prepares.map(signedToWire)])]
     case 'NewView': return [t, b.view, b.viewChanges.map(signedToWire), b.prePrepares.map(signedToWire)]
     case 'Reply': return [t, b.view, b.client, b.timestamp, b.result]
+    case 'Status': return [t, b.view, b.lastExecuted]
+    case 'Committed': return [t, signedToWire(b.prePrepare), b.commits.map(signedToWire)]
   }
 }
 
@@ -123,7 +129,7 @@ function bodyFromWire (x: unknown, depth: number): PbftBody {
   const type = PBFT_MESSAGE_TYPES[uint(v[0], 'type')]
   if (type === undefined) fail('unknown message type')
   // Certificates nest one level (ViewChange in NewView, PrePrepare in ViewChange), never deeper.
-  if (depth > 2 || (depth > 0 && (type === 'NewView' || type === 'Request' || type === 'Reply'))) fail(`${type} nested too deep`)
+  if (depth > 2 || (depth > 0 && (type === 'NewView' || type === 'Request' || type === 'Reply' || type === 'Status' || type === 'Committed'))) fail(`${type} nested too deep`)
   switch (type) {
     case 'Request':
       fields(v, 2, type)
@@ -164,6 +170,12 @@ function bodyFromWire (x: unknown, depth: number): PbftBody {
     case 'Reply':
       fields(v, 5, type)
       return { type, view: uint(v[1], 'view'), client: id(v[2], 'client'), timestamp: uint(v[3], 'timestamp'), result: bytesOf(v[4], 'result', undefined) }
+    case 'Status':
+      fields(v, 3, type)
+      return { type, view: uint(v[1], 'view'), lastExecuted: uint(v[2], 'last executed') }
+    case 'Committed':
+      fields(v, 3, type)
+      return { type, prePrepare: signedOf(v[1], 'PrePrepare', depth), commits: list(v[2], PBFT_REPLICAS_MAX, 'commits').map((s) => signedOf(s, 'Commit', depth)) }
   }
 }
 

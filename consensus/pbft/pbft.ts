@@ -3,8 +3,8 @@ import type { Signer } from '../../node/identity.js'
 import { bytesEqual, toHex, verify as ed25519Verify } from '../../node/identity.js'
 import type { ConsensusCore, ProposeResult, RequestId } from '../types.js'
 import {
-  type Checkpoint, type ClientRequest, type Commit, type NewView, type PbftMessage, type PrePrepare, type Prepare,
-  type PreparedProof, type Reply, type Signed, type ViewChange, PBFT_BATCH_MAX, PBFT_ID_LENGTH_MAX, PBFT_MESSAGE_BYTES_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, PBFT_WINDOW_MAX,
+  type Checkpoint, type ClientRequest, type Commit, type Committed, type NewView, type PbftMessage, type PrePrepare, type Prepare,
+  type PreparedProof, type Reply, type Signed, type Status, type ViewChange, PBFT_BATCH_MAX, PBFT_ID_LENGTH_MAX, PBFT_MESSAGE_BYTES_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, PBFT_WINDOW_MAX,
   batchDigest, sha256, sign, signingBytes
 } from './messages.js'
 import { PbftRequestError } from './errors.js'
@@ -87,6 +87,8 @@ export interface PbftStatus {
   lastExecuted: number
   pendingRequests: number
   viewChanges: number
+  /** Batches committed from a peer's commit certificate (Committed) rather than our own quorum of commits. */
+  caughtUp: number
   rejected: Readonly<Record<string, number>>
 }
 
@@ -102,6 +104,9 @@ interface Slot {
   /** Replicas we resent our commit to. */
   helped: Set<string>
 }
+
+/** A commit certificate we hold for a seq: it proves the batch there in every view, so it outlives view changes. */
+interface Certificate { prePrepare: Signed<PrePrepare>, commits: Array<Signed<Commit>>, signed?: Signed<Committed> }
 
 interface Seen { view: number, seq: number, hash: string, message: PbftMessage, reported: boolean }
 
@@ -151,6 +156,11 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   readonly #slots = new Map<number, Slot>()
   readonly #preparedProofs = new Map<number, PreparedProof>()
   readonly #committed = new Map<number, CommittedBatch>()
+  /** Commit certificates in (low, low + L], kept across view changes until the stable checkpoint passes them. */
+  readonly #certificates = new Map<number, Certificate>()
+  /** Per replica, the last Status we answered (bounded by n): a faulty one cannot make us resend the window at will. */
+  readonly #statusAnswered = new Map<string, { key: string, tick: number }>()
+  #caughtUp = 0
   /** Executed, handed out in a Ready, not yet applied(): the requests to answer. */
   readonly #executedBatches = new Map<number, CommittedBatch>()
   readonly #checkpoints = new Map<number, Map<string, Signed<Checkpoint>>>()
@@ -232,15 +242,22 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       // drifted apart (one of them alone far ahead) meet again instead of chasing each other.
       if (this.#elapsed >= timeout) this.#startViewChange(Math.max(this.#view + 1, ...[...this.#viewChanges.values()].map((vc) => vc.body.view)))
       else if (this.#elapsed % this.#timeoutTicks === 0) this.#resendViewChange()
+      // Alone in a view change, we may still learn (and execute) what the others commit meanwhile.
+      else if (this.#elapsed % this.#timeoutTicks === this.#timeoutTicks >> 1 && this.#waiting()) this.#broadcastStatus()
       return
     }
     this.#proposeBatches()
-    const waiting = this.#pending.size > 0 || this.#highestPrePrepared > this.#lastExecuted
+    const waiting = this.#waiting()
     // No progress on known work: suspect the primary (a primary stuck behind its backups suspects
     // itself, as only a new view can bring it the certificates it missed).
     if (!waiting) this.#elapsed = 0
     else if (this.#elapsed >= this.#timeoutTicks || this.#watchOldestRequest()) this.#startViewChange(this.#view + 1)
     else if (this.#elapsed === this.#timeoutTicks >> 1) this.#retransmit()
+  }
+
+  /** Work is open here: known requests, or pre-prepared slots not executed yet. */
+  #waiting (): boolean {
+    return this.#pending.size > 0 || this.#highestPrePrepared > this.#lastExecuted
   }
 
   step (m: PbftMessage): void {
@@ -355,6 +372,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       lastExecuted: this.#lastExecuted,
       pendingRequests: this.#pending.size,
       viewChanges: this.#viewChangeCount,
+      caughtUp: this.#caughtUp,
       rejected: { ...this.#rejected }
     }
   }
@@ -487,6 +505,12 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       case 'NewView':
         this.#stepNewView(m as Signed<NewView>)
         return
+      case 'Status':
+        this.#stepStatus(m as Signed<Status>)
+        return
+      case 'Committed':
+        this.#stepCommitted(m as Signed<Committed>)
+        return
       case 'Reply':
         return
     }
@@ -611,6 +635,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     const commits = [...slot.commits.values()].filter((c) => bytesEqual(c.body.digest, pp.body.digest)).length
     if (commits < (this.#unsafe.commitQuorumFPlus1 === true ? this.f + 1 : this.#quorum.size)) return
     slot.committed = true
+    this.#keepCertificate(pp, [...slot.commits.values()])
     if (seq > this.#lastExecuted) this.#committed.set(seq, { seq, view: pp.body.view, digest: pp.body.digest, requests: pp.body.batch })
     this.#execute()
   }
@@ -643,8 +668,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     return slot
   }
 
-  /** Half way to the timeout: resend what we said for the work still open (identical signed bytes). */
+  /** Half way to the timeout: resend what we said for the work still open (identical signed bytes), and ask what we missed. */
   #retransmit (): void {
+    this.#broadcastStatus()
     if (!this.#isPrimary()) for (const p of this.#pending.values()) this.#forward(p.request)
     for (const [seq, slot] of this.#slots) {
       if (seq <= this.#lastExecuted || slot.view !== this.#view) continue
@@ -671,7 +697,81 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     const key = `s:${this.#low}`
     if (this.#low === 0 || this.#helped.get(to) === key) return
     this.#helped.set(to, key)
+    this.#sendStableProof(to)
+  }
+
+  #sendStableProof (to: string): void {
     for (const cp of this.#stable.proof) this.#messages.push({ to, message: cp })
+  }
+
+  // ---- catching up from commit certificates ----
+
+  #broadcastStatus (): void {
+    this.#broadcast(sign(this.#signer, this.id, { type: 'Status', view: this.#view, lastExecuted: this.#lastExecuted }))
+  }
+
+  /** Keeps a commit certificate for seq if the commits hold a full quorum matching the pre-prepare. */
+  #keepCertificate (pp: Signed<PrePrepare>, commits: Array<Signed<Commit>>): void {
+    const { view, seq, digest } = pp.body
+    if (this.#certificates.has(seq) || seq <= this.#low || seq > this.#low + this.#l) return
+    const matching = commits.filter((c) => c.body.view === view && c.body.seq === seq && bytesEqual(c.body.digest, digest))
+    if (new Set(matching.map((c) => c.from)).size !== matching.length || matching.length < this.#quorum.size) return
+    this.#certificates.set(seq, { prePrepare: pp, commits: matching.slice(0, this.#quorum.size) })
+  }
+
+  /**
+   * A replica waits for work: send it the certificates of what we executed beyond what it did, or the
+   * stable checkpoint proof if it is behind our garbage collection. One answer per (replica, view,
+   * lastExecuted) a timeout and at most two per timeout, so a faulty replica cannot amplify.
+   */
+  #stepStatus (m: Signed<Status>): void {
+    const { view, lastExecuted } = m.body
+    if (lastExecuted >= this.#lastExecuted) return
+    const key = `${view}|${lastExecuted}`
+    const last = this.#statusAnswered.get(m.from)
+    const since = last === undefined ? Infinity : this.#ticks - last.tick
+    if (since < (last?.key === key ? this.#timeoutTicks : this.#timeoutTicks >> 1)) return this.#reject('status-rate-limited')
+    this.#statusAnswered.set(m.from, { key, tick: this.#ticks })
+    // Behind our garbage collection: it fetches the state (rate-limited here, so never deduplicated).
+    if (lastExecuted < this.#low) this.#sendStableProof(m.from)
+    const top = Math.min(this.#lastExecuted, this.#low + this.#l)
+    for (let seq = Math.max(lastExecuted, this.#low) + 1; seq <= top; seq++) {
+      const c = this.#certificates.get(seq)
+      if (c === undefined) continue
+      c.signed ??= sign(this.#signer, this.id, { type: 'Committed', prePrepare: c.prePrepare, commits: c.commits })
+      this.#messages.push({ to: m.from, message: c.signed })
+    }
+  }
+
+  /**
+   * A commit certificate proves its batch is committed at its seq in every view, so executing it is
+   * safe whatever our view and whether or not we are active; it casts no vote and moves no view.
+   */
+  #stepCommitted (m: Signed<Committed>): void {
+    const pp = m.body.prePrepare
+    const { seq } = pp.body
+    if (seq <= this.#lastExecuted || this.#committed.has(seq) || seq <= this.#low) return
+    if (seq > this.#low + this.#l) return this.#reject('outside-watermarks')
+    if (!this.#validCertificate(m.body)) return this.#reject('invalid-certificate')
+    this.#watchEquivocation(pp)
+    for (const c of m.body.commits) this.#watchEquivocation(c)
+    this.#keepCertificate(pp, m.body.commits)
+    this.#committed.set(seq, { seq, view: pp.body.view, digest: pp.body.digest, requests: pp.body.batch })
+    this.#caughtUp++
+    this.#execute()
+  }
+
+  #validCertificate (c: Committed): boolean {
+    const pp = c.prePrepare
+    const { view, seq, digest } = pp.body
+    if (pp.from !== primaryOf(this.replicas, view) || !this.#validBatch(pp.body) || !this.#verifySigned(pp)) return false
+    const signers = new Set<string>()
+    for (const commit of c.commits) {
+      const b = commit.body
+      if (b.view !== view || b.seq !== seq || !bytesEqual(b.digest, digest) || signers.has(commit.from) || !this.#verifySigned(commit)) return false
+      signers.add(commit.from)
+    }
+    return signers.size >= this.#quorum.size
   }
 
   // ---- checkpoints ----
@@ -712,7 +812,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
       this.#fetchAnnounced = false
     }
     this.#lastAssigned = Math.max(this.#lastAssigned, stable.seq)
-    for (const map of [this.#slots, this.#preparedProofs, this.#committed]) for (const seq of [...map.keys()]) if (seq <= stable.seq) map.delete(seq)
+    for (const map of [this.#slots, this.#preparedProofs, this.#committed, this.#certificates]) for (const seq of [...map.keys()]) if (seq <= stable.seq) map.delete(seq)
     for (const seq of [...this.#checkpoints.keys()]) if (seq < stable.seq) this.#checkpoints.delete(seq)
     for (const seq of [...this.#ownCheckpoints.keys()]) if (seq < stable.seq) this.#ownCheckpoints.delete(seq)
     for (const [key, s] of this.#seen) if (s.seq !== 0 && s.seq <= stable.seq) this.#seen.delete(key)
@@ -836,7 +936,8 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
 
   #watchEquivocation (m: PbftMessage): void {
     const b = m.body
-    if (b.type === 'Request' || b.type === 'Reply') return
+    // A Status changes as we progress and a Committed is a relay: only the votes inside are watched.
+    if (b.type === 'Request' || b.type === 'Reply' || b.type === 'Status' || b.type === 'Committed') return
     const view = 'view' in b ? b.view : 0
     const seq = 'seq' in b ? b.seq : 0
     const key = `${b.type}|${m.from}|${view}|${seq}`
@@ -885,6 +986,8 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     this.#promises = []
     this.#messages = []
     this.#committedOut = []
+    // Probably behind the others (the old leader may have lagged): ask what was committed meanwhile.
+    this.#broadcastStatus()
   }
 
   /** Replays one persisted vote of the current view into its slot, resending nothing. */

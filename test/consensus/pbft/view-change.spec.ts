@@ -22,8 +22,8 @@ describe('pbft: view change', () => {
     net.request('org1', 'alice', 1, 'a1')
     net.tick()
     // org1 pre-prepares seq 2, everyone prepares, but view-0 commits to org4 are lost: org2 and
-    // org3 commit-local, org4 only prepared. Then org1 falls silent.
-    net.hook = (m, to) => (m.body.type === 'Commit' && m.body.view === 0 && to === 'org4' ? undefined : m)
+    // org3 commit-local, org4 only prepared (nor does it get their commit certificates). Then org1 falls silent.
+    net.hook = (m, to) => ((m.body.type === 'Commit' && m.body.view === 0) || m.body.type === 'Committed') && to === 'org4' ? undefined : m
     net.request('org1', 'bob', 1, 'b1')
     net.tick()
     assert.deepEqual(net.replica('org2').applied, ['a1', 'b1'])
@@ -55,7 +55,7 @@ describe('pbft: view change', () => {
 
   it('rejects a NewView whose pre-prepares are not the ones its view changes imply', () => {
     const net = new TestNetwork(4)
-    const lostCommits = (m: PbftMessage, to: string): boolean => m.body.type === 'Commit' && m.body.view === 0 && to !== 'org2'
+    const lostCommits = (m: PbftMessage, to: string): boolean => ((m.body.type === 'Commit' && m.body.view === 0) || m.body.type === 'Committed') && to !== 'org2'
     net.hook = (m, to) => (lostCommits(m, to) ? undefined : m)
     net.request('org1', 'alice', 1, 'a1') // prepared everywhere, committed only at org2
     net.tick()
