@@ -164,6 +164,8 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   /** Executed, handed out in a Ready, not yet applied(): the requests to answer. */
   readonly #executedBatches = new Map<number, CommittedBatch>()
   readonly #checkpoints = new Map<number, Map<string, Signed<Checkpoint>>>()
+  /** Per replica, its highest checkpoint beyond 4 windows above our low watermark. */
+  readonly #farCheckpoints = new Map<string, Signed<Checkpoint>>()
   readonly #ownCheckpoints = new Map<number, Signed<Checkpoint>>()
   /** The latest (highest-view) valid view change from each replica, ours included. */
   readonly #viewChanges = new Map<string, Signed<ViewChange>>()
@@ -778,12 +780,26 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
 
   #stepCheckpoint (m: Signed<Checkpoint>): void {
     const { seq } = m.body
-    if (seq % this.#k !== 0 || seq > this.#low + 4 * this.#l) return this.#reject('outside-watermarks')
+    if (seq % this.#k !== 0) return this.#reject('outside-watermarks')
     if (seq <= this.#low) {
       if (seq < this.#low) this.#helpPastCheckpoint(m.from)
       return
     }
+    if (seq > this.#low + 4 * this.#l) return this.#addFarCheckpoint(m)
     this.#addCheckpoint(m)
+  }
+
+  /**
+   * A checkpoint far beyond our window: we fell far behind (a new host restored an old promise log).
+   * Only each replica's highest one is kept (bounded by n); a quorum of them proves a stable
+   * checkpoint we then fetch the state of.
+   */
+  #addFarCheckpoint (m: Signed<Checkpoint>): void {
+    const known = this.#farCheckpoints.get(m.from)
+    if (known !== undefined && known.body.seq >= m.body.seq) return
+    this.#farCheckpoints.set(m.from, m)
+    const matching = [...this.#farCheckpoints.values()].filter((c) => c.body.seq === m.body.seq && bytesEqual(c.body.stateDigest, m.body.stateDigest))
+    if (matching.length >= this.#quorum.size) this.#adoptStable({ seq: m.body.seq, stateDigest: m.body.stateDigest, proof: matching })
   }
 
   #addCheckpoint (m: Signed<Checkpoint>): void {
@@ -814,6 +830,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     this.#lastAssigned = Math.max(this.#lastAssigned, stable.seq)
     for (const map of [this.#slots, this.#preparedProofs, this.#committed, this.#certificates]) for (const seq of [...map.keys()]) if (seq <= stable.seq) map.delete(seq)
     for (const seq of [...this.#checkpoints.keys()]) if (seq < stable.seq) this.#checkpoints.delete(seq)
+    for (const [r, c] of this.#farCheckpoints) if (c.body.seq <= stable.seq) this.#farCheckpoints.delete(r)
     for (const seq of [...this.#ownCheckpoints.keys()]) if (seq < stable.seq) this.#ownCheckpoints.delete(seq)
     for (const [key, s] of this.#seen) if (s.seq !== 0 && s.seq <= stable.seq) this.#seen.delete(key)
     if (this.#active) this.#replayDeferred()

@@ -76,4 +76,19 @@ describe('pbft: checkpoints and garbage collection', () => {
     assert.equal(org4.core.status().lastExecuted, 12)
     assert.deepEqual(org4.applied, net.replica('org1').applied)
   })
+
+  it('a replica cut off for more than 4 log windows still learns the stable checkpoint and fetches the state', () => {
+    const net = new TestNetwork(4)
+    net.isolate('org4')
+    for (let i = 1; i <= 41; i++) {
+      net.request('org1', 'alice', i, `a${i}`)
+      net.tick()
+    }
+    assert.ok(net.core('org1').status().lowWatermark > 4 * 8, 'the others moved more than 4 windows (L = 8) on')
+    net.recover()
+    net.tick(10)
+    const org4 = net.replica('org4')
+    assert.equal(org4.fetches, 1, 'state transfer at the far stable checkpoint')
+    assert.equal(org4.core.status().lastExecuted, net.core('org1').status().lowWatermark)
+  })
 })
