@@ -3,7 +3,7 @@ import { BYZANTINE_BEHAVIOURS, type ByzantineBehaviour } from './pbft-byzantine.
 import { PBFT_SIM_ORGS_MAX, PBFT_SIM_ORGS_MIN, type PbftSimOptions, type PbftSimResult, runPbftSeed } from './pbft-sim.js'
 import { sweep } from './sweep.js'
 
-// `npm run sim -- pbft --seeds N [--seed S] [--ticks T] [--orgs 4..10] [--behaviour B] [--trace] [--unsafe NAME] [--json]`
+// `npm run sim -- pbft --seeds N [--seed S] [--ticks T] [--orgs 4..10] [--behaviour B] [--laggard] [--trace] [--unsafe NAME] [--json]`
 // Runs seeds S, S+1, … (S random when omitted, and printed), stops at the first failure and prints
 // the seed, the violated invariant and the last events, replayable with --seed S --seeds 1 --trace.
 
@@ -27,6 +27,7 @@ export async function pbftMain (argv: string[]): Promise<number> {
       ticks: { type: 'string', default: '400' },
       orgs: { type: 'string' },
       behaviour: { type: 'string' },
+      laggard: { type: 'boolean', default: false },
       trace: { type: 'boolean', default: false },
       unsafe: { type: 'string' },
       json: { type: 'boolean', default: false }
@@ -39,18 +40,18 @@ export async function pbftMain (argv: string[]): Promise<number> {
   const behaviour = values.behaviour as ByzantineBehaviour | undefined
   if (!Number.isSafeInteger(seeds) || seeds < 1 || !Number.isSafeInteger(ticks) || ticks < 1 || (orgs !== undefined && !(Number.isSafeInteger(orgs) && orgs >= PBFT_SIM_ORGS_MIN && orgs <= PBFT_SIM_ORGS_MAX)) ||
       (values.unsafe !== undefined && unsafe === undefined) || (behaviour !== undefined && !BYZANTINE_BEHAVIOURS.includes(behaviour))) {
-    console.error(`usage: sim pbft --seeds N [--seed S] [--ticks T] [--orgs ${PBFT_SIM_ORGS_MIN}..${PBFT_SIM_ORGS_MAX}] [--behaviour ${BYZANTINE_BEHAVIOURS.join('|')}] [--trace] [--unsafe ${Object.keys(UNSAFE).join('|')}] [--json]`)
+    console.error(`usage: sim pbft --seeds N [--seed S] [--ticks T] [--orgs ${PBFT_SIM_ORGS_MIN}..${PBFT_SIM_ORGS_MAX}] [--behaviour ${BYZANTINE_BEHAVIOURS.join('|')}] [--laggard] [--trace] [--unsafe ${Object.keys(UNSAFE).join('|')}] [--json]`)
     return 2
   }
-  const totals = { ops: 0, opsLiveness: 0, viewChanges: 0, restarts: 0, partitions: 0, stateTransfers: 0, evidence: 0, rejected: 0, dropped: 0, byzantine: 0 }
+  const totals = { ops: 0, opsLiveness: 0, viewChanges: 0, restarts: 0, partitions: 0, stateTransfers: 0, evidence: 0, rejected: 0, dropped: 0, byzantine: 0, statusSent: 0, committedSent: 0, catchUps: 0 }
   return await sweep<PbftSimResult>({
     protocol: 'pbft',
     seeds,
     seed: values.seed,
     json: values.json,
-    replayFlags: `--ticks ${ticks}${orgs === undefined ? '' : ` --orgs ${orgs}`}${behaviour === undefined ? '' : ` --behaviour ${behaviour}`}${values.unsafe === undefined ? '' : ` --unsafe ${values.unsafe}`}`,
+    replayFlags: `--ticks ${ticks}${orgs === undefined ? '' : ` --orgs ${orgs}`}${behaviour === undefined ? '' : ` --behaviour ${behaviour}`}${values.laggard ? ' --laggard' : ''}${values.unsafe === undefined ? '' : ` --unsafe ${values.unsafe}`}`,
     run: async (seed) => await runPbftSeed({
-      seed, ticks, trace: values.trace, ...unsafe, ...(orgs === undefined ? {} : { orgs }), ...(behaviour === undefined ? {} : { behaviour })
+      seed, ticks, trace: values.trace, ...unsafe, ...(orgs === undefined ? {} : { orgs }), ...(behaviour === undefined ? {} : { behaviour }), ...(values.laggard ? { laggard: true } : {})
     }),
     tally: (r) => {
       totals.ops += r.stats.opsCompleted
@@ -62,10 +63,14 @@ export async function pbftMain (argv: string[]): Promise<number> {
       totals.evidence += r.stats.evidence
       totals.rejected += r.stats.rejected
       totals.dropped += r.stats.dropped
+      totals.statusSent += r.stats.statusSent
+      totals.committedSent += r.stats.committedSent
+      totals.catchUps += r.stats.catchUps
       totals.byzantine += Object.keys(r.config.byzantine).length
     },
     totals: () => totals,
     summary: () => `ops committed ${totals.ops} (liveness ${totals.opsLiveness}), faulty orgs ${totals.byzantine}, view changes ${totals.viewChanges}, replica restarts ${totals.restarts}, ` +
-      `partitions ${totals.partitions}, state transfers ${totals.stateTransfers}, evidence ${totals.evidence}, messages rejected ${totals.rejected}, packets dropped ${totals.dropped}`
+      `partitions ${totals.partitions}, state transfers ${totals.stateTransfers}, evidence ${totals.evidence}, messages rejected ${totals.rejected}, packets dropped ${totals.dropped}, ` +
+      `status sent ${totals.statusSent}, commit certificates sent ${totals.committedSent}, batches caught up from them ${totals.catchUps}`
   })
 }

@@ -35,6 +35,12 @@ export interface PbftSimOptions {
   behaviour?: ByzantineBehaviour
   /** Healed ticks every client request must complete in (LIVENESS_TICKS_MAX by default). */
   livenessTicksMax?: number
+  /**
+   * The lagging-org scenario: no faulty orgs, partitions, drops or random restarts; one backup's org
+   * loses its Raft leader for LAGGARD_DOWN_TICKS while the others go on, and the next leader resumes
+   * from the org's promise log. It must catch up (Status, Committed) with no view change anywhere.
+   */
+  laggard?: boolean
   print?: (line: string) => void
 }
 
@@ -65,6 +71,10 @@ export interface PbftSimStats {
   evidence: number
   rejected: number
   dropped: number
+  /** Status messages honest replicas sent, the commit certificates (Committed) they answered with, and the batches committed from those. */
+  statusSent: number
+  committedSent: number
+  catchUps: number
 }
 
 export interface PbftSimResult {
@@ -83,10 +93,31 @@ const LIVENESS_OPS_PER_CLIENT = 2
 const INBOX_MESSAGES_MAX = 4096
 const SNAPSHOTS_KEPT = 4
 const FETCH_TICKS = 3
+/** A restarting replica's next leader usually resumes within this many ticks; one restart in LONG_RESTART_ONE_IN takes up to RESTART_LONG_TICKS_MAX. */
+const RESTART_TICKS_MAX = 40
+const RESTART_LONG_TICKS_MAX = 150
+const LONG_RESTART_ONE_IN = 4
+const LAGGARD_DOWN_TICK = 30
+const LAGGARD_DOWN_TICKS = 60
 export const PBFT_SIM_ORGS_MIN = 4
 export const PBFT_SIM_ORGS_MAX = 10
 /** Federation sizes a seed draws: n = 3f+1 and the sizes between, where quorums are not 2f+1. */
 const PBFT_SIM_ORGS_DRAWN = [4, 4, 5, 6, 7, 8]
+
+/** The lagging-org scenario's settings: a window wide enough that dozens of missed batches are caught up by certificates. */
+function laggardConfig (c: PbftSimConfig): PbftSimConfig {
+  return {
+    ...c,
+    byzantine: {},
+    network: { ...c.network, dropPerMille: 0 },
+    partitionPerMille: 0,
+    restartPerMille: 0,
+    opPerMille: 300,
+    checkpointInterval: 32,
+    logWindow: 64,
+    requestTimeoutTicks: 20
+  }
+}
 
 export function drawPbftConfig (prng: Prng, orgs?: number, behaviour?: ByzantineBehaviour): PbftSimConfig {
   const n = orgs ?? prng.pick(PBFT_SIM_ORGS_DRAWN)
@@ -138,12 +169,16 @@ interface Replica {
 interface ClientOp { timestamp: number, key: string, input: RegisterInput, write: KvWrite, callTick: number, retryTick: number, collector: ReplyCollector, background: boolean }
 interface Client { id: string, timestamp: number, op?: ClientOp, lastSeen: Map<string, string | null>, livenessOps: number }
 
+/** The lagging-org scenario: the org, what the others had executed when it resumed, and when it got there. */
+interface Laggard { id: string, target?: number, caughtUpTick?: number }
+
 type TraceEvent = { tick: number, text?: string, to?: string, message?: PbftMessage }
 
 export class PbftSimulation {
   readonly config: PbftSimConfig
   readonly stats: PbftSimStats = {
-    ticks: 0, opsCompleted: 0, opsCompletedLiveness: 0, viewChanges: 0, viewMax: 0, restarts: 0, partitions: 0, stateTransfers: 0, evidence: 0, rejected: 0, dropped: 0
+    ticks: 0, opsCompleted: 0, opsCompletedLiveness: 0, viewChanges: 0, viewMax: 0, restarts: 0, partitions: 0, stateTransfers: 0, evidence: 0, rejected: 0, dropped: 0,
+    statusSent: 0, committedSent: 0, catchUps: 0
   }
 
   readonly #options: PbftSimOptions
@@ -165,11 +200,13 @@ export class PbftSimulation {
   #tick = 0
   #liveness = false
   #healTick = 0
+  #laggard: Laggard | undefined
 
   constructor (options: PbftSimOptions) {
     this.#options = options
     this.#prng = new Prng(options.seed)
-    this.config = drawPbftConfig(this.#prng, options.orgs, options.behaviour)
+    const drawn = drawPbftConfig(this.#prng, options.orgs, options.behaviour)
+    this.config = options.laggard === true ? laggardConfig(drawn) : drawn
     this.#network = new SimNetwork(this.#prng.fork(), this.config.network)
     this.#checkers = new PbftCheckers(new Set(Object.keys(this.config.byzantine)))
     const ids = Array.from({ length: this.config.orgs }, (_, i) => `org${i + 1}`)
@@ -196,6 +233,8 @@ export class PbftSimulation {
       return r
     })
     this.#clients = clientIds.map((id) => ({ id, timestamp: 0, lastSeen: new Map(), livenessOps: 0 }))
+    // Any backup of view 0 (the primary's own loss would rightly cause a view change).
+    if (options.laggard === true) this.#laggard = { id: this.#prng.pick(ids.slice(1)) }
   }
 
   async run (): Promise<PbftSimResult> {
@@ -206,6 +245,7 @@ export class PbftSimulation {
       this.#event({ tick: 0, text: `${this.config.orgs} orgs, faulty: ${b.join(' ') || 'none'}` })
       const ticks = this.#options.ticks ?? 400
       for (; this.#tick < ticks; this.#tick++) this.#step()
+      this.#checkLaggardCaughtUp()
       this.#livenessPhase()
       const verdict = checkHistory(this.#history)
       linearizability = verdict.result
@@ -223,6 +263,7 @@ export class PbftSimulation {
       this.stats.viewMax = Math.max(this.stats.viewMax, s.view)
       this.stats.viewChanges += s.viewChanges
       this.stats.rejected += Object.values(s.rejected).reduce((a, b) => a + b, 0)
+      if (r.byzantine === undefined) this.stats.catchUps += s.caughtUp
     }
     const result: PbftSimResult = { seed: this.#options.seed, ok: violation === undefined, trace: this.#formatTrace(), stats: this.stats, config: this.config, linearizability }
     if (violation !== undefined) result.violation = violation
@@ -233,6 +274,7 @@ export class PbftSimulation {
 
   #step (): void {
     if (!this.#liveness) this.#injectFaults()
+    if (this.#laggard !== undefined) this.#watchLaggard(this.#laggard)
     for (const r of this.#replicas) if (!r.up && this.#tick >= r.restartTick) this.#restart(r)
     for (const p of this.#network.deliver(this.#tick)) this.#deliver(p.from, p.to, p.bytes)
     for (const r of this.#replicas) if (r.up) this.#replicaTick(r)
@@ -271,6 +313,36 @@ export class PbftSimulation {
     }
   }
 
+  /** The lagging org goes down for a while, then tracks when it has executed what the others had when it resumed. */
+  #watchLaggard (l: Laggard): void {
+    const r = this.#byId.get(l.id)!
+    if (this.#tick === LAGGARD_DOWN_TICK) {
+      r.up = false
+      r.inbox = []
+      r.restartTick = this.#tick + LAGGARD_DOWN_TICKS
+      this.#event({ tick: this.#tick, text: `${r.id}'s Raft leader crashes (the lagging-org scenario); the next leader resumes at ${r.restartTick}` })
+    } else if (this.#tick === LAGGARD_DOWN_TICK + LAGGARD_DOWN_TICKS) {
+      l.target = Math.max(...this.#replicas.filter((o) => o !== r).map((o) => o.core.status().lastExecuted))
+    } else if (l.target !== undefined && l.caughtUpTick === undefined && r.core.status().lastExecuted >= l.target) {
+      l.caughtUpTick = this.#tick
+      this.#event({ tick: this.#tick, text: `${r.id} caught up to seq ${l.target} (${r.core.status().caughtUp} batches from commit certificates)` })
+    }
+  }
+
+  /** The lagging org caught up within two request timeouts of resuming, and no replica ever suspected a primary. */
+  #checkLaggardCaughtUp (): void {
+    const l = this.#laggard
+    if (l === undefined) return
+    const resumedTick = LAGGARD_DOWN_TICK + LAGGARD_DOWN_TICKS
+    const boundTicks = 2 * this.config.requestTimeoutTicks
+    const views = this.#replicas.map((r) => `${r.id}:v${r.core.status().view}@${r.core.status().lastExecuted}`).join(' ')
+    if (l.caughtUpTick === undefined || l.caughtUpTick - resumedTick > boundTicks) {
+      throw new InvariantViolation('catch-up', `${l.id} resumed at ${resumedTick} behind seq ${l.target ?? '?'} and had not caught up ${boundTicks} ticks later (${views})`)
+    }
+    const changes = this.#replicas.reduce((n, r) => n + r.core.status().viewChanges, 0)
+    if (changes > 0) throw new InvariantViolation('catch-up', `${changes} view changes while ${l.id} caught up (${views})`)
+  }
+
   #injectFaults (): void {
     const c = this.config
     if (this.#network.partitioned && this.#tick >= this.#healTick) {
@@ -289,7 +361,8 @@ export class PbftSimulation {
       const victim = this.#prng.pick(honestUp)
       victim.up = false
       victim.inbox = []
-      victim.restartTick = this.#tick + this.#prng.intInclusive(1, 40)
+      // Now and then the org stays leaderless long enough to fall dozens of batches behind.
+      victim.restartTick = this.#tick + this.#prng.intInclusive(1, this.#prng.chance(1, LONG_RESTART_ONE_IN) ? RESTART_LONG_TICKS_MAX : RESTART_TICKS_MAX)
       this.stats.restarts++
       this.#event({ tick: this.#tick, text: `${victim.id}'s Raft leader crashes; the next leader resumes at ${victim.restartTick}` })
     }
@@ -427,6 +500,8 @@ export class PbftSimulation {
   }
 
   #send (r: Replica, to: string, m: PbftMessage): void {
+    if (r.byzantine === undefined && m.body.type === 'Status') this.stats.statusSent++
+    if (r.byzantine === undefined && m.body.type === 'Committed') this.stats.committedSent++
     const out = r.byzantine === undefined ? [m] : r.byzantine.outbound(to, m)
     for (const x of out) {
       if (x instanceof Uint8Array) {

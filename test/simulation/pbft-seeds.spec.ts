@@ -9,6 +9,7 @@ import { type PbftSimOptions, runPbftSeed } from '../../simulations/pbft-sim.js'
 const SEEDS = 100
 const TICKS = 200
 const SEEDS_PER_SIZE = 30
+const LAGGARD_SEEDS = 10
 
 /** The seeds' failures (violations, no request done once healed, a history not linearizable). */
 async function runSeeds (seeds: number, options: Omit<PbftSimOptions, 'seed'>, each: (r: Awaited<ReturnType<typeof runPbftSeed>>) => void = () => {}): Promise<string[]> {
@@ -49,6 +50,20 @@ describe('pbft simulation: fixed seeds', function () {
       assert.ok(faulty > SEEDS_PER_SIZE / 4, `only ${faulty} faulty orgs drawn`)
     })
   }
+
+  it('a lagging org (its Raft leader lost for 60 ticks) catches up from commit certificates, with no view change anywhere', async () => {
+    let catchUps = 0
+    let committedSent = 0
+    const uncertified: number[] = []
+    const failures = await runSeeds(LAGGARD_SEEDS, { ticks: TICKS, laggard: true }, (r) => {
+      catchUps += r.stats.catchUps
+      committedSent += r.stats.committedSent
+      if (r.stats.catchUps === 0) uncertified.push(r.seed)
+    })
+    assert.deepEqual(failures, [], failures.join('\n'))
+    assert.deepEqual(uncertified, [], 'seeds whose laggard caught up without a commit certificate')
+    assert.ok(catchUps >= LAGGARD_SEEDS * 3 && committedSent >= catchUps, `${catchUps} batches from ${committedSent} certificates`)
+  })
 
   it('replays a seed exactly', async () => {
     const a = await runPbftSeed({ seed: 77, ticks: 200 })

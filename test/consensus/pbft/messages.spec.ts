@@ -14,6 +14,7 @@ const digest = batchDigest(batch)
 const pp = sign(org1, 'org1', { type: 'PrePrepare', view: 0, seq: 1, digest, batch })
 const prepare = sign(org2, 'org2', { type: 'Prepare', view: 0, seq: 1, digest })
 const checkpoint = sign(org2, 'org2', { type: 'Checkpoint', seq: 4, stateDigest: digest })
+const commit = sign(org2, 'org2', { type: 'Commit', view: 0, seq: 1, digest })
 const viewChange = sign(org2, 'org2', { type: 'ViewChange', view: 1, stableSeq: 4, checkpointProof: [checkpoint], prepared: [{ prePrepare: pp, prepares: [prepare] }] })
 const bodies: PbftBody[] = [
   { type: 'Request', request: batch[0]! },
@@ -23,7 +24,9 @@ const bodies: PbftBody[] = [
   checkpoint.body,
   viewChange.body,
   { type: 'NewView', view: 1, viewChanges: [viewChange], prePrepares: [pp] },
-  { type: 'Reply', view: 0, client: 'alice', timestamp: 1, result: new Uint8Array([1, 2]) }
+  { type: 'Reply', view: 0, client: 'alice', timestamp: 1, result: new Uint8Array([1, 2]) },
+  { type: 'Status', view: 3, lastExecuted: 17 },
+  { type: 'Committed', prePrepare: pp, commits: [commit, commit] }
 ]
 
 function decodeOnlyTypedErrors (bytes: Uint8Array): void {
@@ -68,7 +71,11 @@ describe('pbft: wire messages', () => {
       [1, 'org2', [2, 0, 1, digest], new Uint8Array(10)],
       [1, 'org2', [0, [null, 1, new Uint8Array()]], prepare.signature],
       // A NewView nested inside a NewView.
-      [1, 'org2', [6, 1, [[ 'org1', [6, 1, [], []], prepare.signature ]], []], prepare.signature]
+      [1, 'org2', [6, 1, [[ 'org1', [6, 1, [], []], prepare.signature ]], []], prepare.signature],
+      // A Status with a negative seq, a Committed whose certificate holds a Prepare, and one holding a Committed.
+      [1, 'org2', [8, 0, -1], prepare.signature],
+      [1, 'org2', [9, ['org1', [1, 0, 1, digest, []], pp.signature], [['org2', [2, 0, 1, digest], prepare.signature]]], prepare.signature],
+      [1, 'org2', [9, ['org1', [9, ['org1', [1, 0, 1, digest, []], pp.signature], []], pp.signature], []], prepare.signature]
     ]
     assert.doesNotThrow(() => decodePbftMessage(valid))
     for (const c of cases) {
