@@ -158,8 +158,8 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   readonly #committed = new Map<number, CommittedBatch>()
   /** Commit certificates in (low, low + L], kept across view changes until the stable checkpoint passes them. */
   readonly #certificates = new Map<number, Certificate>()
-  /** Per replica, the last Status we answered (bounded by n): a faulty one cannot make us resend the window at will. */
-  readonly #statusAnswered = new Map<string, { key: string, tick: number }>()
+  /** Per replica, when we last answered its Status (bounded by n): a faulty one cannot make us resend the window at will. */
+  readonly #statusAnswered = new Map<string, number>()
   #caughtUp = 0
   /** Executed, handed out in a Ready, not yet applied(): the requests to answer. */
   readonly #executedBatches = new Map<number, CommittedBatch>()
@@ -723,17 +723,16 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
 
   /**
    * A replica waits for work: send it the certificates of what we executed beyond what it did, or the
-   * stable checkpoint proof if it is behind our garbage collection. One answer per (replica, view,
-   * lastExecuted) a timeout and at most two per timeout, so a faulty replica cannot amplify.
+   * stable checkpoint proof if it is behind our garbage collection. At most one answer a quarter
+   * timeout to a replica (a correct one asks every half timeout, give or take network jitter), so a
+   * faulty one cannot amplify: at most 4 windows of cached certificates a timeout.
    */
   #stepStatus (m: Signed<Status>): void {
-    const { view, lastExecuted } = m.body
+    const { lastExecuted } = m.body
     if (lastExecuted >= this.#lastExecuted) return
-    const key = `${view}|${lastExecuted}`
     const last = this.#statusAnswered.get(m.from)
-    const since = last === undefined ? Infinity : this.#ticks - last.tick
-    if (since < (last?.key === key ? this.#timeoutTicks : this.#timeoutTicks >> 1)) return this.#reject('status-rate-limited')
-    this.#statusAnswered.set(m.from, { key, tick: this.#ticks })
+    if (last !== undefined && this.#ticks - last < Math.max(1, this.#timeoutTicks >> 2)) return this.#reject('status-rate-limited')
+    this.#statusAnswered.set(m.from, this.#ticks)
     // Behind our garbage collection: it fetches the state (rate-limited here, so never deduplicated).
     if (lastExecuted < this.#low) this.#sendStableProof(m.from)
     const top = Math.min(this.#lastExecuted, this.#low + this.#l)
