@@ -1,4 +1,4 @@
-import { type PbftMessage, type Signed, type ViewChange, batchDigest, sign } from '../consensus/pbft/messages.js'
+import { type Committed, type PbftMessage, type Signed, type ViewChange, batchDigest, sign } from '../consensus/pbft/messages.js'
 import { quorumSize } from '../consensus/pbft/view-change.js'
 import type { Signer } from '../node/identity.js'
 import type { Prng } from './prng.js'
@@ -66,6 +66,7 @@ export class ByzantineReplica {
         const victim = this.prng.pick(this.replicas.filter((r) => r !== this.id && r !== to))
         const out: Array<PbftMessage | Uint8Array> = [m, sign(this.signer, victim, b.type === 'Prepare' || b.type === 'Commit' ? { ...b, digest: batchDigest([]) } : b)]
         if (this.prng.chance(1, 10)) out.push(this.prng.bytes(this.prng.intInclusive(1, 200)))
+        if (b.type === 'Committed') out.push(this.#forgedCommitted(b))
         return out
       }
       case 'replay': {
@@ -86,6 +87,15 @@ export class ByzantineReplica {
         return [sign(this.signer, this.id, { ...b, prePrepares, viewChanges: half ? b.viewChanges : b.viewChanges.slice(1) })]
       }
     }
+  }
+
+  /** The same seq committed with the null request instead: every vote in it signed with its own key. */
+  #forgedCommitted (c: Committed): PbftMessage {
+    const { view, seq } = c.prePrepare.body
+    const digest = batchDigest([])
+    const prePrepare = sign(this.signer, c.prePrepare.from, { type: 'PrePrepare', view, seq, digest, batch: [] })
+    const commits = c.commits.map((m) => sign(this.signer, m.from, { ...m.body, digest }))
+    return sign(this.signer, this.id, { type: 'Committed', prePrepare, commits })
   }
 
   #forgedCertificate (vc: Signed<ViewChange>): PbftMessage {
