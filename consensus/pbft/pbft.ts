@@ -637,6 +637,9 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     const commits = [...slot.commits.values()].filter((c) => bytesEqual(c.body.digest, pp.body.digest)).length
     if (commits < (this.#unsafe.commitQuorumFPlus1 === true ? this.f + 1 : this.#quorum.size)) return
     slot.committed = true
+    const known = this.#certificates.get(seq)
+    // A quorum committed another batch here (maybe in another view, maybe we executed it from its certificate): safety is lost.
+    assert.ok(known === undefined || bytesEqual(known.prePrepare.body.digest, pp.body.digest), `two batches committed at seq ${seq}`)
     this.#keepCertificate(pp, [...slot.commits.values()])
     if (seq > this.#lastExecuted) this.#committed.set(seq, { seq, view: pp.body.view, digest: pp.body.digest, requests: pp.body.batch })
     this.#execute()
