@@ -76,7 +76,7 @@ describe('pbft simulation: fixed seeds', function () {
     let caught: string | undefined
     for (let seed = 1; seed <= 100 && caught === undefined; seed++) {
       const r = await runPbftSeed({ seed, ticks: TICKS, unsafe: { trustNewViewO: true }, behaviour: 'bad-new-view' })
-      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}`
+      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message.split('\n')[0]}`
     }
     console.log(`      broken core caught at ${caught ?? 'no seed'}`)
     assert.match(caught ?? '', /^seed \d+: (agreement|state agreement|linearizability|acknowledged request lost|core assertion: two batches committed)/)
@@ -86,7 +86,7 @@ describe('pbft simulation: fixed seeds', function () {
     let caught: string | undefined
     for (let seed = 1; seed <= 100 && caught === undefined; seed++) {
       const r = await runPbftSeed({ seed, ticks: TICKS, orgs: 5, unsafe: { quorum2fPlus1: true }, behaviour: 'equivocate' })
-      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}`
+      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message.split('\n')[0]}`
     }
     console.log(`      2f+1 quorums caught at ${caught ?? 'no seed'}`)
     assert.match(caught ?? '', /^seed \d+: (agreement|state agreement|linearizability|acknowledged request lost|core assertion: two batches committed)/)
@@ -97,7 +97,7 @@ describe('pbft simulation: fixed seeds', function () {
     for (let seed = 1; seed <= 100 && caught === undefined; seed++) {
       // A censor is primary when the network heals in a few seeds only; 600 healed ticks are 15 bounds and more.
       const r = await runPbftSeed({ seed, ticks: TICKS, orgs: 4, unsafe: { noRequestAgeBound: true }, behaviour: 'censor', livenessTicksMax: 600 })
-      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}`
+      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message.split('\n')[0]}`
     }
     console.log(`      censorship caught at ${caught ?? 'no seed'}`)
     assert.match(caught ?? '', /^seed \d+: liveness: client requests still pending/)
