@@ -1,16 +1,13 @@
 import '../../node/polyfills.js'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
 import type { AuditEntry } from '../../node/audit.js'
-import { writeEpochFile, writeGenesis, type Genesis } from '../../node/genesis.js'
+import { writeEpochFile, writeGenesis } from '../../node/genesis.js'
 import { loadOrCreateIdentity, toHex } from '../../node/identity.js'
-import { silentLogger } from '../../node/log.js'
 import { FedmeshNode } from '../../node/node.js'
 import { ORG_ROOT_KEY_FILE } from '../../node/org-identity.js'
 import { waitFor } from '../helpers/cli-node.js'
-import { foundFederation, isFederated } from '../helpers/federation-genesis.js'
+import { InProcessFederation, isFederated } from '../helpers/federation-genesis.js'
 
 // Governance by PBFT vote, real libp2p on 127.0.0.1: three members revoke the fourth (one signed
 // event: every member cuts it off; a new epoch orders tasks among the three), then admit a new org
@@ -18,32 +15,13 @@ import { foundFederation, isFederated } from '../helpers/federation-genesis.js'
 describe('federation governance: revoke and admit orgs by vote (real libp2p on 127.0.0.1)', function () {
   this.timeout(60_000)
   const ORGS = ['alpha', 'bravo', 'charlie', 'delta']
-  let root: string
-  let genesis: Genesis
-  const nodes = new Map<string, FedmeshNode>()
-
-  const start = async (name: string, bootstrap: string[]): Promise<FedmeshNode> => {
-    const node = await FedmeshNode.start({ dataDir: join(root, name), org: name, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, api: null, heartbeatMs: 200, logger: silentLogger, federation: { anchorIntervalMs: 500 } })
-    nodes.set(name, node)
-    return node
-  }
-  const node = (name: string): FedmeshNode => nodes.get(name)!
+  let f: InProcessFederation
+  const node = (name: string): FedmeshNode => f.node(name)
   const titles = async (n: FedmeshNode): Promise<string[]> =>
     (await n.tasks.list({ limit: 1000 })).filter(isFederated).map((t) => t.title)
 
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'fedmesh-governance-'))
-    genesis = await foundFederation(ORGS, (name) => join(root, name), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
-    for (const name of ORGS) await writeGenesis(join(root, name), genesis)
-    const first = await start(ORGS[0]!, [])
-    for (const name of ORGS.slice(1)) await start(name, first.multiaddrs())
-    await waitFor('every node to host its org\'s replica', () => ORGS.every((n) => node(n).status().federation?.hosting === true), 15_000)
-  })
-
-  after(async () => {
-    for (const n of nodes.values()) await n.stop()
-    await rm(root, { recursive: true, force: true })
-  })
+  before(async () => { f = await InProcessFederation.start(ORGS, { federation: { anchorIntervalMs: 500 } }) })
+  after(async () => { await f.stop() })
 
   it('revokes delta once 3 of 4 orgs approved: every member cuts it off and the federation goes on without it', async () => {
     const delta = node('delta')
@@ -84,7 +62,7 @@ describe('federation governance: revoke and admit orgs by vote (real libp2p on 1
   })
 
   it('admits a new org by vote; it joins from the exported epoch and orders tasks with the members', async () => {
-    const dataDir = join(root, 'echo')
+    const dataDir = f.dir('echo')
     await mkdir(dataDir, { recursive: true })
     const echoRoot = (await loadOrCreateIdentity(dataDir, ORG_ROOT_KEY_FILE)).identity.publicKeyHex
     // Open when echo is admitted: the epoch carries it over, and echo (which has no copy) may claim it.
@@ -96,12 +74,12 @@ describe('federation governance: revoke and admit orgs by vote (real libp2p on 1
     await waitFor('alpha to enter epoch 2', () => node('alpha').status().federation!.epoch === 2, 10_000)
 
     // The operator hands echo the genesis and the epoch it was admitted into (fedmesh federation export).
-    await writeGenesis(dataDir, genesis)
+    await writeGenesis(dataDir, f.genesis)
     const exported = node('alpha').federation.epochFile()
     assert.equal(exported.epoch, 2)
     assert.ok(exported.core !== undefined)
     await writeEpochFile(dataDir, exported)
-    const echo = await start('echo', node('alpha').multiaddrs())
+    const echo = await f.startNode('echo', node('alpha').multiaddrs())
     await waitFor('echo to host its replica in epoch 2', () => echo.status().federation?.hosting === true && echo.status().federation?.epoch === 2, 15_000)
     // Anchors kept the epoch going meanwhile: echo first catches up (by state transfer past the stable
     // checkpoint), then orders with the others. Tasks ordered before it caught up are not in its board.

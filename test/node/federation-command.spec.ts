@@ -1,7 +1,6 @@
 import '../../node/polyfills.js'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import {
@@ -13,13 +12,12 @@ import { auditCommand, type FederationVerifyResult } from '../../node/commands/a
 import { federationCommand } from '../../node/commands/federation.js'
 import { readToken } from '../../node/data-dir.js'
 import type { Anchor } from '../../node/federation-state.js'
-import { EPOCH_FILE, genesisId, loadEpochFile, writeGenesis, type EpochFile, type Genesis } from '../../node/genesis.js'
+import { EPOCH_FILE, genesisId, loadEpochFile, type EpochFile } from '../../node/genesis.js'
 import { fromHex, loadOrCreateIdentity, type NodeIdentity } from '../../node/identity.js'
-import { silentLogger } from '../../node/log.js'
 import { FedmeshNode } from '../../node/node.js'
 import { ORG_ROOT_KEY_FILE } from '../../node/org-identity.js'
 import { waitFor } from '../helpers/cli-node.js'
-import { foundFederation } from '../helpers/federation-genesis.js'
+import { InProcessFederation } from '../helpers/federation-genesis.js'
 
 // The operator surface of federation governance and audit anchoring, over a real in-process
 // federation of 4 orgs × 1 node (libp2p on 127.0.0.1, admin API on an ephemeral port): votes and
@@ -57,11 +55,9 @@ const jsonLines = (text: string): AuditEntry[] => text.trim().split('\n').map((l
 describe('federation operator surface: votes, epoch export, audit anchors (4 orgs in process)', function () {
   this.timeout(40_000)
   const ORGS = ['alpha', 'bravo', 'charlie', 'delta']
-  let root: string
-  let genesis: Genesis
-  const nodes = new Map<string, FedmeshNode>()
-  const dir = (name: string): string => join(root, name)
-  const node = (name: string): FedmeshNode => nodes.get(name)!
+  let f: InProcessFederation
+  const dir = (name: string): string => f.dir(name)
+  const node = (name: string): FedmeshNode => f.node(name)
 
   const api = async (name: string, path: string, body?: unknown): Promise<{ status: number, json: any }> => {
     const res = await fetch(node(name).apiUrl! + path, {
@@ -77,27 +73,8 @@ describe('federation operator surface: votes, epoch export, audit anchors (4 org
       return status === 200 && json.anchors.length >= count ? json : undefined
     }, 15_000)
 
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'fedmesh-federation-cli-'))
-    genesis = await foundFederation(ORGS, dir, { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
-    const start = async (name: string, bootstrap: string[]): Promise<FedmeshNode> => {
-      await writeGenesis(dir(name), genesis)
-      const n = await FedmeshNode.start({
-        dataDir: dir(name), org: name, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, api: { host: '127.0.0.1', port: 0 }, heartbeatMs: 200,
-        logger: silentLogger, federation: { anchorIntervalMs: 300 }
-      })
-      nodes.set(name, n)
-      return n
-    }
-    const first = await start(ORGS[0]!, [])
-    for (const name of ORGS.slice(1)) await start(name, first.multiaddrs())
-    await waitFor('every node to host its org\'s replica', () => ORGS.every((n) => node(n).status().federation?.hosting === true), 15_000)
-  })
-
-  after(async () => {
-    for (const n of nodes.values()) await n.stop()
-    await rm(root, { recursive: true, force: true })
-  })
+  before(async () => { f = await InProcessFederation.start(ORGS, { api: { host: '127.0.0.1', port: 0 }, federation: { anchorIntervalMs: 300 } }) })
+  after(async () => { await f.stop() })
 
   it('serves a node\'s anchors and this org\'s votes over the admin API', async () => {
     const alpha = node('alpha')
@@ -137,38 +114,38 @@ describe('federation operator surface: votes, epoch export, audit anchors (4 org
       assert.equal((await federation([...args, '--data-dir', dir('bravo')])).code, 2, args.join(' '))
     }
 
-    const file = join(root, 'epoch.json')
+    const file = join(f.root, 'epoch.json')
     const exported = await federation(['export', '--out', file, '--data-dir', dir('alpha')])
     assert.equal(exported.code, 0, exported.stderr)
     const epoch = JSON.parse(await readFile(file, 'utf8')) as EpochFile
     assert.deepEqual(epoch, node('alpha').federation.epochFile())
-    assert.deepEqual({ ...epoch, core: undefined }, { genesis: genesisId(genesis), epoch: 0, orgs: genesis.orgs, core: undefined })
+    assert.deepEqual({ ...epoch, core: undefined }, { genesis: genesisId(f.genesis), epoch: 0, orgs: f.genesis.orgs, core: undefined })
     assert.deepEqual({ ...JSON.parse((await federation(['export', '--data-dir', dir('charlie')])).stdout), core: undefined }, { ...epoch, core: undefined })
 
     // Echo's operator: the genesis first, then the epoch it was admitted into (here one naming echo).
-    const echo = join(root, 'echo')
+    const echo = join(f.root, 'echo')
     await mkdir(echo)
     const echoKey = (await loadOrCreateIdentity(echo, ORG_ROOT_KEY_FILE)).identity.publicKeyHex
-    const admitted: EpochFile = { genesis: genesisId(genesis), epoch: 1, orgs: [...genesis.orgs, { name: 'echo', root: echoKey }].sort((a, b) => a.root < b.root ? -1 : 1) }
-    const admittedFile = join(root, 'admitted.json')
+    const admitted: EpochFile = { genesis: genesisId(f.genesis), epoch: 1, orgs: [...f.genesis.orgs, { name: 'echo', root: echoKey }].sort((a, b) => a.root < b.root ? -1 : 1) }
+    const admittedFile = join(f.root, 'admitted.json')
     await writeFile(admittedFile, JSON.stringify(admitted))
     const noGenesis = await federation(['join', admittedFile, '--data-dir', echo])
     assert.deepEqual([noGenesis.code, /join the genesis file first/.test(noGenesis.stderr)], [1, true])
-    const genesisFile = join(root, 'genesis.json')
-    await writeFile(genesisFile, JSON.stringify(genesis))
+    const genesisFile = join(f.root, 'genesis.json')
+    await writeFile(genesisFile, JSON.stringify(f.genesis))
     assert.equal((await federation(['join', genesisFile, '--data-dir', echo])).code, 0)
     const notMember = await federation(['join', file, '--data-dir', echo])
     assert.deepEqual([notMember.code, /not a member of epoch 0/.test(notMember.stderr)], [1, true])
-    const foreign = join(root, 'foreign.json')
+    const foreign = join(f.root, 'foreign.json')
     await writeFile(foreign, JSON.stringify({ ...admitted, genesis: 'ab'.repeat(16) }))
     assert.match((await federation(['join', foreign, '--data-dir', echo])).stderr, /belongs to federation abab/)
-    const unsorted = join(root, 'unsorted.json')
+    const unsorted = join(f.root, 'unsorted.json')
     await writeFile(unsorted, JSON.stringify({ ...admitted, orgs: [...admitted.orgs].reverse() }))
     assert.match((await federation(['join', unsorted, '--data-dir', echo])).stderr, /bad epoch file/)
     assert.equal(await loadEpochFile(echo), undefined)
     const joined = await federation(['join', admittedFile, '--json', '--data-dir', echo])
     assert.equal(joined.code, 0, joined.stderr)
-    assert.deepEqual(JSON.parse(joined.stdout), { id: genesisId(genesis), epoch: 1, path: join(echo, EPOCH_FILE) })
+    assert.deepEqual(JSON.parse(joined.stdout), { id: genesisId(f.genesis), epoch: 1, path: join(echo, EPOCH_FILE) })
     assert.deepEqual(await loadEpochFile(echo), admitted)
   })
 
@@ -185,11 +162,11 @@ describe('federation operator surface: votes, epoch export, audit anchors (4 org
   it('checks another node\'s export against its anchors: a rewritten or truncated export fails', async () => {
     const bravo = node('bravo')
     const anchors = await anchorsOf('alpha', bravo.key, 2)
-    const anchorsFile = join(root, 'bravo-anchors.json')
+    const anchorsFile = join(f.root, 'bravo-anchors.json')
     await writeFile(anchorsFile, JSON.stringify(anchors))
     // Exported after the anchors were read, so it covers every one of them.
     const entries = jsonLines((await audit(['export', '--data-dir', dir('bravo')])).stdout)
-    const exportFile = join(root, 'bravo.jsonl')
+    const exportFile = join(f.root, 'bravo.jsonl')
     const check = async (lines: AuditEntry[]): Promise<FederationVerifyResult & { code: number }> => {
       await writeFile(exportFile, lines.map((e) => auditEntryJson(e) + '\n').join(''))
       const result = await audit(['verify', '--file', exportFile, '--node', bravo.key, '--anchors', anchorsFile, '--json', '--data-dir', dir('alpha')])
@@ -223,10 +200,10 @@ describe('federation operator surface: votes, epoch export, audit anchors (4 org
   it('audit verify --federation --anchors FILE fails once an anchored entry is rewritten in the stopped node\'s LevelDB', async () => {
     const alpha = node('alpha')
     const anchors = await anchorsOf('alpha', alpha.key, 2)
-    const anchorsFile = join(root, 'alpha-anchors.json')
+    const anchorsFile = join(f.root, 'alpha-anchors.json')
     await writeFile(anchorsFile, JSON.stringify(anchors))
     await alpha.stop()
-    nodes.delete('alpha')
+    f.nodes.delete('alpha')
     const verify = async (): Promise<Output> => await audit(['verify', '--federation', '--anchors', anchorsFile, '--data-dir', dir('alpha')])
     const honest = await verify()
     assert.equal(honest.code, 0, honest.stdout + honest.stderr)
