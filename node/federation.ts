@@ -311,7 +311,10 @@ export class Federation {
       const collector = new ReplyCollector(client, 1, faultsTolerated(replicas.length), new Map(replicas.map((r) => [r, fromHex(r)])), this.#verify)
       this.#pending.set(client, { instance, collector, resolve })
     })
-    const retryMs = Math.max(100, init.genesis.pbft.viewChangeTimeoutMs >> 1)
+    // Backing off: under overload, retries of every pending request would multiply the load that
+    // delays them (each one re-verified and re-forwarded by every replica).
+    let retryMs = Math.max(100, init.genesis.pbft.viewChangeTimeoutMs >> 1)
+    const retryMsMax = 4 * init.genesis.pbft.viewChangeTimeoutMs
     let answer: Uint8Array | undefined
     void answered.then((a) => { answer = a })
     try {
@@ -323,6 +326,7 @@ export class Federation {
         this.#hosted.get(instance)?.driver.propose(opBytes, { client, seq: 1 })
         await this.#publish(this.#seal(instance, KIND_REQUEST, [], request))
         await Promise.race([answered, init.clock.sleep(retryMs)])
+        retryMs = Math.min(2 * retryMs, retryMsMax)
         if (answer === undefined && init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'no f+1 matching replies in time')
       }
       return decodeResult(answer)
