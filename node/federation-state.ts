@@ -92,6 +92,8 @@ export class FederationState {
   #open = new Map<string, { target: string | null, claimer: string | null }>()
   /** The core as the current epoch began: what an org admitted into it starts from. */
   #epochStart: Uint8Array
+  /** The core at the latest checkpoint applied here (not part of snapshots): what a host hands a laggard. */
+  #lastCheckpoint: { instance: string, seq: number, core: Uint8Array } | undefined
   /** Digests of the state at the latest checkpoint seqs (for replays). */
   #digests = new Map<number, Uint8Array>()
   /** The batch that ended the previous epoch, with its results. */
@@ -107,6 +109,12 @@ export class FederationState {
   get instance (): string { return this.#instance }
   get lastSeq (): number { return this.#lastSeq }
   get changes (): readonly MembershipChange[] { return this.#changes }
+  /** The state core just after checkpoint seq of instance, if that was the latest applied here. */
+  checkpointCore (instance: string, seq: number): Uint8Array | undefined {
+    const c = this.#lastCheckpoint
+    return c !== undefined && c.instance === instance && c.seq === seq ? c.core : undefined
+  }
+
   /** The core as this epoch began (`fedmesh federation export` hands it to an admitted org). */
   get epochStart (): Uint8Array { return this.#epochStart }
 
@@ -265,7 +273,9 @@ export class FederationState {
 
   /** The digest a checkpoint at seq certifies: of the state after it (kept, so a replay gets the same). */
   #checkpointDigest (seq: number): Uint8Array {
-    const digest = sha256(this.exportCore())
+    const core = this.exportCore()
+    const digest = sha256(core)
+    this.#lastCheckpoint = { instance: this.#instance, seq, core }
     this.#digests.set(seq, digest)
     if (this.#digests.size > DIGESTS_MAX) this.#digests.delete(this.#digests.keys().next().value!)
     return digest

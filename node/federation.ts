@@ -1,6 +1,6 @@
 import {
   type CommittedBatch, type Evidence, type Outbound, type PbftMessage, type PbftStatus, type VerifyFn,
-  PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, ReplyCollector, decodePbftMessage, encodePbftMessage, faultsTolerated, sha256
+  PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, ReplyCollector, decodePbftMessage, encodePbftMessage, faultsTolerated
 } from '../consensus/pbft/index.js'
 import type { Sanitizer } from '../sanitize/index.js'
 import type { AuditInput } from './audit.js'
@@ -14,7 +14,7 @@ import {
   type FederationBatch, type FederationConfig, type FederationInstall, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
 } from './federation-state.js'
 import { genesisId, type EpochFile, type Genesis } from './genesis.js'
-import { bytesEqual, fromHex, toHex, verify, type Signer } from './identity.js'
+import { fromHex, toHex, verify, type Signer } from './identity.js'
 import type { Logger } from './log.js'
 import { verifyCertificate } from './org.js'
 import { PbftDriver } from './pbft-driver.js'
@@ -424,8 +424,7 @@ export class Federation {
     const checkpoint = batch.seq % this.#init.genesis.pbft.checkpointInterval === 0
     const applied = await this.#init.commitBatch({ config: this.#initial, instance, seq: batch.seq, requests, checkpoint })
     const results = applied.results
-    const core = checkpoint ? this.#init.state()?.exportCore() : undefined
-    this.#catchUp.retain(instance, batch.seq, requests, core !== undefined && applied.digest !== undefined && bytesEqual(sha256(core), applied.digest) ? core : undefined)
+    this.#catchUp.retain(instance, batch.seq, requests, checkpoint ? this.#init.state()?.checkpointCore(instance, batch.seq) : undefined)
     await Promise.all(requests.map(async (r, i) => {
       const result = decodeResult(results[i]!)
       await this.#init.audit({
