@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { PBFT_REPLICAS_MAX, sha256 } from '../consensus/pbft/index.js'
+import { PBFT_REPLICAS_MAX, checkpointIntervalFits, sha256 } from '../consensus/pbft/index.js'
 import { encodeCanonical } from './codec.js'
 import { FedmeshError } from './errors.js'
 import { fromHex, toHex, verify, type Signer } from './identity.js'
@@ -66,6 +66,7 @@ export function validateGenesis (value: unknown): Genesis {
   if (orgs.some((o, i) => i > 0 && orgs[i - 1]!.root > o.root)) throw new GenesisError('orgs must be sorted by root key')
   const { checkpointInterval, viewChangeTimeoutMs } = (typeof g.pbft === 'object' && g.pbft !== null ? g.pbft : {}) as Record<string, unknown>
   if (!isInt(checkpointInterval, 1, 256) || !isInt(viewChangeTimeoutMs, 100, 600_000)) throw new GenesisError('pbft needs checkpointInterval 1..256 and viewChangeTimeoutMs 100..600000')
+  if (!checkpointIntervalFits(orgs.length, checkpointInterval)) throw new GenesisError(`with ${orgs.length} orgs a view change at checkpointInterval ${checkpointInterval} would not fit a message: lower it`)
   if (typeof g.createdBy !== 'string' || !orgs.some((o) => o.root === g.createdBy)) throw new GenesisError('the creating org must be a member')
   if (!isInt(g.createdAtMs, 0, Number.MAX_SAFE_INTEGER)) throw new GenesisError('createdAtMs must be a time')
   if (typeof g.signature !== 'string' || !SIGNATURE_HEX.test(g.signature)) throw new GenesisError('signature must be 128 hex digits')

@@ -218,8 +218,7 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
     // The largest message is a NewView: up to n view changes with up to L prepared certificates
     // each (a batch and a quorum of signed messages), plus O. It must fit the wire bound, or a view
     // change could never be sent: the batch size is derived from that unless configured (then checked).
-    const certificateOverheadBytes = SIGNED_MESSAGE_OVERHEAD_BYTES * (size + 1)
-    const batchBytesFit = Math.floor(PBFT_MESSAGE_BYTES_MAX / ((n + 1) * this.#l)) - certificateOverheadBytes
+    const batchBytesFit = viewChangeBatchBytes(n, size, this.#l)
     this.#batchBytesMax = Math.min(config.batchBytesMax ?? Math.min(16 * 1024, batchBytesFit), PBFT_OP_BYTES_MAX)
     assert.ok(this.#batchBytesMax >= 1024 && this.#batchBytesMax <= batchBytesFit, `a view change would exceed ${PBFT_MESSAGE_BYTES_MAX} bytes: lower the log window or the batch size`)
     this.#timeoutTicks = config.requestTimeoutTicks ?? 20
@@ -1048,6 +1047,16 @@ export class PbftCore implements ConsensusCore<PbftMessage, PbftReady> {
   #reject (reason: string): void {
     this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1
   }
+}
+
+/** The batch bytes that keep a NewView within the wire bound, for n replicas, quorum q and log window L. */
+function viewChangeBatchBytes (n: number, q: number, logWindow: number): number {
+  return Math.floor(PBFT_MESSAGE_BYTES_MAX / ((n + 1) * logWindow)) - SIGNED_MESSAGE_OVERHEAD_BYTES * (q + 1)
+}
+
+/** Whether n replicas can run with checkpoint interval K (and the default log window 2K): a view change must fit the wire. */
+export function checkpointIntervalFits (n: number, checkpointInterval: number): boolean {
+  return viewChangeBatchBytes(n, quorumSize(n), 2 * checkpointInterval) >= 1024
 }
 
 /** A request's share of a batch on the wire (op, client id, timestamp and framing). */

@@ -9,7 +9,7 @@ import { NodeIdentity, loadOrCreateIdentity } from '../../node/identity.js'
 import { encodeCertificate, issueCertificate } from '../../node/org.js'
 import { CERT_FILE, ORG_ROOT_KEY_FILE } from '../../node/org-identity.js'
 
-const roots = ['a', 'b', 'c', 'd', 'e'].map(() => NodeIdentity.generate())
+const roots = Array.from({ length: 8 }, () => NodeIdentity.generate())
 const orgs = (n: number): Array<{ name: string, root: string }> => roots.slice(0, n).map((r, i) => ({ name: `org${i}`, root: r.publicKeyHex }))
 const rejects = (fn: () => unknown, pattern: RegExp): void => assert.throws(fn, (err: Error) => err instanceof FedmeshError && err.code === 'genesis-invalid' && pattern.test(err.message))
 
@@ -33,6 +33,12 @@ describe('federation genesis', () => {
     rejects(() => createGenesis(roots[0]!, [...orgs(3), { name: 'dup', root: roots[0]!.publicKeyHex }], 1_000), /distinct/)
     rejects(() => parseGenesis('{not json'), /not JSON/)
     rejects(() => validateGenesis({ ...g, orgs: [...g.orgs].reverse() }), /sorted/)
+  })
+
+  it('bounds the checkpoint interval by the number of orgs, so a view change always fits a message', () => {
+    assert.equal(createGenesis(roots[0]!, orgs(4), 1_000, { checkpointInterval: 256, viewChangeTimeoutMs: 2000 }).pbft.checkpointInterval, 256)
+    assert.equal(createGenesis(roots[0]!, orgs(8), 1_000, { checkpointInterval: 100, viewChangeTimeoutMs: 2000 }).orgs.length, 8)
+    rejects(() => createGenesis(roots[0]!, orgs(8), 1_000, { checkpointInterval: 200, viewChangeTimeoutMs: 2000 }), /would not fit/)
   })
 })
 
