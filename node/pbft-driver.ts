@@ -75,6 +75,7 @@ export class PbftDriver {
       verify: init.verify,
       checkpointInterval: init.checkpointInterval,
       requestTimeoutTicks: init.requestTimeoutTicks,
+      proposeWhenIdle: true,
       ...(restored.restore !== undefined ? { restore: restored.restore } : {})
     })
   }

@@ -381,6 +381,8 @@ export class PbftSimulation {
       logWindow: this.config.logWindow,
       batchMax: this.config.batchMax,
       requestTimeoutTicks: this.config.requestTimeoutTicks,
+      // The node runs with it on: odd seeds do too (not drawn, so every seed's other draws stay as they were).
+      proposeWhenIdle: this.#options.seed % 2 === 1,
       ...(this.#options.unsafe === undefined ? {} : { unsafe: this.#options.unsafe }),
       ...(restore === undefined ? {} : { restore })
     })

@@ -29,6 +29,17 @@ describe('pbft: normal case', () => {
     for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['op1', 'op2', 'op3', 'op4', 'op5'])
   })
 
+  it('with proposeWhenIdle the primary orders a lone request at once, without waiting for a tick', () => {
+    const net = new TestNetwork(4, { proposeWhenIdle: true })
+    net.request('org1', 'alice', 1, 'now')
+    for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['now'])
+    const lazy = new TestNetwork(4)
+    lazy.request('org1', 'alice', 1, 'later')
+    assert.deepEqual(lazy.replica('org2').applied, [], 'by default the request waits for the tick')
+    lazy.tick()
+    assert.deepEqual(lazy.replica('org2').applied, ['later'])
+  })
+
   it('works with 7 organisations (f = 2)', () => {
     const net = new TestNetwork(7)
     assert.equal(net.core('org1').f, 2)
