@@ -20,6 +20,7 @@ import { requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from '.
 import { LevelStorage } from './level-storage.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { createLogger, type Logger } from './log.js'
+import { registerFederationMetrics } from './federation-metrics.js'
 import { NodeMetrics } from './metrics.js'
 import { PolicyWatcher } from './policy-file.js'
 import { RevocationError, RevocationList, type RefusalPath, type RevokedOrg } from './revocation.js'
@@ -478,6 +479,8 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       ...federation
     })
     this.#federation.start()
+    const federationOf = this.#federation
+    registerFederationMetrics(this.metrics.registry, () => federationOf.status())
   }
 
   async #startApi (address: { host: string, port: number }): Promise<void> {
