@@ -1,18 +1,11 @@
 import { Gauge, type Registry } from 'prom-client'
 import type { FederationStatus } from './federation.js'
+import { collectedGauge } from './metrics.js'
 
 // What an operator watches of the federation on this node: the epoch, whether this node hosts its
 // org's replica, the replica's view and progress, and the envelopes it took, sent and refused.
 export function registerFederationMetrics (registry: Registry, status: () => FederationStatus): void {
-  const gauge = (name: string, help: string, value: (s: FederationStatus) => number | undefined): void => {
-    new Gauge({
-      name, help, registers: [registry],
-      collect () {
-        const v = value(status())
-        if (v !== undefined) this.set(v)
-      }
-    })
-  }
+  const gauge = (name: string, help: string, value: (s: FederationStatus) => number | undefined): void => collectedGauge(registry, name, help, () => value(status()))
   gauge('fedmesh_federation_epoch', 'Federation epoch (membership changes so far)', (s) => s.epoch)
   gauge('fedmesh_federation_members', 'Member orgs in the current epoch', (s) => s.orgs.length)
   gauge('fedmesh_pbft_hosting', '1 while this node hosts its org\'s PBFT replica (it leads the org\'s Raft group)', (s) => s.hosting ? 1 : 0)

@@ -48,3 +48,14 @@ export class NodeMetrics {
     })
   }
 }
+
+/** A gauge read when scraped; a value of undefined (nothing to report now) leaves it unset. */
+export function collectedGauge (registry: Registry, name: string, help: string, value: () => number | undefined): void {
+  new Gauge({
+    name, help, registers: [registry],
+    collect () {
+      const v = value()
+      if (v !== undefined) this.set(v)
+    }
+  })
+}

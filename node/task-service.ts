@@ -7,6 +7,7 @@ import { toHex } from './identity.js'
 import type { DropReason } from './message-channel.js'
 import type { FederationBatch, FederationInstall, FederationState } from './federation-state.js'
 import type { Logger } from './log.js'
+import { collectedGauge } from './metrics.js'
 import type { PromiseLogState, PromiseRecord } from './pbft-promise-log.js'
 import { RaftDriver, type RaftDriverInit, type RaftNodeStatus } from './raft-driver.js'
 import type { Storage } from './storage.js'
@@ -199,9 +200,7 @@ export class TaskService {
   #registerMetrics (registry: Registry, transport: TaskServiceInit['transport']): void {
     const status = (): RaftNodeStatus => this.#driver.status()
     const stats = this.#driver.stats
-    const gauge = (name: string, help: string, value: () => number): void => {
-      new Gauge({ name, help, registers: [registry], collect () { this.set(value()) } })
-    }
+    const gauge = (name: string, help: string, value: () => number): void => collectedGauge(registry, name, help, value)
     gauge('fedmesh_raft_term', 'Current Raft term of the org group', () => status().term)
     gauge('fedmesh_raft_leader', '1 while this node leads the org group', () => status().role === 'leader' ? 1 : 0)
     gauge('fedmesh_raft_commit_index', 'Highest committed log index', () => status().commit)
