@@ -72,7 +72,7 @@ export function instanceId (config: FederationConfig): string {
   return toHex(sha256(encodeCanonical(['fedmesh/federation-epoch/v1', config.genesis, config.epoch, config.orgs.map((o) => [o.name, o.root])]))).slice(0, 32)
 }
 
-export function encodeResult (r: RequestResult): Uint8Array {
+function encodeResult (r: RequestResult): Uint8Array {
   return encodeCanonical([r.epoch, r.seq, r.position, r.outcome, r.reason])
 }
 
@@ -120,7 +120,6 @@ export class FederationState {
 
   /** A node's anchored heads, oldest first. */
   anchorsOf (node: string): readonly Anchor[] { return this.#anchors.get(node) ?? [] }
-  anchoredNodes (): string[] { return [...this.#anchors.keys()] }
 
   apply (batch: FederationBatch): AppliedBatch {
     const out = this.#applyBatch(batch)

@@ -463,7 +463,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const { identity, org, transport, clock, rng, logger, sanitizer, audit } = this.#parts
     const id = genesisId(genesis)
     this.#federation = new Federation({
-      genesis, ...(epoch !== undefined ? { config: epoch, ...(epoch.core !== undefined ? { epochCore: new Uint8Array(Buffer.from(epoch.core, 'base64')) } : {}) } : {}),
+      genesis, ...(epoch !== undefined ? { config: { genesis: epoch.genesis, epoch: epoch.epoch, orgs: epoch.orgs }, ...(epoch.core !== undefined ? { epochCore: new Uint8Array(Buffer.from(epoch.core, 'base64')) } : {}) } : {}),
       signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, transport, clock, rng, logger, sanitizer,
       isLeader: () => this.tasks.raftStatus().role === 'leader',
       commitBatch: async (batch) => await this.tasks.commitFederationBatch(batch),

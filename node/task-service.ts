@@ -205,6 +205,7 @@ export class TaskService {
     gauge('fedmesh_raft_leader', '1 while this node leads the org group', () => status().role === 'leader' ? 1 : 0)
     gauge('fedmesh_raft_commit_index', 'Highest committed log index', () => status().commit)
     gauge('fedmesh_raft_applied_index', 'Highest log index applied to the task board', () => status().applied)
+    gauge('fedmesh_federation_tasks_dropped', 'Federated tasks not added to this board because it was full of unfinished tasks (since start)', () => this.#board.federatedDropped)
     gauge('fedmesh_raft_ready_batches', 'Ready batches processed since start (each one synced write, then sends and applies)', () => stats.readies)
     new Gauge({
       name: 'fedmesh_raft_messages',
