@@ -1,12 +1,13 @@
-import '../node/polyfills.js'
+import '../node/runtime/polyfills.js'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { AUDIT_BATCH_ENTRIES_MAX_DEFAULT, AuditLog, auditEntryKey, type AuditInput } from '../node/audit.js'
-import { NodeIdentity } from '../node/identity.js'
-import { LevelStorage } from '../node/level-storage.js'
-import { systemClock } from '../node/system-clock.js'
+import { AUDIT_BATCH_ENTRIES_MAX_DEFAULT, AuditLog, auditEntryKey, type AuditInput } from '../node/gate/audit.js'
+import { NodeIdentity } from '../base/ed25519.js'
+import { LevelStorage } from '../node/runtime/level-storage.js'
+import { systemClock } from '../node/runtime/system-clock.js'
+import { generateIdentity } from '../node/runtime/key-file.js'
 
 // Audit appends per second with durability on (every batch synced), at several concurrencies, with
 // group commit; beside them, the reference: level synced single puts of the same value size, in the
@@ -109,7 +110,7 @@ async function benchLevelPuts (concurrency: number, valueBytes: number): Promise
 }
 
 async function main (): Promise<void> {
-  const identity = NodeIdentity.generate()
+  const identity = generateIdentity()
   const entryBytes = await withDir(async (dir) => {
     const storage = await LevelStorage.open(join(dir, 'db'))
     await (await AuditLog.open({ storage, signer: identity, clock: systemClock })).append(input)

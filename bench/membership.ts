@@ -2,20 +2,20 @@
 // detection time of a SIGKILLed member, and gossip publish→delivery latency of signed announcements
 // side by side with raw gossipsub delivery of the same size, in the same run.
 //   npm run bench:membership [-- --sizes 5,10,20 --messages 400]
-import '../node/polyfills.js'
+import '../node/runtime/polyfills.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { openEnvelope, ReplayGuard, sealEnvelope } from '../node/envelope.js'
-import { NodeIdentity } from '../node/identity.js'
-import { Libp2pTransport } from '../node/libp2p-transport.js'
-import { silentLogger } from '../node/log.js'
-import { cryptoRng } from '../node/system-clock.js'
-import { encodeCertificate, issueCertificate } from '../node/org.js'
+import { openEnvelope, ReplayGuard, sealEnvelope } from '../base/envelope.js'
+import { Libp2pTransport } from '../node/runtime/libp2p-transport.js'
+import { silentLogger } from '../base/log.js'
+import { cryptoRng } from '../node/runtime/system-clock.js'
+import { encodeCertificate, issueCertificate } from '../base/org-certificate.js'
 import { encodeAnnouncementBody, ANNOUNCE_TYPE } from '../membership/announcement.js'
 import { CliNode, waitFor } from '../test/helpers/cli-node.js'
 import { percentile, round, writeResult } from './stats.js'
+import { generateIdentity } from '../node/runtime/key-file.js'
 
 const { values: opts } = parseArgs({ options: { sizes: { type: 'string', default: '5,10,20' }, messages: { type: 'string', default: '400' }, 'heartbeat-ms': { type: 'string', default: '1000' } } })
 const HEARTBEAT_MS = Number(opts['heartbeat-ms'])
@@ -65,7 +65,7 @@ async function convergence (size: number): Promise<Record<string, number>> {
 // signed messages alternate on two topics so both see the same load; latency is measured with one
 // process-local monotonic clock.
 async function latency (messages: number): Promise<Record<string, unknown>> {
-  const ids = [NodeIdentity.generate(), NodeIdentity.generate(), NodeIdentity.generate()]
+  const ids = [generateIdentity(), generateIdentity(), generateIdentity()]
   const [a, b, c] = await Promise.all(ids.map(async (identity) => await Libp2pTransport.create({ identity, listen: ['/ip4/127.0.0.1/tcp/0'], logger: silentLogger, gossipHeartbeatMs: 200 })))
   const sent = new Map<string, number>()
   const raw: number[] = []
@@ -86,7 +86,7 @@ async function latency (messages: number): Promise<Record<string, unknown>> {
     await c!.dial(a!.multiaddrs())
     await waitFor('the mesh to form', () => c!.pubsub.getSubscribers('bench/signed').length > 0 && b!.pubsub.getSubscribers('bench/signed').length > 0, 10_000, 10)
     await new Promise((resolve) => setTimeout(resolve, 1000))
-    const certificate = encodeCertificate(issueCertificate(NodeIdentity.generate(), { org: 'bench', node: ids[2]!.publicKey, issuedAtMs: Date.now() }))
+    const certificate = encodeCertificate(issueCertificate(generateIdentity(), { org: 'bench', node: ids[2]!.publicKey, issuedAtMs: Date.now() }))
     const body = encodeAnnouncementBody({ incarnation: 1, seq: 1, addrs: c!.multiaddrs(), capabilities: ['summarize'], certificate })
     for (let i = 0; i < messages; i++) {
       const nonce = cryptoRng.bytes(16)

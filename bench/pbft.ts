@@ -9,10 +9,10 @@
 // the next leader resumes the replica), and measure the longest gap between consecutive completions
 // and the first completion of a task sent after the kill.
 //   npm run bench:pbft [-- --orgs-nodes 1,3 --concurrency 1,16,64 --seconds 5 --stall-concurrency 16 --stall-seconds 15]
-import '../node/polyfills.js'
+import '../node/runtime/polyfills.js'
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { PBFT_PARAMS_DEFAULT } from '../node/genesis.js'
+import { PBFT_PARAMS_DEFAULT } from '../node/federation/genesis.js'
 import { type CliNode, waitFor } from '../test/helpers/cli-node.js'
 import { ProcessFederation, federationOf } from '../test/helpers/federation-processes.js'
 import { closedLoop, describeLevel, sleep, type Level, type Op } from './closed-loop.js'

@@ -1,5 +1,5 @@
 import { TrustBook, TRUST_EVENT_TYPES } from '../membership/trust.js'
-import { Policy, type PolicyRequest } from '../node/policy.js'
+import { Policy, type PolicyRequest } from '../node/gate/policy.js'
 import { round, writeResult } from './stats.js'
 
 // Hot-path costs of authorization: Policy.decide() (a request per inbound call) and

@@ -5,14 +5,14 @@
 // fedmesh's time goes: CPU per op in each process, and entries per synced write batch.
 //   npm run bench:raft [-- --concurrency 1,16,64,256 --seconds 5]
 // Installs Debian's etcd-server when etcd is missing (root, apt-get).
-import '../node/polyfills.js'
+import '../node/runtime/polyfills.js'
 import { execFileSync } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Agent, request } from 'undici'
-import type { RaftNodeStatus } from '../node/raft-driver.js'
+import type { RaftNodeStatus } from '../consensus/raft/driver.js'
 import { CLI, CliNode, waitFor } from '../test/helpers/cli-node.js'
 import { closedLoop, describeLevel, type Level, type Op } from './closed-loop.js'
 import { compareWithEtcd, etcdLevels, etcdVersion } from './etcd-baseline.js'

@@ -1,5 +1,5 @@
-import { decodeCanonical, encodeCanonical } from '../node/codec.js'
-import { FedmeshError } from '../node/errors.js'
+import { decodeCanonical, encodeCanonical } from '../base/codec.js'
+import { FedmeshError } from '../base/errors.js'
 
 // The body of a membership envelope (type 'membership.alive' or 'membership.leave'). The sender's
 // key and organisation are the envelope's, so they are covered by its signature. Canonical CBOR map:

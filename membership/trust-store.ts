@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
-import type { Storage, BatchOp } from '../node/storage.js'
-import { silentLogger, type Logger } from '../node/log.js'
-import { publicKeyOfPeerId, toHex } from '../node/identity.js'
+import type { Storage, BatchOp } from '../base/storage.js'
+import { silentLogger, type Logger } from '../base/log.js'
 import {
   TrustBook, gossipsubAppScore, type QuarantineCrossing, type TrustEventType, type TrustOptions, type TrustRecordResult
 } from './trust.js'
@@ -78,13 +77,11 @@ export class TrustStore {
   }
 
   /**
-   * gossipsub's scoreParams.appSpecificScore for a libp2p peer id string (see gossipsubAppScore):
-   * `appSpecificScore: (p) => store.appSpecificScore(p, clock.wallMs())`. Neutral (0) for ids
-   * that do not carry an ed25519 key.
+   * gossipsub's scoreParams.appSpecificScore for a peer's key (hex; see gossipsubAppScore). The
+   * libp2p transport maps gossipsub's peer id strings to keys.
    */
-  appSpecificScore (peerId: string, nowMs: number): number {
-    const key = publicKeyOfPeerId(peerId)
-    return key === undefined ? 0 : gossipsubAppScore(this.book.score(toHex(key), nowMs), this.book.options)
+  appSpecificScore (key: string, nowMs: number): number {
+    return gossipsubAppScore(this.book.score(key, nowMs), this.book.options)
   }
 
   /** Writes all dirty peers in one batch; resolves to the number of keys written or deleted. */

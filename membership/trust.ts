@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
-import type { PeerScoreThresholds } from '@libp2p/gossipsub/score'
-import { FedmeshError } from '../node/errors.js'
+import { FedmeshError } from '../base/errors.js'
 
 // Behavioural trust: what this node has seen each peer do, as a score in [0, 1]. Pure: no clock, no
 // I/O; every function takes nowMs (wall-clock ms, so persisted timestamps survive a restart).
@@ -322,7 +321,16 @@ function isUnitNumber (value: unknown): value is number {
 // (set scoreParams.topicScoreCap <= TRUST_TOPIC_SCORE_CAP_MAX).
 export const TRUST_APP_SPECIFIC_WEIGHT = 1
 export const TRUST_TOPIC_SCORE_CAP_MAX = 900
-export const TRUST_SCORE_THRESHOLDS: Readonly<PeerScoreThresholds> = {
+/** gossipsub's PeerScoreThresholds (the same fields; the libp2p transport hands them over). */
+export interface GossipScoreThresholds {
+  gossipThreshold: number
+  publishThreshold: number
+  graylistThreshold: number
+  acceptPXThreshold: number
+  opportunisticGraftThreshold: number
+}
+
+export const TRUST_SCORE_THRESHOLDS: Readonly<GossipScoreThresholds> = {
   gossipThreshold: -10,
   publishThreshold: -50,
   graylistThreshold: -80,

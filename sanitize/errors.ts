@@ -1,4 +1,4 @@
-import { FedmeshError } from '../node/errors.js'
+import { FedmeshError } from '../base/errors.js'
 import type { Category } from './categories.js'
 
 export type Redactions = Partial<Record<Category, number>>

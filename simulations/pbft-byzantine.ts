@@ -1,6 +1,6 @@
 import { type Committed, type PbftMessage, type Signed, type ViewChange, batchDigest, sign } from '../consensus/pbft/messages.js'
 import { quorumSize } from '../consensus/pbft/view-change.js'
-import type { Signer } from '../node/identity.js'
+import type { Signer } from '../base/ed25519.js'
 import type { Prng } from './prng.js'
 
 // Byzantine organisations for the PBFT simulator. A faulty replica runs the honest core (so it

@@ -1,5 +1,5 @@
 import type { CommittedBatch, Evidence } from '../consensus/pbft/pbft.js'
-import { toHex } from '../node/identity.js'
+import { toHex } from '../base/bytes.js'
 import { InvariantViolation } from './raft-checkers.js'
 
 // PBFT safety across honest replicas, checked as batches commit: agreement (one batch per seq),

@@ -1,4 +1,4 @@
-import { MemoryStorage } from '../node/memory-storage.js'
+import { MemoryStorage } from '../base/memory-storage.js'
 import type { RaftReady } from '../consensus/raft/raft.js'
 import { RaftPersistence } from '../consensus/raft/raft-persistence.js'
 import type { RaftStorage } from '../consensus/raft/raft-storage.js'

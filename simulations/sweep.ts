@@ -1,4 +1,4 @@
-import { cryptoRng } from '../node/system-clock.js'
+import { cryptoRng } from '../node/runtime/system-clock.js'
 
 export interface SeedResult {
   seed: number

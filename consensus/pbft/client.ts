@@ -1,5 +1,5 @@
 import type { VerifyFn } from './pbft.js'
-import { toHex } from '../../node/identity.js'
+import { toHex } from '../../base/bytes.js'
 import { type PbftMessage, type Reply, type Signed, signingBytes } from './messages.js'
 
 // The client side of PBFT's reply rule: a result is accepted once f+1 distinct replicas sent the

@@ -1,4 +1,4 @@
-import { FedmeshError } from '../../node/errors.js'
+import { FedmeshError } from '../../base/errors.js'
 
 // Rejections of untrusted PBFT bytes with stable codes (the shell counts them by code).
 export class PbftDecodeError extends FedmeshError {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { decodeCanonical, encodeCanonical } from '../../node/codec.js'
+import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
 import { PbftDecodeError } from './errors.js'
 import { wireReaders } from '../wire.js'
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
-import type { Signer } from '../../node/identity.js'
-import { bytesEqual, toHex, verify as ed25519Verify } from '../../node/identity.js'
+import type { Signer } from '../../base/ed25519.js'
+import { bytesEqual, toHex } from '../../base/bytes.js'
+import { verify as ed25519Verify } from '../../base/ed25519.js'
 import type { ConsensusCore, ProposeResult, RequestId } from '../types.js'
 import {
   type Checkpoint, type ClientRequest, type Commit, type Committed, type NewView, type PbftMessage, type PrePrepare, type Prepare,

@@ -2,7 +2,7 @@ import {
   type Checkpoint, type ClientRequest, type NewView, type PrePrepare, type PreparedProof, type Signed, type ViewChange,
   batchDigest
 } from './messages.js'
-import { bytesEqual } from '../../node/identity.js'
+import { bytesEqual } from '../../base/bytes.js'
 
 // The pure half of PBFT's view change: checking the proofs a ViewChange carries and computing the
 // new primary's pre-prepares (the set O) from a quorum of view changes (the set V). A backup

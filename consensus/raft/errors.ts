@@ -1,4 +1,4 @@
-import { FedmeshError } from '../../node/errors.js'
+import { FedmeshError } from '../../base/errors.js'
 
 // Rejections of untrusted bytes (wire messages, stored records) with stable codes.
 export class RaftDecodeError extends FedmeshError {

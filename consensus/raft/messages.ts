@@ -1,5 +1,5 @@
 import { encode } from 'cborg'
-import { decodeCanonical } from '../../node/codec.js'
+import { decodeCanonical } from '../../base/codec.js'
 import type { ConfState, Entry, NodeId, RequestId, Snapshot } from '../types.js'
 import { RaftDecodeError } from './errors.js'
 import { wireReaders } from '../wire.js'

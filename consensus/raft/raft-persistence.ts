@@ -1,5 +1,5 @@
 import { encode } from 'cborg'
-import type { BatchOp, Storage } from '../../node/storage.js'
+import type { BatchOp, Storage } from '../../base/storage.js'
 import type { ConfState, Entry, HardState, Snapshot } from '../types.js'
 import { RaftDecodeError } from './errors.js'
 import { decodeCbor, entryFromWire, entryToWire, snapshotFromWire, snapshotToWire } from './messages.js'

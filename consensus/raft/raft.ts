@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import type { Rng } from '../../node/clock.js'
+import type { Rng } from '../../base/clock.js'
 import type { ConfState, ConsensusCore, Entry, HardState, NodeId, ProposeResult, RequestId, Snapshot } from '../types.js'
 import { type ConfChange, applyConfChange, decodeConfChange, encodeConfChange, validConfChange } from './conf-change.js'
 import { type MessageType, type RaftMessage, RAFT_MESSAGE_ENTRIES_MAX, message } from './messages.js'

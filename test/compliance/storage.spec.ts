@@ -3,10 +3,10 @@ import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LevelStorage } from '../../node/level-storage.js'
-import { MemoryStorage } from '../../node/memory-storage.js'
-import type { Storage } from '../../node/storage.js'
-import { FedmeshError } from '../../node/errors.js'
+import { LevelStorage } from '../../node/runtime/level-storage.js'
+import { MemoryStorage } from '../../base/memory-storage.js'
+import type { Storage } from '../../base/storage.js'
+import { FedmeshError } from '../../base/errors.js'
 
 // One suite, every implementation of Storage (js-libp2p's compliance-suite shape).
 interface StorageSetup {

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { readRuntime, readToken, type RuntimeInfo } from '../../node/data-dir.js'
+import { readRuntime, readToken, type RuntimeInfo } from '../../node/runtime/data-dir.js'
 
-export const CLI = fileURLToPath(new URL('../../dist/node/cli.js', import.meta.url))
+export const CLI = fileURLToPath(new URL('../../dist/node/cli/cli.js', import.meta.url))
 
 /** Polls fn until it returns a value other than undefined/false, or fails naming what it waited for. */
 export async function waitFor<T> (what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, intervalMs = 100): Promise<T> {

@@ -1,15 +1,16 @@
-import { type FederationOp, signOp } from '../../node/federation-ops.js'
-import type { BatchRequest, FederationConfig } from '../../node/federation-state.js'
-import { NodeIdentity } from '../../node/identity.js'
-import { encodeCertificate, issueCertificate } from '../../node/org.js'
+import { type FederationOp, signOp } from '../../node/federation/ops.js'
+import type { BatchRequest, FederationConfig } from '../../node/federation/state.js'
+import { NodeIdentity } from '../../base/ed25519.js'
+import { encodeCertificate, issueCertificate } from '../../base/org-certificate.js'
+import { generateIdentity } from '../../node/runtime/key-file.js'
 
 // Orgs with a certified node each, and signed federation requests, for tests of the federation state.
 
 export interface TestOrg { name: string, root: NodeIdentity, node: NodeIdentity, certificate: Uint8Array }
 
 export function makeOrg (name: string): TestOrg {
-  const root = NodeIdentity.generate()
-  const node = NodeIdentity.generate()
+  const root = generateIdentity()
+  const node = generateIdentity()
   const certificate = encodeCertificate(issueCertificate(root, { org: name, node: node.publicKey, issuedAtMs: 1 }))
   return { name, root, node, certificate }
 }

@@ -1,8 +1,8 @@
-import '../../node/polyfills.js'
+import '../../node/runtime/polyfills.js'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import type { FederationReceipt } from '../../node/federation.js'
+import type { FederationReceipt } from '../../node/federation/federation.js'
 import { CLI, waitFor } from '../helpers/cli-node.js'
 import { ProcessFederation, federatedTasksOf, type FederatedTask } from '../helpers/federation-processes.js'
 

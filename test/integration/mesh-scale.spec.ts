@@ -1,8 +1,8 @@
-import '../../node/polyfills.js'
+import '../../node/runtime/polyfills.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { silentLogger } from '../../node/log.js'
+import { silentLogger } from '../../base/log.js'
 import { FedmeshNode } from '../../node/node.js'
 import { waitFor } from '../helpers/cli-node.js'
 

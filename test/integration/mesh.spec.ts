@@ -1,18 +1,19 @@
-import '../../node/polyfills.js'
+import '../../node/runtime/polyfills.js'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sealEnvelope } from '../../node/envelope.js'
-import { NodeIdentity } from '../../node/identity.js'
-import { encodeCertificate, issueCertificate } from '../../node/org.js'
-import { Libp2pTransport } from '../../node/libp2p-transport.js'
-import { silentLogger } from '../../node/log.js'
+import { sealEnvelope } from '../../base/envelope.js'
+import { NodeIdentity } from '../../base/ed25519.js'
+import { encodeCertificate, issueCertificate } from '../../base/org-certificate.js'
+import { Libp2pTransport } from '../../node/runtime/libp2p-transport.js'
+import { silentLogger } from '../../base/log.js'
 import { encodeAnnouncementBody, ANNOUNCE_TYPE } from '../../membership/announcement.js'
 import { MEMBERSHIP_TOPIC } from '../../membership/membership.js'
 import { CLI, CliNode, waitFor } from '../helpers/cli-node.js'
+import { generateIdentity } from '../../node/runtime/key-file.js'
 
 const run = promisify(execFile)
 async function fedmesh (...args: string[]): Promise<{ stdout: string }> {
@@ -99,14 +100,14 @@ describe('a mesh of 5 fedmesh processes on 127.0.0.1', function () {
   })
 
   it('rejects forged announcements with a counted reason and quarantines the forger', async () => {
-    const intruder = NodeIdentity.generate()
-    const impersonated = NodeIdentity.generate()
+    const intruder = generateIdentity()
+    const impersonated = generateIdentity()
     const transport = await Libp2pTransport.create({ identity: intruder, listen: ['/ip4/127.0.0.1/tcp/0'], logger: silentLogger })
     try {
       await transport.dial([nodes[0]!.address])
       await waitFor('the bootstrap node to be a topic peer', () => transport.pubsub.getSubscribers(MEMBERSHIP_TOPIC).length > 0, 5_000, 20)
       let seq = 0
-      const certificateOf = (node: NodeIdentity): Uint8Array => encodeCertificate(issueCertificate(NodeIdentity.generate(), { org: 'acme', node: node.publicKey, issuedAtMs: Date.now() }))
+      const certificateOf = (node: NodeIdentity): Uint8Array => encodeCertificate(issueCertificate(generateIdentity(), { org: 'acme', node: node.publicKey, issuedAtMs: Date.now() }))
       const intruderCertificate = certificateOf(intruder)
       const announcement = (signer: NodeIdentity, certificate = intruderCertificate): Uint8Array => sealEnvelope(signer, {
         type: ANNOUNCE_TYPE, org: 'acme', timestampMs: Date.now(), nonce: intruder.sign(new Uint8Array([++seq])).slice(0, 16),

@@ -1,16 +1,16 @@
-import '../../node/polyfills.js'
+import '../../node/runtime/polyfills.js'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FedmeshError } from '../../node/errors.js'
-import { NodeIdentity } from '../../node/identity.js'
-import { silentLogger } from '../../node/log.js'
+import { FedmeshError } from '../../base/errors.js'
+import { silentLogger } from '../../base/log.js'
 import { FedmeshNode } from '../../node/node.js'
-import { createJoinToken } from '../../node/org.js'
-import { inviteToken } from '../../node/org-identity.js'
+import { createJoinToken } from '../../base/org-certificate.js'
+import { inviteToken } from '../../node/org/org-identity.js'
 import { waitFor } from '../helpers/cli-node.js'
+import { generateIdentity } from '../../node/runtime/key-file.js'
 
 describe('joining an organisation with a one-time token (real libp2p on 127.0.0.1)', function () {
   this.timeout(30_000)
@@ -48,7 +48,7 @@ describe('joining an organisation with a one-time token (real libp2p on 127.0.0.
 
   it('refuses a token signed by another root that claims the same org name', async () => {
     const founder = running[0]!
-    const impostorRoot = NodeIdentity.generate()
+    const impostorRoot = generateIdentity()
     const forged = createJoinToken(impostorRoot, { org: 'acme', addrs: founder.multiaddrs(), nonce: new Uint8Array(randomBytes(16)), expiresAtMs: Date.now() + 60_000 })
     await assert.rejects(start('impostor', { join: forged }), (err: Error) => err instanceof FedmeshError && err.code === 'token-wrong-org')
   })

@@ -1,12 +1,12 @@
-import '../../node/polyfills.js'
+import '../../node/runtime/polyfills.js'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import type { RaftNodeStatus } from '../../node/raft-driver.js'
-import type { Task } from '../../node/tasks.js'
+import type { RaftNodeStatus } from '../../consensus/raft/driver.js'
+import type { Task } from '../../node/org/task-board.js'
 import { CLI, CliNode, waitFor } from '../helpers/cli-node.js'
 
 const run = promisify(execFile)

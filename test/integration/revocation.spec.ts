@@ -1,21 +1,23 @@
-import '../../node/polyfills.js'
+import '../../node/runtime/polyfills.js'
 import assert from 'node:assert/strict'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createSanitizer } from '../../sanitize/index.js'
-import type { AuditEntry, AuditInput } from '../../node/audit.js'
-import { CAPABILITY_CHANNEL, CapabilityService } from '../../node/capabilities.js'
-import { encodeCanonical } from '../../node/codec.js'
-import { sealEnvelope } from '../../node/envelope.js'
-import { FedmeshError } from '../../node/errors.js'
-import { NodeIdentity, toHex } from '../../node/identity.js'
-import { silentLogger } from '../../node/log.js'
+import type { AuditEntry, AuditInput } from '../../node/gate/audit.js'
+import { CAPABILITY_CHANNEL, CapabilityService } from '../../node/gate/capabilities.js'
+import { encodeCanonical } from '../../base/codec.js'
+import { sealEnvelope } from '../../base/envelope.js'
+import { FedmeshError } from '../../base/errors.js'
+import { NodeIdentity } from '../../base/ed25519.js'
+import { toHex } from '../../base/bytes.js'
+import { silentLogger } from '../../base/log.js'
 import { FedmeshNode } from '../../node/node.js'
-import { RevocationError } from '../../node/revocation.js'
-import { cryptoRng, systemClock } from '../../node/system-clock.js'
-import type { RequestHandler, Transport } from '../../node/transport.js'
+import { RevocationError } from '../../node/gate/revocation.js'
+import { cryptoRng, systemClock } from '../../node/runtime/system-clock.js'
+import type { RequestHandler, Transport } from '../../base/transport.js'
 import { waitFor } from '../helpers/cli-node.js'
+import { generateIdentity } from '../../node/runtime/key-file.js'
 
 const HALF_LIFE_MS = 300
 const isRevokedError = (err: unknown): boolean => err instanceof RevocationError && err.code === 'org-revoked'
@@ -127,9 +129,9 @@ describe('revoking an organisation cuts its nodes off (real libp2p on 127.0.0.1)
 // The connection gate stops known nodes of a revoked org; this gate stops one that gets through
 // (a node the gater has not learned yet): refused with a typed error and audited like any denial.
 describe('the capability gate of a revoked org', () => {
-  const self = NodeIdentity.generate()
-  const revoked = NodeIdentity.generate()
-  const member = NodeIdentity.generate()
+  const self = generateIdentity()
+  const revoked = generateIdentity()
+  const member = generateIdentity()
   const audits: AuditInput[] = []
   const conduct: string[] = []
   let serve: RequestHandler | undefined

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { MembershipCore } from '../../membership/membership-core.js'
 import type { Announcement } from '../../membership/announcement.js'
 import { decodeAnnouncementBody, encodeAnnouncementBody } from '../../membership/announcement.js'
-import { FedmeshError } from '../../node/errors.js'
-import { encodeCanonical } from '../../node/codec.js'
+import { FedmeshError } from '../../base/errors.js'
+import { encodeCanonical } from '../../base/codec.js'
 
 const config = { suspectAfterMs: 300, deadAfterMs: 600, forgetAfterMs: 5000, membersMax: 3 }
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'mocha'
-import { encodeCanonical } from '../../node/codec.js'
-import { MemoryStorage } from '../../node/memory-storage.js'
-import { REVOKED_KEY_PREFIX, REVOKED_PEERS_PER_ORG_MAX, RevocationError, RevocationList } from '../../node/revocation.js'
+import { encodeCanonical } from '../../base/codec.js'
+import { MemoryStorage } from '../../base/memory-storage.js'
+import { REVOKED_KEY_PREFIX, REVOKED_PEERS_PER_ORG_MAX, RevocationError, RevocationList } from '../../node/gate/revocation.js'
 
 const key = (n: number): string => n.toString(16).padStart(64, '0')
 const ROOT = key(0xc0)

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'mocha'
-import { MemoryStorage } from '../../node/memory-storage.js'
-import type { BatchOp, Storage } from '../../node/storage.js'
+import { MemoryStorage } from '../../base/memory-storage.js'
+import type { BatchOp, Storage } from '../../base/storage.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { NodeIdentity } from '../../node/identity.js'
+import { NodeIdentity } from '../../base/ed25519.js'
 import { TrustStore, TRUST_KEY_PREFIX } from '../../membership/trust-store.js'
 import { TRUST_SCORE_THRESHOLDS, gossipsubAppScore } from '../../membership/trust.js'
+import { libp2pPrivateKey } from '../../node/runtime/key-file.js'
+import { appScoreByPeerId } from '../../node/runtime/libp2p-transport.js'
 
 const HOUR_MS = 3_600_000
 const peer = (n: number): string => n.toString(16).padStart(64, '0')
@@ -109,11 +111,12 @@ describe('TrustStore', () => {
   it('scores libp2p peer ids for gossipsub from the key they carry', async () => {
     const store = await TrustStore.load({ storage: new MemoryStorage() })
     const identity = new NodeIdentity(new Uint8Array(32).fill(7))
-    const peerId = peerIdFromPrivateKey(await identity.libp2pPrivateKey()).toString()
-    assert.equal(store.appSpecificScore(peerId, 0), 0, 'a peer at the prior is neutral')
+    const peerId = peerIdFromPrivateKey(await libp2pPrivateKey(identity)).toString()
+    const score = appScoreByPeerId((key) => store.appSpecificScore(key, 0))
+    assert.equal(score(peerId), 0, 'a peer at the prior is neutral')
     store.record(identity.publicKeyHex, 'equivocation', 0)
-    assert.equal(store.appSpecificScore(peerId, 0), gossipsubAppScore(store.book.score(identity.publicKeyHex, 0)))
-    assert.ok(store.appSpecificScore(peerId, 0) < TRUST_SCORE_THRESHOLDS.graylistThreshold)
-    assert.equal(store.appSpecificScore('not-a-peer-id', 0), 0)
+    assert.equal(score(peerId), gossipsubAppScore(store.book.score(identity.publicKeyHex, 0)))
+    assert.ok(score(peerId) < TRUST_SCORE_THRESHOLDS.graylistThreshold)
+    assert.equal(score('not-a-peer-id'), 0)
   })
 })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sanitizeCommand, type SanitizeCommandIo } from '../../node/commands/sanitize.js'
+import { sanitizeCommand, type SanitizeCommandIo } from '../../node/cli/commands/sanitize.js'
 
 interface Run { code: number, stdout: string, stderr: string }
 

@@ -4,7 +4,7 @@ import {
   ReplyCollector, decodePbftMessage, encodePbftMessage, faultsTolerated, sha256
 } from '../../../consensus/pbft/index.js'
 import { SessionTable } from '../../../consensus/raft/dedup.js'
-import { NodeIdentity, verify } from '../../../node/identity.js'
+import { NodeIdentity, verify } from '../../../base/ed25519.js'
 
 // An in-process federation of PBFT replicas for story-style tests (as the Raft harness): every
 // message goes through the wire codec; cut/isolate/hook shape delivery; stabilize() runs to

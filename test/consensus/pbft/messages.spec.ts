@@ -3,7 +3,7 @@ import { encode } from 'cborg'
 import {
   type PbftBody, PBFT_MESSAGE_BYTES_MAX, PbftDecodeError, batchDigest, decodePbftMessage, encodePbftMessage, sign, signingBytes
 } from '../../../consensus/pbft/index.js'
-import { verify } from '../../../node/identity.js'
+import { verify } from '../../../base/ed25519.js'
 import { Prng } from '../../../simulations/prng.js'
 import { identityFor, requestOf } from './harness.js'
 

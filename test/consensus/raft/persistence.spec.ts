@@ -1,6 +1,6 @@
 import { decode } from 'cborg'
 import assert from 'node:assert/strict'
-import { MemoryStorage } from '../../../node/memory-storage.js'
+import { MemoryStorage } from '../../../base/memory-storage.js'
 import { RaftCore, RaftPersistence, RaftDecodeError, type RaftStorage, logKey } from '../../../consensus/raft/index.js'
 import { Prng } from '../../../simulations/prng.js'
 import { TestNetwork } from './harness.js'

@@ -1,0 +1,178 @@
+import {
+  type CommittedBatch, type Evidence, type Outbound, type PbftMessage, type PbftReady, type PbftStatus, type VerifyFn,
+  PbftCore
+} from './index.js'
+import type { RequestId } from '../types.js'
+import type { Clock } from '../../base/clock.js'
+import type { Signer } from '../../base/ed25519.js'
+import type { Logger } from '../../base/log.js'
+import type { PromiseLogState, PromiseRecord } from './promise-log.js'
+
+// Runs one org's PBFT replica (the pure core) on the node hosting it (the org's Raft leader): ticks
+// it, feeds it, and walks its Ready like the Raft driver does — promises durable first, then send,
+// then apply, then advance.
+//
+// "Durable" means committed through the org's Raft log: every promise of a Ready (and the stable
+// checkpoint it records) goes into ONE `pbft-promise` entry of the task board before any message of
+// that Ready is sent, so every org member holds what the org signed. Whoever leads the org next
+// starts the replica from that replicated log (PbftRestore, after a ReadIndex barrier), never from
+// its own store, and so cannot contradict the previous host. The executed mark (seq and the state
+// digest of the latest checkpoint) rides in the next entry, before the replies and checkpoints that depend on it are sent.
+//
+// Left open: an entry that timed out may still commit after the driver gave up; a driver restarted
+// meanwhile did not send its messages, so the org said nothing contradicting, but its next promise
+// for that slot then sits in the log beside the unsent one (restore keeps the later).
+
+export interface PromiseLog {
+  /** The org's replicated promise log as of now (linearizable). */
+  load: () => Promise<PromiseLogState>
+  /** Commits one record through the org's Raft log; resolves once applied (retries apply once). */
+  commit: (record: PromiseRecord) => Promise<void>
+}
+
+export interface PbftDriverInit {
+  replicaId: string
+  replicas: readonly string[]
+  publicKeys: ReadonlyMap<string, Uint8Array>
+  signer: Signer
+  verify: VerifyFn
+  checkpointInterval: number
+  requestTimeoutTicks: number
+  tickMs: number
+  promiseLog: PromiseLog
+  clock: Clock
+  logger: Logger
+  send: (messages: Outbound[]) => void
+  /**
+   * Applies one committed batch in order: one result per request (the same on every correct
+   * replica) and, at a checkpoint seq, the digest of the application state after it.
+   */
+  apply: (batch: CommittedBatch) => Promise<{ results: Uint8Array[], digest?: Uint8Array }>
+  /** Behind a stable checkpoint: obtain and install the application state with that digest; false if not (yet). */
+  fetchState: (seq: number, stateDigest: Uint8Array) => Promise<boolean>
+  evidence: (e: Evidence) => void
+}
+
+export class PbftDriver {
+  readonly #init: PbftDriverInit
+  readonly #core: PbftCore
+  #stateHash: Uint8Array
+  /** Executed since the last committed record: goes into the next one. */
+  #executed: PromiseRecord['executed']
+  #stopTimer?: () => void
+  #draining = false
+  #stopped = false
+  #failure: Error | undefined
+
+  private constructor (init: PbftDriverInit, restored: PromiseLogState) {
+    this.#init = init
+    this.#stateHash = restored.stateHash
+    this.#core = new PbftCore({
+      id: init.replicaId,
+      replicas: init.replicas,
+      publicKeys: init.publicKeys,
+      signer: init.signer,
+      verify: init.verify,
+      checkpointInterval: init.checkpointInterval,
+      requestTimeoutTicks: init.requestTimeoutTicks,
+      proposeWhenIdle: true,
+      ...(restored.restore !== undefined ? { restore: restored.restore } : {})
+    })
+  }
+
+  static async start (init: PbftDriverInit): Promise<PbftDriver> {
+    const restored = await init.promiseLog.load()
+    const driver = new PbftDriver(init, restored)
+    driver.#stopTimer = init.clock.every(init.tickMs, () => {
+      driver.#core.tick()
+      driver.#drain()
+    })
+    init.logger.info({ replica: init.replicaId, promises: restored.restore?.promises.length ?? 0, ...driver.status() }, 'pbft replica started from the org\'s promise log')
+    return driver
+  }
+
+  step (m: PbftMessage): void {
+    if (this.#stopped) return
+    this.#core.step(m)
+    this.#drain()
+  }
+
+  propose (op: Uint8Array, id: RequestId): boolean {
+    if (this.#stopped) return false
+    const accepted = this.#core.propose(op, id).ok
+    this.#drain()
+    return accepted
+  }
+
+  /** Stopped on a failure (a promise that could not be committed): start a new driver from the log. */
+  get failed (): boolean { return this.#failure !== undefined }
+
+  status (): PbftStatus & { failure?: string } {
+    return { ...this.#core.status(), ...(this.#failure !== undefined ? { failure: this.#failure.message } : {}) }
+  }
+
+  /** Stops ticking; a Ready in flight finishes its persist/apply but sends nothing more. */
+  stop (): void {
+    this.#stopped = true
+    this.#stopTimer?.()
+  }
+
+  #drain (): void {
+    if (this.#draining || this.#stopped || !this.#core.hasReady()) return
+    this.#draining = true
+    this.#walk().catch((err: Error) => {
+      this.#failure = err
+      this.#init.logger.error({ err: err.message }, 'pbft replica stopped on a failure')
+      this.stop()
+    }).finally(() => { this.#draining = false })
+  }
+
+  async #walk (): Promise<void> {
+    while (!this.#stopped && (this.#core.hasReady() || this.#executed !== undefined)) {
+      // Nothing more to say: still make the executed mark durable, so a successor does not lag.
+      if (!this.#core.hasReady()) {
+        await this.#persist({ promises: [] })
+        continue
+      }
+      const rd = this.#core.ready()
+      await this.#persist(rd)
+      if (this.#stopped) return
+      if (rd.messages.length > 0) this.#init.send(rd.messages)
+      for (const batch of rd.committed) await this.#apply(batch)
+      if (rd.fetchState !== undefined) this.#fetchState(rd.fetchState)
+      for (const e of rd.evidence) this.#init.evidence(e)
+      this.#core.advance(rd)
+    }
+  }
+
+  async #persist (rd: Pick<PbftReady, 'promises' | 'stable'>): Promise<void> {
+    const executed = this.#executed
+    if (rd.promises.length === 0 && rd.stable === undefined && executed === undefined) return
+    await this.#init.promiseLog.commit({
+      promises: rd.promises, ...(rd.stable !== undefined ? { stable: rd.stable } : {}), ...(executed !== undefined ? { executed } : {})
+    })
+    this.#executed = undefined
+  }
+
+  async #apply (batch: CommittedBatch): Promise<void> {
+    const { results, digest } = await this.#init.apply(batch)
+    const checkpoint = batch.seq % this.#init.checkpointInterval === 0
+    if (checkpoint && digest === undefined) throw new Error(`no state digest for checkpoint ${batch.seq}`)
+    if (digest !== undefined) this.#stateHash = digest
+    this.#executed = { seq: batch.seq, stateHash: this.#stateHash }
+    if (this.#stopped) return
+    this.#core.applied(batch.seq, results, checkpoint ? this.#stateHash : undefined)
+  }
+
+  /** State transfer in the background; the core keeps taking part in agreement meanwhile. */
+  #fetchState ({ seq, stateDigest }: { seq: number, stateDigest: Uint8Array }): void {
+    this.#init.logger.info({ seq }, 'pbft replica is behind a stable checkpoint: fetching the state')
+    this.#init.fetchState(seq, stateDigest).then((installed) => {
+      if (!installed || this.#stopped || !this.#core.stateInstalled(seq, stateDigest)) return
+      this.#stateHash = stateDigest
+      this.#executed = { seq, stateHash: stateDigest }
+      this.#init.logger.info({ seq }, 'pbft replica installed the state of a stable checkpoint')
+      this.#drain()
+    }).catch((err: Error) => this.#init.logger.warn({ err: err.message, seq }, 'state transfer failed; retried at the next checkpoint announcement'))
+  }
+}

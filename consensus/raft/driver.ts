@@ -1,0 +1,429 @@
+import assert from 'node:assert/strict'
+import { type ConfChange, nextPromotion } from './conf-change.js'
+import { decodeRaftMessage, encodeRaftMessage, type RaftMessage } from './messages.js'
+import { RaftCore, type RaftReady, type Role } from './raft.js'
+import { RaftPersistence } from './raft-persistence.js'
+import type { ConfState, Entry, RequestId } from '../types.js'
+import type { Clock, Rng } from '../../base/clock.js'
+import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
+import { FedmeshError } from '../../base/errors.js'
+import { fromHex, toHex } from '../../base/bytes.js'
+import type { Logger } from '../../base/log.js'
+import type { Storage } from '../../base/storage.js'
+import type { Transport } from '../../base/transport.js'
+
+// The shell that runs the pure Raft core (consensus/raft) inside the node, exactly as the simulator
+// drives it: ticks from the Clock; the Ready loop persists hard state + entries (+ snapshot) in ONE
+// synced batch, THEN sends the messages, THEN applies committed entries, THEN advances; a restart
+// rebuilds the core from storage and the state machine from the snapshot plus the log.
+//
+// Messages ride the transport's one-way 'raft' channel. They are not signed: inside an organisation
+// they travel on Noise connections, so the channel hands us the authenticated peer key; we accept a
+// message only if that key is its `from`, it is addressed to us, and the sender is in the group's
+// configuration or a current organisation member (a joiner hears from the leader before it knows
+// the configuration). Proposals on a follower are forwarded to the leader as MsgProp; the proposer
+// re-proposes with the same request id until the entry applies, and the state machine's session
+// table applies a retried request once.
+
+export const RAFT_CHANNEL = 'raft'
+
+/** The replicated state machine: deterministic apply, deterministic snapshot. */
+export interface StateMachine<R> {
+  /** Applies a committed 'normal' entry (leader no-ops have empty data); returns the client's result. */
+  apply(e: Entry): R | undefined
+  snapshot(): Uint8Array
+}
+
+export interface RaftDriverInit<R> {
+  /** Group name: `org/<org>` for an organisation's group. */
+  group: string
+  selfKey: string
+  storage: Storage
+  transport: Transport
+  clock: Clock
+  rng: Rng
+  logger: Logger
+  /** Builds the state machine from a snapshot's data (empty: the initial state). */
+  restore: (snapshot: Uint8Array) => StateMachine<R>
+  /** Used on first start only: this node creates the group as its sole voter. */
+  founder: boolean
+  /** Keys (hex) of the other verified members of our organisation, alive now. */
+  orgMembers: () => string[]
+  tickMs?: number
+  electionTicks?: number
+  heartbeatTicks?: number
+  /** Learners are promoted to voters while there are fewer voters than this. */
+  votersMax?: number
+  /** A learner is promoted once it is within this many entries of the leader's log. */
+  promotionLagEntriesMax?: number
+  snapshotEntries?: number
+  /** Entries kept below a snapshot, so a slightly lagging follower needs no snapshot. */
+  compactionRetainEntries?: number
+  requestTimeoutMs?: number
+  pendingRequestsMax?: number
+}
+
+export interface Committed<R> { index: number, term: number, result: R | undefined }
+
+export interface RaftNodeStatus {
+  group: string
+  role: Role
+  term: number
+  leader: string | null
+  commit: number
+  applied: number
+  lastIndex: number
+  voters: string[]
+  learners: string[]
+}
+
+export type RaftErrorCode = 'raft-timeout' | 'raft-stopped' | 'raft-busy' | 'raft-not-leader' | 'raft-failed'
+
+export class RaftError extends FedmeshError {
+  constructor (code: RaftErrorCode, message: string) {
+    super(code, message)
+    this.name = 'RaftError'
+  }
+}
+
+interface Waiter<T> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (err: Error) => void
+  deadlineMs: number
+  retryAtMs: number
+}
+
+interface ProposalWaiter<R> extends Waiter<Committed<R>> { data: Uint8Array, requestId: RequestId }
+interface ReadWaiter extends Waiter<void> { context: string, index?: number }
+
+export interface RaftMessageStats { received: number, rejected: Record<'malformed' | 'unauthorized', number>, sent: number, unsendable: number, readies: number }
+
+const RECONCILE_EVERY_TICKS = 5
+
+type DriverSettings<R> = Required<Omit<RaftDriverInit<R>, 'founder'>>
+
+export class RaftDriver<R> {
+  readonly group: string
+  readonly stats: RaftMessageStats = { received: 0, rejected: { malformed: 0, unauthorized: 0 }, sent: 0, unsendable: 0, readies: 0 }
+  readonly #init: DriverSettings<R>
+  readonly #core: RaftCore
+  readonly #persistence: RaftPersistence
+  readonly #proposals = new Map<string, ProposalWaiter<R>>()
+  readonly #reads = new Map<string, ReadWaiter>()
+  readonly #stopListening: () => void
+  #stateMachine: StateMachine<R>
+  #members = new Set<string>()
+  #stopTicking: () => void = () => {}
+  #pumping: Promise<void> | undefined
+  #ticks = 0
+  #readSeq = 0
+  #stopped = false
+  #failure: Error | undefined
+
+  private constructor (init: DriverSettings<R>, core: RaftCore, persistence: RaftPersistence, stateMachine: StateMachine<R>) {
+    this.group = init.group
+    this.#init = init
+    this.#core = core
+    this.#persistence = persistence
+    this.#stateMachine = stateMachine
+    this.#members = new Set(init.orgMembers())
+    this.#stopListening = init.transport.onMessage(RAFT_CHANNEL, (from, bytes) => this.#receive(from, bytes))
+  }
+
+  static async start<R> (init: RaftDriverInit<R>): Promise<RaftDriver<R>> {
+    const full = {
+      tickMs: 50, electionTicks: 10, heartbeatTicks: 1, votersMax: 5, promotionLagEntriesMax: 64, snapshotEntries: 1000, compactionRetainEntries: 100,
+      requestTimeoutMs: 10_000, pendingRequestsMax: 4096, ...init
+    }
+    const storageGroup = init.group.replace(/[^A-Za-z0-9_-]/g, '-')
+    const persistence = new RaftPersistence(init.storage, storageGroup)
+    const founders = await foundersOf(init.storage, storageGroup, init.founder ? init.selfKey : undefined)
+    const view = await persistence.load(founders)
+    // The core snapshots whichever state machine is current (a leader's snapshot replaces it).
+    let driver: RaftDriver<R> | undefined
+    const core = new RaftCore({
+      id: init.selfKey,
+      rng: init.rng,
+      storage: view,
+      electionTicks: full.electionTicks,
+      heartbeatTicks: full.heartbeatTicks,
+      snapshotEntries: full.snapshotEntries,
+      compactionRetainEntries: full.compactionRetainEntries,
+      takeSnapshot: () => driver!.#stateMachine.snapshot()
+    })
+    driver = new RaftDriver<R>(full, core, persistence, init.restore(view.snapshot().data))
+    const conf = core.status().conf
+    if (conf.voters.length === 1 && conf.voters[0] === init.selfKey) core.campaign()
+    driver.#stopTicking = init.clock.every(full.tickMs, () => driver.#tick())
+    driver.#kick()
+    init.logger.info({ group: init.group, term: view.hardState.term, commit: view.hardState.commit, voters: conf.voters.length, founder: founders !== undefined }, 'raft group started')
+    return driver
+  }
+
+  /** The state machine as of the applied index (reads that need no linearizability). */
+  get stateMachine (): StateMachine<R> { return this.#stateMachine }
+
+  /**
+   * Appends data to the log and resolves once it is committed and applied here. Safe to retry with
+   * the same request id (here or on another node): the state machine applies it once.
+   */
+  async propose (data: Uint8Array, requestId: RequestId, options: { timeoutMs?: number } = {}): Promise<Committed<R>> {
+    this.#assertRunning()
+    const key = `${requestId.client}\u0000${requestId.seq}`
+    const existing = this.#proposals.get(key)
+    if (existing !== undefined) return await existing.promise
+    if (this.#proposals.size >= this.#init.pendingRequestsMax) throw new RaftError('raft-busy', `${this.#proposals.size} proposals pending`)
+    const waiter: ProposalWaiter<R> = { ...this.#waiter<Committed<R>>(options.timeoutMs), data, requestId }
+    this.#proposals.set(key, waiter)
+    this.#submitProposal(waiter)
+    try {
+      return await waiter.promise
+    } finally {
+      this.#proposals.delete(key)
+    }
+  }
+
+  /** Resolves once the local state machine reflects every write committed before the call (ReadIndex). */
+  async readBarrier (options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#assertRunning()
+    if (this.#reads.size >= this.#init.pendingRequestsMax) throw new RaftError('raft-busy', `${this.#reads.size} reads pending`)
+    const context = `${this.#init.selfKey.slice(0, 8)}:${++this.#readSeq}`
+    const waiter: ReadWaiter = { ...this.#waiter<void>(options.timeoutMs), context }
+    this.#reads.set(context, waiter)
+    this.#submitRead(waiter)
+    try {
+      await waiter.promise
+    } finally {
+      this.#reads.delete(context)
+    }
+  }
+
+  /** Leader only: removes a (dead) member from the group; resolves once the removal is committed. */
+  async removeMember (key: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#assertRunning()
+    const deadlineMs = this.#init.clock.monotonicMs() + (options.timeoutMs ?? this.#init.requestTimeoutMs)
+    const cc: ConfChange = { type: 'remove', node: key }
+    for (;;) {
+      const s = this.#core.status()
+      if (!s.conf.voters.includes(key) && !s.conf.learners.includes(key)) return
+      if (s.role !== 'leader') throw new RaftError('raft-not-leader', s.lead === '' ? 'no leader yet' : `ask the leader, ${s.lead}`)
+      const result = this.#core.proposeConfChange(cc)
+      if (!result.ok && result.reason === 'invalid-conf-change') throw new FedmeshError('raft-invalid-conf-change', `cannot remove ${key} (the last voter?)`)
+      this.#kick()
+      if (this.#init.clock.monotonicMs() > deadlineMs) throw new RaftError('raft-timeout', `removal of ${key} did not commit in time`)
+      await this.#init.clock.sleep(this.#init.tickMs)
+    }
+  }
+
+  /** The organisation's membership changed: the leader reconciles the group at once. */
+  membersChanged (): void {
+    this.#members = new Set(this.#init.orgMembers())
+    this.#reconcile()
+  }
+
+  status (): RaftNodeStatus {
+    const s = this.#core.status()
+    return {
+      group: this.group, role: s.role, term: s.term, leader: s.lead === '' ? null : s.lead, commit: s.commit, applied: s.applied,
+      lastIndex: s.lastIndex, voters: [...s.conf.voters], learners: [...s.conf.learners]
+    }
+  }
+
+  /** Graceful stop: hand leadership to the most caught-up voter first, then stop ticking and listening. */
+  async stop (): Promise<void> {
+    if (this.#stopped) return
+    const s = this.#core.status()
+    const successor = s.role === 'leader'
+      ? s.conf.voters.filter((v) => v !== this.#init.selfKey).sort((a, b) => (s.progress.get(b)?.match ?? 0) - (s.progress.get(a)?.match ?? 0))[0]
+      : undefined
+    if (successor !== undefined && this.#core.transferLeadership(successor)) {
+      this.#kick()
+      const deadlineMs = this.#init.clock.monotonicMs() + 2 * this.#init.electionTicks * this.#init.tickMs
+      while (this.#core.status().role === 'leader' && this.#init.clock.monotonicMs() < deadlineMs && this.#failure === undefined) {
+        await this.#init.clock.sleep(this.#init.tickMs)
+      }
+      this.#init.logger.info({ group: this.group, to: successor, transferred: this.#core.status().role !== 'leader' }, 'raft leadership transfer on stop')
+    }
+    this.#stopped = true
+    this.#stopTicking()
+    this.#stopListening()
+    await this.#pumping
+    this.#rejectAll(new RaftError('raft-stopped', 'the raft group stopped on this node'))
+  }
+
+  // ---- inputs ----
+
+  #receive (from: Uint8Array, bytes: Uint8Array): void {
+    if (this.#stopped || this.#failure !== undefined) return
+    let m: RaftMessage
+    try {
+      m = decodeRaftMessage(bytes)
+    } catch {
+      this.stats.rejected.malformed++
+      return
+    }
+    if (toHex(from) !== m.from || m.to !== this.#init.selfKey || !this.#isMember(m.from)) {
+      this.stats.rejected.unauthorized++
+      return
+    }
+    this.stats.received++
+    this.#core.step(m)
+    this.#kick()
+  }
+
+  #tick (): void {
+    if (this.#stopped || this.#failure !== undefined) return
+    this.#core.tick()
+    this.#ticks++
+    const nowMs = this.#init.clock.monotonicMs()
+    for (const w of this.#proposals.values()) this.#revisit(w, nowMs, () => this.#submitProposal(w))
+    for (const w of this.#reads.values()) this.#revisit(w, nowMs, () => this.#submitRead(w))
+    if (this.#ticks % RECONCILE_EVERY_TICKS === 0) this.membersChanged()
+    this.#kick()
+  }
+
+  #revisit (w: Pick<Waiter<never>, 'reject' | 'deadlineMs' | 'retryAtMs'>, nowMs: number, resubmit: () => void): void {
+    if (nowMs >= w.deadlineMs) w.reject(new RaftError('raft-timeout', `not committed within the request timeout (leader: ${this.#core.status().lead || 'none'})`))
+    else if (nowMs >= w.retryAtMs) resubmit()
+  }
+
+  #submitProposal (w: ProposalWaiter<R>): void {
+    const result = this.#core.propose(w.data, w.requestId)
+    w.retryAtMs = this.#init.clock.monotonicMs() + (result.ok ? this.#retryMs() : this.#init.tickMs)
+    this.#kick()
+  }
+
+  #submitRead (w: ReadWaiter): void {
+    const result = this.#core.readIndex(w.context)
+    w.retryAtMs = this.#init.clock.monotonicMs() + (result.ok ? this.#retryMs() : this.#init.tickMs)
+    this.#kick()
+  }
+
+  // The leader's membership policy: add verified org members as learners, promote caught-up learners.
+  #reconcile (): void {
+    const s = this.#core.status()
+    if (s.role !== 'leader' || this.#stopped) return
+    const inGroup = new Set([...s.conf.voters, ...s.conf.learners])
+    const joiner = [...this.#members].sort().find((key) => !inGroup.has(key))
+    const cc: ConfChange | undefined = joiner !== undefined
+      ? { type: 'add-learner', node: joiner }
+      : nextPromotion(s.conf, s.progress, s.lastIndex, this.#init.votersMax, this.#init.promotionLagEntriesMax)
+    if (cc === undefined) return
+    const result = this.#core.proposeConfChange(cc)
+    if (result.ok) {
+      this.#init.logger.info({ group: this.group, change: cc.type, node: cc.node }, 'raft membership change proposed')
+      this.#kick()
+    }
+  }
+
+  // ---- the Ready loop ----
+
+  // The pump starts after the current I/O phase (clock.yield), so that every message and request
+  // that arrived in it is stepped first and goes into one Ready: one synced write, one send per peer.
+  #kick (): void {
+    if (this.#pumping !== undefined || this.#failure !== undefined || !this.#core.hasReady()) return
+    this.#pumping = this.#init.clock.yield().then(async () => await this.#pump()).finally(() => { this.#pumping = undefined })
+  }
+
+  async #pump (): Promise<void> {
+    try {
+      while (this.#core.hasReady() && this.#failure === undefined) {
+        const rd = this.#core.ready()
+        this.stats.readies++
+        await this.#persistence.save(rd)
+        this.#sendAll(rd.messages)
+        this.#applyAll(rd)
+        this.#core.advance(rd)
+        this.#serveReads()
+      }
+    } catch (err) {
+      // A failed synced write leaves our promises unknown: stop participating rather than guess.
+      this.#failure = err as Error
+      this.#stopTicking()
+      this.#init.logger.error({ group: this.group, err: (err as Error).message }, 'raft persistence failed; this node leaves the group until restarted')
+      this.#rejectAll(new RaftError('raft-failed', `raft storage failed: ${(err as Error).message}`))
+    }
+  }
+
+  #sendAll (messages: RaftMessage[]): void {
+    for (const m of messages) {
+      let bytes: Uint8Array
+      try {
+        bytes = encodeRaftMessage(m)
+      } catch (err) {
+        this.stats.unsendable++
+        this.#init.logger.warn({ group: this.group, type: m.type, err: (err as Error).message }, 'raft message not sendable')
+        continue
+      }
+      this.#init.transport.send(fromHex(m.to), RAFT_CHANNEL, bytes)
+      this.stats.sent++
+    }
+  }
+
+  #applyAll (rd: RaftReady): void {
+    if (rd.snapshot !== undefined) {
+      this.#stateMachine = this.#init.restore(rd.snapshot.data)
+      this.#init.logger.info({ group: this.group, index: rd.snapshot.meta.index }, 'raft snapshot installed')
+    }
+    for (const e of rd.committedEntries) {
+      const result = e.type === 'normal' ? this.#stateMachine.apply(e) : undefined
+      if (e.requestId === undefined) continue
+      this.#proposals.get(`${e.requestId.client}\u0000${e.requestId.seq}`)?.resolve({ index: e.index, term: e.term, result })
+    }
+    for (const rs of rd.readStates) {
+      const w = this.#reads.get(rs.context)
+      if (w !== undefined) w.index = rs.index
+    }
+  }
+
+  #serveReads (): void {
+    const applied = this.#core.status().applied
+    for (const w of this.#reads.values()) if (w.index !== undefined && w.index <= applied) w.resolve()
+  }
+
+  // ---- helpers ----
+
+  #isMember (key: string): boolean {
+    const conf = this.#core.status().conf
+    return conf.voters.includes(key) || conf.learners.includes(key) || this.#members.has(key)
+  }
+
+  #retryMs (): number {
+    return 2 * this.#init.electionTicks * this.#init.tickMs
+  }
+
+  #waiter<T> (timeoutMs: number | undefined): Waiter<T> {
+    let resolve!: (value: T) => void
+    let reject!: (err: Error) => void
+    const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+    return { promise, resolve, reject, deadlineMs: this.#init.clock.monotonicMs() + (timeoutMs ?? this.#init.requestTimeoutMs), retryAtMs: 0 }
+  }
+
+  #rejectAll (err: Error): void {
+    for (const w of this.#proposals.values()) w.reject(err)
+    for (const w of this.#reads.values()) w.reject(err)
+  }
+
+  #assertRunning (): void {
+    if (this.#failure !== undefined) throw new RaftError('raft-failed', `raft storage failed: ${this.#failure.message}`)
+    if (this.#stopped) throw new RaftError('raft-stopped', 'the raft group stopped on this node')
+  }
+}
+
+/**
+ * The group's founding configuration, recorded on the founder's first start so that restarts
+ * rebuild the same implied bootstrap snapshot. A node that already holds Raft state never founds.
+ */
+async function foundersOf (storage: Storage, group: string, founderKey: string | undefined): Promise<ConfState | undefined> {
+  const key = `raft-founders/${group}`
+  const stored = await storage.get(key)
+  if (stored !== undefined) {
+    const v = decodeCanonical(stored)
+    assert.ok(Array.isArray(v) && v.every((k) => typeof k === 'string'), `corrupt ${key}`)
+    return { voters: v as string[], learners: [] }
+  }
+  if (founderKey === undefined || await storage.get(`raft/${group}/hardstate`) !== undefined) return undefined
+  await storage.batch([{ type: 'put', key, value: encodeCanonical([founderKey]) }])
+  return { voters: [founderKey], learners: [] }
+}

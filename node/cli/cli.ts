@@ -1,0 +1,258 @@
+#!/usr/bin/env node
+import '../runtime/polyfills.js'
+import { parseArgs } from 'node:util'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseHostPort } from '../api/server.js'
+import { resolveStartConfig, type StartFlags } from '../runtime/config.js'
+import { callApi } from '../api/client.js'
+import { CONFIG_FILE, defaultDataDir, loadOrCreateToken, readRuntime } from '../runtime/data-dir.js'
+import { inviteToken } from '../org/org-identity.js'
+import { JOIN_TTL_MS_DEFAULT } from '../../base/org-certificate.js'
+import { KEY_FILE, loadOrCreateIdentity, peerIdOf } from '../runtime/key-file.js'
+import { createLogger } from '../runtime/log.js'
+import type { FedmeshNode, MemberView, NodeStatus } from '../node.js'
+import { auditCommand } from './commands/audit.js'
+import { policyCommand } from './commands/policy.js'
+import { sanitizeCommand } from './commands/sanitize.js'
+import { taskCommand } from './commands/task.js'
+import { federationCommand, orgOfDataDir } from './commands/federation.js'
+import type { PeerTrust } from '../../membership/trust.js'
+
+const USAGE = `fedmesh — a peer-to-peer federation mesh node
+
+Usage: fedmesh <command> [options]
+
+Commands:
+  init        create the node key, API token and config in the data dir
+  invite      print a one-time join token for this node's org (on the node that founded it)
+  start       run a node (joins a mesh with --bootstrap; a single-node mesh without)
+  id          print this node's public key, libp2p peer id and org root key
+  status      show the running node's status (via its admin API)
+  members     list the mesh members the running node knows
+  trust       show the running node's trust scores and the recent events behind them
+  audit       tail | export | verify the tamper-evident audit log
+  policy      check FILE | explain: validate a capability policy, explain a decision
+  sanitize    scrub PII and secrets from JSON on stdin (report on stderr)
+  task        propose | list | get | claim | complete | fail tasks on the org's replicated board
+  federation  create | join | show | status | vote | export: the PBFT federation of orgs (genesis, epochs, votes)
+
+Common options:
+  --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
+  --json           machine-readable output (id, status, members)
+
+start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
+  --org NAME             organisation to found on first start (default 'default')
+  --join TOKEN           join the organisation that issued TOKEN (fedmesh invite) on first start
+  --listen MULTIADDR     repeatable (default /ip4/0.0.0.0/tcp/7400)
+  --bootstrap MULTIADDR  repeatable; a member's address to join through
+  --api HOST:PORT        admin API address (default 127.0.0.1:7401; port 0 picks a free one)
+  --capability NAME      repeatable; capabilities this node exposes
+  --heartbeat-ms N       announcement interval (default 1000)
+  --suspect-after-ms N   silence before a member is suspect (default 3 heartbeats)
+  --dead-after-ms N      silence before a member is dead (default 6 heartbeats)
+  --raft-tick-ms N       the org's Raft tick (default 50)
+  --raft-election-ticks N  election timeout in ticks, randomised up to 2x (default 10)
+  --raft-voters-max N    voters in the org's Raft group; further members stay learners (default 5)
+`
+
+type Command = (args: string[]) => Promise<number>
+
+async function main (argv: string[]): Promise<number> {
+  const [name, ...args] = argv
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  const command = COMMANDS[name]
+  if (command === undefined) {
+    process.stderr.write(`fedmesh: unknown command '${name}'\n\n${USAGE}`)
+    return 2
+  }
+  return await command(args)
+}
+
+const DATA_DIR_OPTION = { 'data-dir': { type: 'string' } } as const
+const JSON_OPTION = { json: { type: 'boolean', default: false } } as const
+
+async function init (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, org: { type: 'string' } } })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const { identity, created } = await loadOrCreateIdentity(dataDir)
+  await loadOrCreateToken(dataDir)
+  if (values.org !== undefined) {
+    const path = join(dataDir, CONFIG_FILE)
+    const config = await readFile(path, 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => ({}))
+    await writeFile(path, JSON.stringify({ ...config, org: values.org }, null, 2) + '\n', { mode: 0o600 })
+  }
+  process.stdout.write(`${created ? 'created' : 'existing'} node key in ${dataDir}\n  key      ${identity.publicKeyHex}\n  peer id  ${peerIdOf(identity.publicKey).toString()}\n`)
+  return 0
+}
+
+async function invite (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, 'ttl-ms': { type: 'string', default: String(JOIN_TTL_MS_DEFAULT) } } })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const ttlMs = Number(values['ttl-ms'])
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new Error('--ttl-ms must be a positive integer')
+  const runtime = await readRuntime(dataDir)
+  if (runtime === undefined) {
+    process.stderr.write(`fedmesh: start the node in ${dataDir} first: the token names its addresses, and it serves the join\n`)
+    return 1
+  }
+  const token = await inviteToken(dataDir, runtime.multiaddrs, Date.now(), new Uint8Array(randomBytes(16)), ttlMs)
+  process.stdout.write(`${token}\n`)
+  process.stderr.write(`one-time token for org '${runtime.org}', valid ${Math.round(ttlMs / 60000)} min: fedmesh start --join <token>\n`)
+  return 0
+}
+
+async function start (args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...DATA_DIR_OPTION,
+      org: { type: 'string' },
+      join: { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      bootstrap: { type: 'string', multiple: true },
+      api: { type: 'string' },
+      capability: { type: 'string', multiple: true },
+      'heartbeat-ms': { type: 'string' },
+      'suspect-after-ms': { type: 'string' },
+      'dead-after-ms': { type: 'string' },
+      'raft-tick-ms': { type: 'string' },
+      'raft-election-ticks': { type: 'string' },
+      'raft-voters-max': { type: 'string' }
+    }
+  })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const flags: StartFlags = {
+    org: values.org,
+    join: values.join,
+    listen: values.listen,
+    bootstrap: values.bootstrap,
+    api: values.api,
+    capabilities: values.capability,
+    heartbeatMs: values['heartbeat-ms'],
+    suspectAfterMs: values['suspect-after-ms'],
+    deadAfterMs: values['dead-after-ms'],
+    raftTickMs: values['raft-tick-ms'],
+    raftElectionTicks: values['raft-election-ticks'],
+    raftVotersMax: values['raft-voters-max']
+  }
+  const config = await resolveStartConfig(dataDir, flags)
+  const logger = createLogger('fedmesh')
+  // Loaded here so that the light commands (status, members...) start fast without libp2p.
+  const { FedmeshNode } = await import('../node.js')
+  const node = await FedmeshNode.start({
+    dataDir,
+    ...(config.org !== undefined ? { org: config.org } : {}),
+    ...(config.join !== undefined ? { join: config.join } : {}),
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    api: parseHostPort(config.api),
+    capabilities: config.capabilities,
+    heartbeatMs: config.heartbeatMs,
+    ...(config.suspectAfterMs !== undefined ? { suspectAfterMs: config.suspectAfterMs } : {}),
+    ...(config.deadAfterMs !== undefined ? { deadAfterMs: config.deadAfterMs } : {}),
+    raft: {
+      ...(config.raftTickMs !== undefined ? { tickMs: config.raftTickMs } : {}),
+      ...(config.raftElectionTicks !== undefined ? { electionTicks: config.raftElectionTicks } : {}),
+      ...(config.raftVotersMax !== undefined ? { votersMax: config.raftVotersMax } : {})
+    },
+    logger
+  })
+  process.stdout.write(startBanner(node))
+  await new Promise<void>((resolve) => {
+    let stopping = false
+    const shutdown = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      logger.info({ signal }, 'stopping: announcing leave')
+      node.stop().then(resolve, (err) => { logger.error({ err: (err as Error).message }, 'stop failed'); resolve() })
+    }
+    process.once('SIGINT', () => shutdown('SIGINT'))
+    process.once('SIGTERM', () => shutdown('SIGTERM'))
+  })
+  return 0
+}
+
+function startBanner (node: FedmeshNode): string {
+  const addrs = node.multiaddrs()
+  const local = addrs.find((a) => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/'))
+  const remote = addrs.find((a) => a !== local && !a.startsWith('/ip4/127.') && !a.startsWith('/ip6/::1/'))
+  return [
+    `fedmesh node started (org ${node.org})`,
+    `  key      ${node.key}`,
+    `  peer id  ${node.peerId}`,
+    `  api      ${node.apiUrl ?? 'disabled'}`,
+    '  listening on:',
+    ...addrs.map((a) => `    ${a}`),
+    ...(local !== undefined ? [`join from this machine:     fedmesh start --bootstrap ${local}`] : []),
+    ...(remote !== undefined ? [`join from another machine:  fedmesh start --bootstrap ${remote}`] : []),
+    ''
+  ].join('\n')
+}
+
+async function id (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  if (!existsSync(join(dataDir, KEY_FILE))) {
+    process.stderr.write(`fedmesh: no node key in ${dataDir} (run: fedmesh init --data-dir ${dataDir})\n`)
+    return 1
+  }
+  const { identity } = await loadOrCreateIdentity(dataDir)
+  const org = await orgOfDataDir(dataDir)
+  const info = { key: identity.publicKeyHex, peerId: peerIdOf(identity.publicKey).toString(), org: org?.org ?? null, orgRoot: org?.root ?? null }
+  process.stdout.write(values.json ? JSON.stringify(info) + '\n' : `key      ${info.key}\npeer id  ${info.peerId}\n` + (org !== undefined ? `org      ${org.org}\norg root ${org.root}\n` : ''))
+  return 0
+}
+
+/** A read-only command over the running node's API: JSON with --json, else rendered for people. */
+function apiCommand<T> (path: string, render: (result: T) => string): Command {
+  return async (args) => {
+    const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
+    const result = await callApi<T>(values['data-dir'] ?? defaultDataDir(), path)
+    if (result === undefined) return 1
+    process.stdout.write(values.json ? JSON.stringify(result) + '\n' : render(result))
+    return 0
+  }
+}
+
+const status = apiCommand<NodeStatus>('/v1/status', (result) => {
+  const m = result.members
+  return [
+    `key          ${result.key}`,
+    `peer id      ${result.peerId}`,
+    `org          ${result.org} (root ${result.orgRoot.slice(0, 16)})`,
+    `incarnation  ${result.incarnation}`,
+    `peers        ${result.peers}`,
+    `members      ${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`,
+    `audit        ${result.audit.seq} entries, head ${result.audit.hash.slice(0, 16)}`,
+    `raft         ${result.raft.role}, term ${result.raft.term}, leader ${result.raft.leader?.slice(0, 16) ?? 'none'}, commit ${result.raft.commit}, applied ${result.raft.applied}, ${result.raft.voters.length} voters, ${result.raft.learners.length} learners`,
+    `uptime       ${Math.round(result.uptimeMs / 1000)} s`,
+    'addresses',
+    ...result.multiaddrs.map((a) => `  ${a}`),
+    ''
+  ].join('\n')
+})
+
+const members = apiCommand<MemberView[]>('/v1/members', (result) => table(['KEY', 'ORG', 'ROOT', 'STATUS', 'INC', 'HEARD', 'CAPABILITIES'],
+  result.map((m) => [m.key.slice(0, 16) + (m.self ? '*' : ' '), m.org, m.root.slice(0, 8), m.status, String(m.incarnation), `${(m.lastHeardAgoMs / 1000).toFixed(1)}s`, m.capabilities.join(',')])))
+
+const trust = apiCommand<PeerTrust[]>('/v1/trust', (result) => table(['PEER', 'SCORE', 'STATE', 'RECENT EVENTS'],
+  result.map((t) => [t.peer.slice(0, 16), t.score.toFixed(3), t.quarantined ? 'quarantined' : 'ok',
+    t.events.slice(-3).map((e) => `${e.type}(${e.delta >= 0 ? '+' : ''}${e.delta.toFixed(3)})`).join(' ')])))
+
+function table (header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand }
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
+  process.stderr.write(`fedmesh: ${err.message}\n`)
+  process.exitCode = 1
+})

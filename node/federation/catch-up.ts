@@ -1,0 +1,212 @@
+import { PBFT_OP_BYTES_MAX, sha256 } from '../../consensus/pbft/index.js'
+import type { Clock } from '../../base/clock.js'
+import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
+import { FedmeshError } from '../../base/errors.js'
+import { type BatchRequest, type FederationBatch, FederationState } from './state.js'
+import { bytesEqual, fromHex, toHex } from '../../base/bytes.js'
+
+// Catching a replica up past a stable checkpoint it fell behind (a new org leader restoring an old
+// promise log, an org cut off for a while). The checkpoint's digest, certified by a quorum of orgs,
+// is the digest of the federation state core after that seq, so anything another host sends can be
+// checked against it before this org takes it:
+//  - batches: the committed batches from this org's next seq up to the checkpoint, replayed first on
+//    a copy of the org's federation state; if the copy ends at the certified digest, they are applied
+//    for real (every task lands in this org's board too) — hosts keep their recent batches for this;
+//  - else the core: the state at the checkpoint itself (tasks ordered in the skipped range are then
+//    missing from this org's board: it was too far behind).
+// Requests are gossiped (the laggard does not know who hosts what); answers go to the asking node.
+
+export const KIND_BATCHES_REQUEST = 2
+export const KIND_BATCHES = 3
+export const KIND_CORE_REQUEST = 4
+export const KIND_CORE = 5
+export const CATCH_UP_KINDS = new Set([KIND_BATCHES_REQUEST, KIND_BATCHES, KIND_CORE_REQUEST, KIND_CORE])
+
+/** Executed batches a host keeps per instance to answer laggards. */
+const RETAINED_BATCHES_MAX = 512
+/** One answer's batches: they travel in one envelope. */
+const BATCHES_REPLY_BYTES_MAX = 900 * 1024
+const CHECKPOINT_CORES_MAX = 4
+const BATCHES_WAIT_MS = 5_000
+const CORE_WAIT_MS = 30_000
+const ANSWER_INTERVAL_MS = 1_000
+
+export interface CatchUpInit {
+  clock: Clock
+  checkpointInterval: number
+  retryMs: number
+  /** Gossips a catch-up message of an instance to every node. */
+  publish: (instance: string, kind: number, payload: Uint8Array) => void
+  /** Sends a catch-up message of an instance to one node. */
+  sendTo: (node: Uint8Array, instance: string, kind: number, payload: Uint8Array) => void
+  /** The org's federation state as applied here. */
+  state: () => FederationState | undefined
+  /** Applies one batch through the normal path (the org's Raft log, audits). */
+  apply: (instance: string, seq: number, requests: BatchRequest[]) => Promise<void>
+  /** Installs a state core of the instance (digest already checked). */
+  install: (instance: string, core: Uint8Array) => Promise<void>
+  /** False once the replica of this instance stopped here (stop asking). */
+  hosting: (instance: string) => boolean
+  /** How long to wait for batches before asking for the core instead, and for the core. */
+  batchesWaitMs?: number
+  coreWaitMs?: number
+}
+
+interface Waiting { instance: string, digest: string, resolve: (answer: Uint8Array) => void }
+
+export class CatchUp {
+  readonly #init: CatchUpInit
+  readonly #batches = new Map<string, Map<number, BatchRequest[]>>()
+  readonly #cores = new Map<string, Uint8Array>()
+  readonly #answered = new Map<string, number>()
+  readonly #waiting = new Map<string, Waiting>()
+  #installs = 0
+  #replays = 0
+
+  constructor (init: CatchUpInit) {
+    this.#init = init
+  }
+
+  get stats (): { replayedRanges: number, installedCores: number } { return { replayedRanges: this.#replays, installedCores: this.#installs } }
+
+  /** A host keeps what it executed (and the state core at each checkpoint) for laggards. */
+  retain (instance: string, seq: number, requests: BatchRequest[], core?: Uint8Array): void {
+    let batches = this.#batches.get(instance)
+    if (batches === undefined) {
+      if (this.#batches.size >= 2) this.#batches.delete(this.#batches.keys().next().value!)
+      this.#batches.set(instance, batches = new Map())
+    }
+    batches.set(seq, requests)
+    if (batches.size > RETAINED_BATCHES_MAX) batches.delete(batches.keys().next().value!)
+    if (core === undefined) return
+    this.#cores.set(`${instance}:${seq}`, core)
+    if (this.#cores.size > CHECKPOINT_CORES_MAX) this.#cores.delete(this.#cores.keys().next().value!)
+  }
+
+  /** Brings this org to the stable checkpoint `seq` (certified `digest`); false if nobody answered in time. */
+  async fetch (instance: string, seq: number, digest: Uint8Array): Promise<boolean> {
+    const state = this.#init.state()
+    const from = state !== undefined && state.instance === instance ? state.lastSeq + 1 : undefined
+    // The board already went past it (it applied batches the replica had not marked executed).
+    if (from !== undefined && from > seq) return true
+    if (from !== undefined) {
+      const reply = await this.#ask(instance, `b:${instance}:${from}:${seq}`, KIND_BATCHES_REQUEST, encodeCanonical([from, seq]), toHex(digest), this.#init.batchesWaitMs ?? BATCHES_WAIT_MS)
+      if (reply !== undefined) {
+        for (const [i, requests] of decodeBatches(reply).entries()) await this.#init.apply(instance, from + i, requests)
+        this.#replays++
+        return true
+      }
+    }
+    const core = await this.#ask(instance, `c:${instance}:${seq}`, KIND_CORE_REQUEST, encodeCanonical([seq]), toHex(digest), this.#init.coreWaitMs ?? CORE_WAIT_MS)
+    if (core === undefined) return false
+    await this.#init.install(instance, core)
+    this.#installs++
+    return true
+  }
+
+  /** A catch-up message of a known instance from `node` (already authenticated as a member's). */
+  receive (instance: string, node: Uint8Array, kind: number, payload: Uint8Array): void {
+    const v = decodeCanonical(payload)
+    const count = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+    if (!Array.isArray(v) || !count(v[0])) throw new CatchUpError('malformed', 'a catch-up message starts with a seq')
+    switch (kind) {
+      case KIND_BATCHES_REQUEST:
+        if (v.length !== 2 || !count(v[1]) || v[1] < v[0]) throw new CatchUpError('malformed', 'a batches request holds [from, to]')
+        return this.#answerBatches(instance, node, v[0], v[1])
+      case KIND_CORE_REQUEST:
+        if (v.length !== 1) throw new CatchUpError('malformed', 'a core request holds [seq]')
+        return this.#answerCore(instance, node, v[0])
+      case KIND_BATCHES: case KIND_CORE: {
+        if (v.length !== 3 || !(v[2] instanceof Uint8Array)) throw new CatchUpError('malformed', 'an answer holds [from, to, bytes]')
+        const key = kind === KIND_CORE ? `c:${instance}:${v[0]}` : `b:${instance}:${v[0]}:${String(v[1])}`
+        const waiting = this.#waiting.get(key)
+        if (waiting === undefined) return
+        const valid = kind === KIND_CORE ? toHex(sha256(v[2])) === waiting.digest : this.#replaysTo(v[0], v[2], waiting.digest)
+        if (valid) waiting.resolve(v[2])
+      }
+    }
+  }
+
+  async #ask (instance: string, key: string, kind: number, request: Uint8Array, digest: string, waitMs: number): Promise<Uint8Array | undefined> {
+    const init = this.#init
+    const answer = await new Promise<Uint8Array | undefined>((resolve) => {
+      this.#waiting.set(key, { instance, digest, resolve })
+      const deadlineMs = init.clock.monotonicMs() + waitMs
+      const loop = async (): Promise<void> => {
+        while (this.#waiting.has(key) && init.hosting(instance) && init.clock.monotonicMs() < deadlineMs) {
+          init.publish(instance, kind, request)
+          await init.clock.sleep(init.retryMs)
+        }
+        resolve(undefined)
+      }
+      void loop()
+    })
+    this.#waiting.delete(key)
+    return answer
+  }
+
+  /** True if these batches, replayed on a copy of the org's state, end at the certified digest. */
+  #replaysTo (from: number, bytes: Uint8Array, digest: string): boolean {
+    const state = this.#init.state()
+    if (state === undefined || state.lastSeq + 1 !== from) return false
+    try {
+      const copy = FederationState.decode(decodeCanonical(encodeCanonical(state.encode())))
+      const batches = decodeBatches(bytes)
+      let last: Uint8Array | undefined
+      for (const [i, requests] of batches.entries()) {
+        const seq = from + i
+        const batch: FederationBatch = { config: copy.config, instance: copy.instance, seq, requests, checkpoint: seq % this.#init.checkpointInterval === 0 }
+        last = copy.apply(batch).digest
+      }
+      return last !== undefined && (from + batches.length - 1) % this.#init.checkpointInterval === 0 && bytesEqual(last, fromHex(digest))
+    } catch {
+      return false
+    }
+  }
+
+  #answerBatches (instance: string, node: Uint8Array, from: number, to: number): void {
+    const batches = this.#batches.get(instance)
+    if (batches === undefined || !this.#mayAnswer(`b:${toHex(node)}:${from}:${to}`)) return
+    const out: BatchRequest[][] = []
+    let bytes = 0
+    for (let seq = from; seq <= to; seq++) {
+      const requests = batches.get(seq)
+      if (requests === undefined) return
+      bytes += requests.reduce((sum, r) => sum + r.op.length + r.client.length + 16, 0)
+      if (bytes > BATCHES_REPLY_BYTES_MAX) return
+      out.push(requests)
+    }
+    this.#init.sendTo(node, instance, KIND_BATCHES, encodeCanonical([from, to, encodeCanonical(out.map((b) => b.map((r) => [r.client, r.timestamp, r.op])))]))
+  }
+
+  #answerCore (instance: string, node: Uint8Array, seq: number): void {
+    const core = this.#cores.get(`${instance}:${seq}`)
+    if (core === undefined || !this.#mayAnswer(`c:${toHex(node)}:${seq}`)) return
+    this.#init.sendTo(node, instance, KIND_CORE, encodeCanonical([seq, seq, core]))
+  }
+
+  /** One answer per question a second: a laggard (or a liar) asking again costs nothing more. */
+  #mayAnswer (key: string): boolean {
+    const nowMs = this.#init.clock.monotonicMs()
+    if (nowMs - (this.#answered.get(key) ?? -Infinity) < ANSWER_INTERVAL_MS) return false
+    this.#answered.set(key, nowMs)
+    if (this.#answered.size > 64) this.#answered.delete(this.#answered.keys().next().value!)
+    return true
+  }
+}
+
+export class CatchUpError extends FedmeshError {}
+
+function decodeBatches (bytes: Uint8Array): BatchRequest[][] {
+  const v = decodeCanonical(bytes, () => new CatchUpError('malformed', 'undecodable batches'))
+  if (!Array.isArray(v) || v.length > RETAINED_BATCHES_MAX) throw new CatchUpError('malformed', 'bad batches')
+  return v.map((batch: unknown) => {
+    if (!Array.isArray(batch)) throw new CatchUpError('malformed', 'bad batch')
+    return batch.map((r: unknown) => {
+      if (!Array.isArray(r) || r.length !== 3 || typeof r[0] !== 'string' || typeof r[1] !== 'number' || !(r[2] instanceof Uint8Array) || r[2].length > PBFT_OP_BYTES_MAX) {
+        throw new CatchUpError('malformed', 'bad request in batch')
+      }
+      return { client: r[0], timestamp: r[1], op: r[2] }
+    })
+  })
+}

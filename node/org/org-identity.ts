@@ -1,0 +1,128 @@
+import { existsSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { AuditInput } from '../gate/audit.js'
+import type { Clock, Rng } from '../../base/clock.js'
+import { openEnvelope, ReplayGuard, sealEnvelope } from '../../base/envelope.js'
+import { FedmeshError } from '../../base/errors.js'
+import { fromHex, toHex } from '../../base/bytes.js'
+import { loadOrCreateIdentity, publicKeyOfPeerId } from '../runtime/key-file.js'
+import { type NodeIdentity } from '../../base/ed25519.js'
+import {
+  CERT_TTL_MS_DEFAULT, JOIN_TTL_MS_DEFAULT, OrgError, assertOrgName, createJoinToken, encodeCertificate, issueCertificate,
+  parseJoinToken, verifyCertificate, type NodeCertificate
+} from '../../base/org-certificate.js'
+import type { Storage } from '../../base/storage.js'
+import type { Transport } from '../../base/transport.js'
+
+// Where a node's organisation comes from, and the join protocol. A node is in exactly one org,
+// proven by <data-dir>/node.cert. The first node of an org holds <data-dir>/org-root.key, issues
+// itself a certificate, and serves joins: a newcomer presents a one-time join token (from
+// `fedmesh invite`) on rpc channel 'org/join/v1' and receives a certificate for its own key.
+export const ORG_ROOT_KEY_FILE = 'org-root.key'
+export const CERT_FILE = 'node.cert'
+export const JOIN_CHANNEL = 'org/join/v1'
+const JOIN_TYPE = 'org.join'
+const USED_TOKEN_PREFIX = 'org/used-token/'
+
+export interface OrgIdentity {
+  org: string
+  root: Uint8Array
+  certificate: NodeCertificate
+  certificateBytes: Uint8Array
+  /** Present on nodes holding the org root key: they issue certificates. */
+  rootSigner?: NodeIdentity
+}
+
+export interface ResolveOrgInit {
+  dataDir: string
+  identity: NodeIdentity
+  nowMs: number
+  /** The org to found when this node has no certificate yet (default 'default'). */
+  org?: string
+  /** A join token: get a certificate from the org that issued it. */
+  join?: string
+  /** Performs the join exchange (needs the transport). */
+  requestJoin: (token: string) => Promise<Uint8Array>
+}
+
+/** Loads this node's org identity, founding an org or joining one on first start. */
+export async function resolveOrgIdentity (init: ResolveOrgInit): Promise<OrgIdentity> {
+  const certPath = join(init.dataDir, CERT_FILE)
+  const rootSigner = existsSync(join(init.dataDir, ORG_ROOT_KEY_FILE)) ? (await loadOrCreateIdentity(init.dataDir, ORG_ROOT_KEY_FILE)).identity : undefined
+  if (existsSync(certPath)) {
+    const certificateBytes = new Uint8Array(await readFile(certPath))
+    const certificate = verifyCertificate(certificateBytes, { nowMs: init.nowMs, node: init.identity.publicKey })
+    if (init.join !== undefined || (init.org !== undefined && init.org !== certificate.org)) {
+      throw new FedmeshError('already-in-org', `this node already belongs to org '${certificate.org}' (${certPath}); to join another, use a new data dir`)
+    }
+    return { org: certificate.org, root: certificate.root, certificate, certificateBytes, ...(rootSigner !== undefined ? { rootSigner } : {}) }
+  }
+  if (init.join !== undefined) {
+    const token = parseJoinToken(init.join, init.nowMs)
+    const certificateBytes = await init.requestJoin(init.join)
+    const certificate = verifyCertificate(certificateBytes, { nowMs: init.nowMs, node: init.identity.publicKey, org: token.org, root: token.root })
+    await writeFile(certPath, certificateBytes, { mode: 0o600 })
+    return { org: certificate.org, root: certificate.root, certificate, certificateBytes }
+  }
+  const org = init.org ?? 'default'
+  assertOrgName(org)
+  const founder = rootSigner ?? (await loadOrCreateIdentity(init.dataDir, ORG_ROOT_KEY_FILE)).identity
+  const certificate = issueCertificate(founder, { org, node: init.identity.publicKey, issuedAtMs: init.nowMs })
+  const certificateBytes = encodeCertificate(certificate)
+  await writeFile(certPath, certificateBytes, { mode: 0o600 })
+  return { org, root: certificate.root, certificate, certificateBytes, rootSigner: founder }
+}
+
+/** Signs a one-time join token with this data dir's org root key (the `fedmesh invite` command). */
+export async function inviteToken (dataDir: string, addrs: string[], nowMs: number, nonce: Uint8Array, ttlMs = JOIN_TTL_MS_DEFAULT): Promise<string> {
+  if (!existsSync(join(dataDir, ORG_ROOT_KEY_FILE))) {
+    throw new FedmeshError('not-org-root', `no ${ORG_ROOT_KEY_FILE} in ${dataDir}: only the node that founded the org can invite`)
+  }
+  const { identity: root } = await loadOrCreateIdentity(dataDir, ORG_ROOT_KEY_FILE)
+  const certificate = verifyCertificate(new Uint8Array(await readFile(join(dataDir, CERT_FILE))), { nowMs, root: root.publicKey })
+  return createJoinToken(root, { org: certificate.org, addrs, nonce, expiresAtMs: nowMs + ttlMs })
+}
+
+/** The joining side: presents the token to the org node named in it, returns the certificate. */
+export async function requestJoin (transport: Transport, identity: NodeIdentity, token: string, clock: Clock, rng: Rng): Promise<Uint8Array> {
+  const parsed = parseJoinToken(token, clock.wallMs())
+  const issuer = parsed.addrs.map((a) => publicKeyOfPeerId(a.split('/p2p/')[1] ?? '')).find((k) => k !== undefined)
+  if (issuer === undefined) throw new OrgError('token-malformed', 'join token names no /p2p/ address to join through')
+  await transport.dial(parsed.addrs)
+  const request = sealEnvelope(identity, { type: JOIN_TYPE, org: parsed.org, body: new TextEncoder().encode(token.trim()), timestampMs: clock.wallMs(), nonce: rng.bytes(16) })
+  return await transport.request(issuer, JOIN_CHANNEL, request, { timeoutMs: 10_000 })
+}
+
+/** The org root's side: checks the token (ours, unexpired, unused), burns it, issues a certificate. */
+export function serveJoins (init: { transport: Transport, org: OrgIdentity, storage: Storage, clock: Clock, audit: (input: AuditInput) => Promise<unknown>, certTtlMs?: number }): void {
+  const { org, storage, clock } = init
+  const signer = org.rootSigner
+  if (signer === undefined) return
+  const replayGuard = new ReplayGuard()
+  let burning: Promise<unknown> = Promise.resolve()
+  // Checking and burning a token happen one join at a time, so a token cannot be used twice.
+  const burnOnce = async (usedKey: string, peer: string): Promise<void> => {
+    const run = burning.then(async () => {
+      if (await storage.get(usedKey) !== undefined) throw new OrgError('token-reused', 'join token was already used')
+      await storage.batch([{ type: 'put', key: usedKey, value: fromHex(peer) }])
+    })
+    burning = run.catch(() => undefined)
+    await run
+  }
+  init.transport.onRequest(JOIN_CHANNEL, async (from, bytes) => {
+    const peer = toHex(from)
+    try {
+      const envelope = openEnvelope(bytes, { nowMs: clock.wallMs(), expectedSender: from, replayGuard, bytesMax: 8192 })
+      const token = parseJoinToken(new TextDecoder().decode(envelope.body), clock.wallMs())
+      if (toHex(token.root) !== toHex(org.root) || token.org !== org.org) throw new OrgError('token-wrong-org', 'join token was issued by another organisation')
+      await burnOnce(USED_TOKEN_PREFIX + toHex(token.nonce), peer)
+      const certificate = issueCertificate(signer, { org: org.org, node: from, issuedAtMs: clock.wallMs(), ttlMs: init.certTtlMs ?? CERT_TTL_MS_DEFAULT })
+      await init.audit({ action: 'org.join', decision: 'allow', peer, org: org.org })
+      return encodeCertificate(certificate)
+    } catch (err) {
+      await init.audit({ action: 'org.join', decision: 'deny', peer, detail: { reason: err instanceof FedmeshError ? err.code : 'malformed' } })
+      throw err
+    }
+  })
+}

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict'
+import { CatchUp, type CatchUpInit } from '../../../node/federation/catch-up.js'
+import { type BatchRequest, FederationState } from '../../../node/federation/state.js'
+import { systemClock } from '../../../node/runtime/system-clock.js'
+import { configOf, makeOrg, signedRequest, taskOp } from '../../helpers/federation-ops.js'
+import { generateIdentity } from '../../../node/runtime/key-file.js'
+
+// A replica behind a stable checkpoint catches up: from the batches a host kept (replayed on a copy
+// of its state and checked against the checkpoint's certified digest before anything is applied),
+// or, when nobody kept them, from the state core at the checkpoint.
+describe('federation catch-up past a stable checkpoint', () => {
+  const K = 4
+  const orgs = ['alpha', 'bravo', 'charlie', 'delta'].map(makeOrg)
+  const genesis = 'cd'.repeat(16)
+  const config = configOf(genesis, orgs)
+  const [hostNode, laggardNode] = [generateIdentity(), generateIdentity()]
+
+  /** Batches 1..8 on the host (retained), 1..2 on the laggard; the certified digest at checkpoint 8. */
+  function setUp (tamper?: (seq: number, requests: BatchRequest[]) => BatchRequest[]): { host: CatchUp, laggard: CatchUp, laggardState: FederationState, applied: number[], installed: Uint8Array[], digest: Uint8Array } {
+    const hostState = new FederationState(config)
+    const laggardState = new FederationState(config)
+    const applied: number[] = []
+    const installed: Uint8Array[] = []
+    const base = { clock: systemClock, checkpointInterval: K, retryMs: 10, hosting: () => true, batchesWaitMs: 200, coreWaitMs: 200 }
+    let host: CatchUp
+    const laggard: CatchUp = new CatchUp({
+      ...base,
+      publish: (instance, kind, payload) => host.receive(instance, laggardNode.publicKey, kind, payload),
+      sendTo: () => assert.fail('the laggard answers nobody'),
+      state: () => laggardState,
+      apply: async (instance, seq, requests) => { applied.push(seq); laggardState.apply({ config, instance, seq, requests, checkpoint: seq % K === 0 }) },
+      install: async (instance, core) => { installed.push(core); laggardState.installCore(instance, core) }
+    } satisfies CatchUpInit)
+    host = new CatchUp({
+      ...base,
+      publish: () => undefined,
+      sendTo: (_node, instance, kind, payload) => laggard.receive(instance, hostNode.publicKey, kind, payload),
+      state: () => hostState,
+      apply: async () => assert.fail('the host applies nothing'),
+      install: async () => assert.fail('the host installs nothing')
+    })
+    let digest: Uint8Array = new Uint8Array()
+    for (let seq = 1; seq <= 8; seq++) {
+      const requests = [signedRequest(orgs[seq % 4]!, genesis, taskOp(`t${seq}`))]
+      const out = hostState.apply({ config, instance: genesis, seq, requests, checkpoint: seq % K === 0 })
+      host.retain(genesis, seq, tamper?.(seq, requests) ?? requests, seq % K === 0 ? hostState.exportCore() : undefined)
+      if (seq <= 2) laggardState.apply({ config, instance: genesis, seq, requests, checkpoint: false })
+      if (out.digest !== undefined) digest = out.digest
+    }
+    return { host, laggard, laggardState, applied, installed, digest }
+  }
+
+  it('replays the missing batches, checked against the certified digest, then applies them', async () => {
+    const { laggard, laggardState, applied, installed, digest } = setUp()
+    assert.equal(await laggard.fetch(genesis, 8, digest), true)
+    assert.deepEqual(applied, [3, 4, 5, 6, 7, 8])
+    assert.equal(installed.length, 0)
+    assert.equal(laggardState.lastSeq, 8)
+    assert.deepEqual(laggard.stats, { replayedRanges: 1, installedCores: 0 })
+  })
+
+  it('refuses batches that do not replay to the digest and takes the certified core instead', async () => {
+    const { laggard, laggardState, applied, installed, digest } = setUp((seq, requests) => seq === 5 ? [signedRequest(orgs[0]!, genesis, taskOp('forged'))] : requests)
+    assert.equal(await laggard.fetch(genesis, 8, digest), true)
+    assert.deepEqual(applied, [], 'nothing of the forged range was applied')
+    assert.equal(installed.length, 1)
+    assert.equal(laggardState.lastSeq, 8)
+    assert.deepEqual(laggard.stats, { replayedRanges: 0, installedCores: 1 })
+  })
+
+  it('gives up (false) when no host holds the checkpoint', async () => {
+    const { laggard } = setUp()
+    assert.equal(await laggard.fetch(genesis, 12, new Uint8Array(32)), false)
+  })
+})
