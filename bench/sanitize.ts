@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createSanitizer } from '../sanitize/index.js'
-import { Prng } from '../simulations/prng.js'
+import { Prng } from '../simulations/world/prng.js'
 import { round, writeResult } from './stats.js'
 
 // Sanitizer throughput in MB/s of JSON on one core, on a deterministic corpus of business records

@@ -1,7 +1,7 @@
 import { type Committed, type PbftMessage, type Signed, type ViewChange, batchDigest, sign } from '../consensus/pbft/messages.js'
 import { quorumSize } from '../consensus/pbft/view-change.js'
 import type { Signer } from '../base/ed25519.js'
-import type { Prng } from './prng.js'
+import type { Prng } from './world/prng.js'
 
 // Byzantine organisations for the PBFT simulator. A faulty replica runs the honest core (so it
 // knows what to say) and lies on the way out: each outbound message, per recipient, becomes zero,

@@ -10,7 +10,7 @@ import { KvStateMachine, type KvResult, type KvWrite, encodeWrite } from './kv-s
 import { type Operation, type RegisterInput, checkHistory } from './linearizability.js'
 import { BYZANTINE_BEHAVIOURS, type ByzantineBehaviour, ByzantineReplica } from './pbft-byzantine.js'
 import { PbftCheckers, requestKey } from './pbft-checkers.js'
-import { Prng } from './prng.js'
+import { Prng } from './world/prng.js'
 import { InvariantViolation } from './raft-checkers.js'
 import { type NetworkOptions, SimNetwork } from './sim-network.js'
 

@@ -1,4 +1,4 @@
-import type { Prng } from './prng.js'
+import type { Prng } from './world/prng.js'
 
 // A simulated packet network (TigerBeetle's packet_simulator): one queue per directed link, each
 // packet due at a random tick (so packets reorder), with loss, duplication, a per-link capacity,

@@ -4,7 +4,7 @@ import {
   type PbftBody, PBFT_MESSAGE_BYTES_MAX, PbftDecodeError, batchDigest, decodePbftMessage, encodePbftMessage, sign, signingBytes
 } from '../../../consensus/pbft/index.js'
 import { verify } from '../../../base/ed25519.js'
-import { Prng } from '../../../simulations/prng.js'
+import { Prng } from '../../../simulations/world/prng.js'
 import { identityFor, requestOf } from './harness.js'
 
 const org1 = identityFor('org1')

@@ -3,7 +3,7 @@ import {
   type ConfState, type Entry, type MessageType, type RaftConfig, RaftCore, type RaftMessage, type ReadState,
   RaftStorage, SessionTable, decodeRaftMessage, encodeRaftMessage
 } from '../../../consensus/raft/index.js'
-import { Prng } from '../../../simulations/prng.js'
+import { Prng } from '../../../simulations/world/prng.js'
 
 // An in-process network of Raft cores for story-style tests (etcd's raft_test.go network): messages
 // go through the wire codec; cut/isolate/ignore shape delivery; stabilize() runs to quiescence.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { RaftDecodeError, RAFT_MESSAGE_BYTES_MAX, decodeRaftMessage, encodeRaftMessage, message } from '../../../consensus/raft/index.js'
-import { Prng } from '../../../simulations/prng.js'
+import { Prng } from '../../../simulations/world/prng.js'
 
 describe('raft: wire messages', () => {
   const full = message('MsgApp', 'aa', 'bb', 7, {

@@ -2,7 +2,7 @@ import { decode } from 'cborg'
 import assert from 'node:assert/strict'
 import { MemoryStorage } from '../../../base/memory-storage.js'
 import { RaftCore, RaftPersistence, RaftDecodeError, type RaftStorage, logKey } from '../../../consensus/raft/index.js'
-import { Prng } from '../../../simulations/prng.js'
+import { Prng } from '../../../simulations/world/prng.js'
 import { TestNetwork } from './harness.js'
 
 const conf = { voters: ['a', 'b', 'c'], learners: [] }

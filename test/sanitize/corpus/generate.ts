@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Prng } from '../../../simulations/prng.js'
+import { Prng } from '../../../simulations/world/prng.js'
 
 // Writes corpus.jsonl: labelled lines {text, expected: [{category, match}]} — true positives for every
 // detector category in varied surroundings, and look-alikes that must stay untouched (expected: []).

@@ -1,4 +1,4 @@
-import type { Rng } from '../base/clock.js'
+import type { Rng } from '../../base/clock.js'
 
 // Seeded xoshiro128** (state expanded from the seed with splitmix32): the simulator's only source
 // of randomness, so one seed replays a whole run exactly. Probabilities are ratios, not floats.
