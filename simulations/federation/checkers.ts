@@ -1,0 +1,85 @@
+import { toHex } from '../../base/bytes.js'
+import { decodeCanonical } from '../../base/codec.js'
+import { decodePbftMessage } from '../../consensus/pbft/index.js'
+import { PBFT_CHANNEL, PBFT_TOPIC } from '../../node/federation/federation.js'
+import type { Task } from '../../node/org/task-board.js'
+import type { SimPacket } from '../world/sim-transport.js'
+
+// The whole-federation invariants, checked as the run goes (signatures on the wire, Raft leaders)
+// and at its end (boards, audit chains). A violation carries the invariant's name and what broke it.
+
+export class FederationViolation extends Error {
+  constructor (readonly invariant: string, message: string) {
+    super(message)
+    this.name = 'FederationViolation'
+  }
+}
+
+const SLOT_TYPES = new Set(['PrePrepare', 'Prepare', 'Commit', 'Checkpoint'])
+
+/**
+ * An honest org never signs two different PBFT messages for one slot, across all its leader
+ * changes: every PBFT envelope its nodes send is opened and its (type, view, seq) remembered with
+ * its digest; a second digest for the same slot is equivocation by an org that did not mean to.
+ */
+export class SlotSignatures {
+  readonly #digests = new Map<string, string>()
+  checked = 0
+
+  observe (org: string, packet: SimPacket): void {
+    if (!((packet.kind === 'message' && packet.name === PBFT_CHANNEL) || (packet.kind === 'topic' && packet.name === PBFT_TOPIC))) return
+    const message = replicaMessage(packet.bytes)
+    if (message === undefined) return
+    const { instance, m } = message
+    const body = m.body as { type: string, view?: number, seq?: number, digest?: Uint8Array, stateDigest?: Uint8Array }
+    if (!SLOT_TYPES.has(body.type)) return
+    const digest = body.digest ?? body.stateDigest
+    if (digest === undefined) return
+    this.checked++
+    const slot = `${instance.slice(0, 12)} ${m.from.slice(0, 12)} ${body.type} v${body.view ?? '-'} s${body.seq ?? '-'}`
+    const hex = toHex(digest)
+    const seen = this.#digests.get(slot)
+    if (seen === undefined) this.#digests.set(slot, hex)
+    else if (seen !== hex) throw new FederationViolation('honest-equivocation', `org ${org} signed two ${body.type}s for one slot (${slot}): ${seen.slice(0, 12)} then ${hex.slice(0, 12)}`)
+  }
+}
+
+/** The PBFT replica message inside a federation envelope, or undefined for requests, catch-up and garbage. */
+function replicaMessage (envelopeBytes: Uint8Array): { instance: string, m: ReturnType<typeof decodePbftMessage> } | undefined {
+  try {
+    // [version, type, from, org, timestampMs, nonce, body, signature] (base/envelope.ts)
+    const bodyBytes = (decodeCanonical(envelopeBytes) as unknown[])[6]
+    if (!(bodyBytes instanceof Uint8Array)) return undefined
+    const [instance, , , kind, payload] = decodeCanonical(bodyBytes) as [string, unknown, unknown, number, Uint8Array]
+    if (kind !== 0) return undefined
+    return { instance, m: decodePbftMessage(payload) }
+  } catch {
+    return undefined
+  }
+}
+
+/** Raft election safety in every org: at most one leader per term. */
+export class RaftLeaders {
+  readonly #leaders = new Map<string, string>()
+  changes = 0
+
+  observe (org: string, node: string, term: number): void {
+    const key = `${org} ${term}`
+    const leader = this.#leaders.get(key)
+    if (leader === undefined) {
+      this.#leaders.set(key, node)
+      this.changes++
+    } else if (leader !== node) {
+      throw new FederationViolation('raft-election-safety', `org ${org} had two leaders in term ${term}: ${leader} and ${node}`)
+    }
+  }
+}
+
+/** A federated task's coordinates and proposal number (its title is `sim-<n>`), from a board copy. */
+export function federatedCopy (t: Task): { ref: string, n: number } | undefined {
+  const p = t.payload as { federation?: { epoch: number, seq: number, position: number } } | null
+  const f = p?.federation
+  if (f === undefined) return undefined
+  const n = /^sim-(\d+)$/.exec(t.title)
+  return { ref: `${f.epoch}.${f.seq}.${f.position}`, n: n === null ? -1 : Number(n[1]) }
+}
