@@ -41,6 +41,8 @@ export interface CatchUpInit {
   sendTo: (node: Uint8Array, instance: string, kind: number, payload: Uint8Array) => void
   /** The org's federation state as applied here. */
   state: () => FederationState | undefined
+  /** A fresh state of the federation's first instance (an org that applied nothing yet replays from it). */
+  initial: () => FederationState
   /** Applies one batch through the normal path (the org's Raft log, audits). */
   apply: (instance: string, seq: number, requests: BatchRequest[]) => Promise<void>
   /** Installs a state core of the instance (digest already checked). */
@@ -85,8 +87,8 @@ export class CatchUp {
 
   /** Brings this org to the stable checkpoint `seq` (certified `digest`); false if nobody answered in time. */
   async fetch (instance: string, seq: number, digest: Uint8Array): Promise<boolean> {
-    const state = this.#init.state()
-    const from = state !== undefined && state.instance === instance ? state.lastSeq + 1 : undefined
+    const state = this.#stateOf(instance)
+    const from = state?.lastSeq === undefined ? undefined : state.lastSeq + 1
     // The board already went past it (it applied batches the replica had not marked executed).
     if (from !== undefined && from > seq) return true
     if (from !== undefined) {
@@ -121,7 +123,7 @@ export class CatchUp {
         const key = kind === KIND_CORE ? `c:${instance}:${v[0]}` : `b:${instance}:${v[0]}:${String(v[1])}`
         const waiting = this.#waiting.get(key)
         if (waiting === undefined) return
-        const valid = kind === KIND_CORE ? toHex(sha256(v[2])) === waiting.digest : this.#replaysTo(v[0], v[2], waiting.digest)
+        const valid = kind === KIND_CORE ? toHex(sha256(v[2])) === waiting.digest : this.#replaysTo(instance, v[0], v[2], waiting.digest)
         if (valid) waiting.resolve(v[2])
       }
     }
@@ -145,9 +147,20 @@ export class CatchUp {
     return answer
   }
 
-  /** True if these batches, replayed on a copy of the org's state, end at the certified digest. */
-  #replaysTo (from: number, bytes: Uint8Array, digest: string): boolean {
+  /**
+   * The org's state of this instance to replay batches on: what it applied, or — before its first
+   * batch — the instance's empty state (so an org that fell behind at once still gets every task).
+   */
+  #stateOf (instance: string): FederationState | undefined {
     const state = this.#init.state()
+    if (state !== undefined) return state.instance === instance ? state : undefined
+    const initial = this.#init.initial()
+    return initial.instance === instance ? initial : undefined
+  }
+
+  /** True if these batches, replayed on a copy of the org's state, end at the certified digest. */
+  #replaysTo (instance: string, from: number, bytes: Uint8Array, digest: string): boolean {
+    const state = this.#stateOf(instance)
     if (state === undefined || state.lastSeq + 1 !== from) return false
     try {
       const copy = FederationState.decode(decodeCanonical(encodeCanonical(state.encode())))

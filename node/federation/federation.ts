@@ -11,7 +11,7 @@ import { FedmeshError } from '../../base/errors.js'
 import { CATCH_UP_KINDS, CatchUp } from './catch-up.js'
 import { type FederationOp, TASK_REF, clientPrefix, signOp } from './ops.js'
 import {
-  type FederationBatch, type FederationConfig, type FederationInstall, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
+  type FederationBatch, type FederationConfig, type FederationInstall, FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
 } from './state.js'
 import { genesisId, type EpochFile, type Genesis } from './genesis.js'
 import { fromHex, toHex } from '../../base/bytes.js'
@@ -188,6 +188,7 @@ export class Federation {
       publish: (instance, kind, payload) => { void this.#publish(this.#seal(instance, kind, [], payload)) },
       sendTo: (node, instance, kind, payload) => init.transport.send(node, PBFT_CHANNEL, this.#seal(instance, kind, [], payload)),
       state: () => init.state(),
+      initial: () => new FederationState(this.#initial),
       apply: async (instance, seq, requests) => { await this.#apply(instance, { seq, requests }) },
       install: async (instance, core) => await init.installState({ config: this.#initial, instance, core }),
       hosting: (instance) => this.#hosted.has(instance)

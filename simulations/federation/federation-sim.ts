@@ -1,4 +1,6 @@
 import { NodeIdentity } from '../../base/ed25519.js'
+import { type Logger, silentLogger } from '../../base/log.js'
+import { pino } from 'pino'
 import { faultsTolerated } from '../../consensus/pbft/index.js'
 import { createGenesis } from '../../node/federation/genesis.js'
 import { encodeCertificate, issueCertificate } from '../../base/org-certificate.js'
@@ -106,7 +108,8 @@ class FederationRun {
     })
     this.#world = {
       scheduler: this.#scheduler, net: this.#net, topics: new SimTopics(), genesis, sanitizer: createSanitizer({ salt: this.#prng.bytes(32) }),
-      diskMs: scenario.diskMs, raft: RAFT, federation: { tickMs: 50, anchorIntervalMs: 2_000 }
+      diskMs: scenario.diskMs, raft: RAFT, federation: { tickMs: 50, anchorIntervalMs: 2_000 },
+      loggerOf: (node) => options.trace === true ? traceLogger((line) => this.#line(`${node} ${line}`)) : silentLogger
     }
     roots.forEach((root, i) => {
       const org: SimOrg = { name: ORG_NAMES[i]!, root, nodes: [] }
@@ -224,7 +227,7 @@ class FederationRun {
         if (victim === undefined) return
         const nodes = this.#prng.shuffle([...victim.nodes])
         const cut = this.#prng.intInclusive(1, nodes.length - 1)
-        this.#partition(nodes.slice(0, cut).map((n) => n.key), nodes.slice(cut).map((n) => n.key), false, `org ${victim.name} split ${cut}|${nodes.length - cut}`)
+        this.#partition('partition-org', nodes.slice(0, cut).map((n) => n.key), nodes.slice(cut).map((n) => n.key), false, `org ${victim.name} split ${cut}|${nodes.length - cut}`)
         return healAfter()
       }
       case 'partition-orgs':
@@ -233,13 +236,13 @@ class FederationRun {
         const cut = this.#prng.intInclusive(1, orgs.length - 1)
         const keys = (os: SimOrg[]): string[] => os.flatMap((o) => o.nodes.map((n) => n.key))
         const oneWay = step.kind === 'partition-one-way'
-        this.#partition(keys(orgs.slice(0, cut)), keys(orgs.slice(cut)), oneWay, `orgs ${orgs.slice(0, cut).map((o) => o.name).join(',')} ${oneWay ? '↛' : '|'} ${orgs.slice(cut).map((o) => o.name).join(',')}`)
+        this.#partition(step.kind, keys(orgs.slice(0, cut)), keys(orgs.slice(cut)), oneWay, `orgs ${orgs.slice(0, cut).map((o) => o.name).join(',')} ${oneWay ? '↛' : '|'} ${orgs.slice(cut).map((o) => o.name).join(',')}`)
         return healAfter()
       }
       case 'isolate-primary-host': {
         const host = this.#primaryHost()
         if (host === undefined) return
-        this.#partition([host.key], this.#nodes().filter((n) => n !== host).map((n) => n.key), false, `primary's host ${host.name} isolated`)
+        this.#partition(step.kind, [host.key], this.#nodes().filter((n) => n !== host).map((n) => n.key), false, `primary's host ${host.name} isolated`)
         return healAfter()
       }
       case 'crash':
@@ -271,10 +274,10 @@ class FederationRun {
     }
   }
 
-  #partition (a: string[], b: string[], oneWay: boolean, detail: string): void {
+  #partition (kind: FaultStep['kind'], a: string[], b: string[], oneWay: boolean, detail: string): void {
     this.#net.partition(a, b, oneWay)
     this.#stats.partitions++
-    this.#event(oneWay ? 'partition-one-way' : 'partition-orgs', detail)
+    this.#event(kind, detail)
   }
 
   #heal (detail: string): void {
@@ -475,4 +478,14 @@ class FederationRun {
 function quantile (sorted: number[], q: number): number | null {
   if (sorted.length === 0) return null
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+}
+
+/** A pino logger whose JSON lines go into the run's trace (level, message and fields, no timestamps). */
+function traceLogger (write: (line: string) => void): Logger {
+  return pino({ level: 'info', base: null, timestamp: false }, {
+    write: (json: string) => {
+      const { level, msg, ...fields } = JSON.parse(json) as Record<string, unknown>
+      write(`${pino.levels.labels[level as number] ?? String(level)} ${String(msg)} ${JSON.stringify(fields)}`)
+    }
+  })
 }

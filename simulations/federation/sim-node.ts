@@ -1,5 +1,5 @@
 import type { NodeIdentity } from '../../base/ed25519.js'
-import { silentLogger } from '../../base/log.js'
+import type { Logger } from '../../base/log.js'
 import type { Sanitizer } from '../../sanitize/index.js'
 import { Federation, type FederationInit } from '../../node/federation/federation.js'
 import { type Genesis, genesisId } from '../../node/federation/genesis.js'
@@ -32,6 +32,8 @@ export interface SimWorld {
   diskMs: readonly [number, number]
   raft: RaftOptions
   federation: Pick<FederationInit, 'tickMs' | 'anchorIntervalMs'>
+  /** Each node's logger (into the run's trace, or silent). */
+  loggerOf: (node: string) => Logger
 }
 
 export class SimFedNode {
@@ -71,12 +73,13 @@ export class SimFedNode {
     this.incarnation++
     const { clock, transport, storage, identity, org, world } = this
     // The audit log signs synchronously here: libuv's thread pool would make the run depend on real time.
+    const logger = world.loggerOf(this.name)
     const signer = { publicKey: identity.publicKey, sign: (m: Uint8Array) => identity.sign(m) }
     try {
       const audit = await AuditLog.open({ storage, signer, clock })
       this.audit = audit
       const tasks = await TaskService.start({
-        org: org.name, selfKey: this.key, founder: this.index === 0, storage, transport, clock, rng: this.prng, logger: silentLogger,
+        org: org.name, selfKey: this.key, founder: this.index === 0, storage, transport, clock, rng: this.prng, logger,
         orgMembers: () => org.nodes.filter((n) => n !== this && n.up).map((n) => n.key), options: world.raft
       })
       if (!this.up || this.clock !== clock) return
@@ -84,7 +87,7 @@ export class SimFedNode {
       const federationId = genesisId(world.genesis)
       const federation = new Federation({
         genesis: world.genesis, signer, certificate: this.certificate, org: org.name, orgRoot: org.root.publicKeyHex,
-        transport, clock, rng: this.prng, logger: silentLogger, sanitizer: world.sanitizer,
+        transport, clock, rng: this.prng, logger, sanitizer: world.sanitizer,
         isLeader: () => tasks.raftStatus().role === 'leader',
         commitBatch: async (batch) => await tasks.commitFederationBatch(batch),
         installState: async (install) => await tasks.installFederationState(install),

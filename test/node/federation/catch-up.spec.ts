@@ -15,19 +15,20 @@ describe('federation catch-up past a stable checkpoint', () => {
   const config = configOf(genesis, orgs)
   const [hostNode, laggardNode] = [generateIdentity(), generateIdentity()]
 
-  /** Batches 1..8 on the host (retained), 1..2 on the laggard; the certified digest at checkpoint 8. */
-  function setUp (tamper?: (seq: number, requests: BatchRequest[]) => BatchRequest[]): { host: CatchUp, laggard: CatchUp, laggardState: FederationState, applied: number[], installed: Uint8Array[], digest: Uint8Array } {
+  /** Batches 1..8 on the host (retained), 1..laggardSeq on the laggard; the certified digest at checkpoint 8. */
+  function setUp (tamper?: (seq: number, requests: BatchRequest[]) => BatchRequest[], laggardSeq = 2): { host: CatchUp, laggard: CatchUp, laggardState: FederationState, applied: number[], installed: Uint8Array[], digest: Uint8Array } {
     const hostState = new FederationState(config)
     const laggardState = new FederationState(config)
     const applied: number[] = []
     const installed: Uint8Array[] = []
-    const base = { clock: systemClock, checkpointInterval: K, retryMs: 10, hosting: () => true, batchesWaitMs: 200, coreWaitMs: 200 }
+    const base = { clock: systemClock, checkpointInterval: K, retryMs: 10, hosting: () => true, batchesWaitMs: 200, coreWaitMs: 200, initial: () => new FederationState(config) }
     let host: CatchUp
     const laggard: CatchUp = new CatchUp({
       ...base,
       publish: (instance, kind, payload) => host.receive(instance, laggardNode.publicKey, kind, payload),
       sendTo: () => assert.fail('the laggard answers nobody'),
-      state: () => laggardState,
+      // Like the org's board: no federation state until it applied a first batch.
+      state: () => laggardState.lastSeq === 0 ? undefined : laggardState,
       apply: async (instance, seq, requests) => { applied.push(seq); laggardState.apply({ config, instance, seq, requests, checkpoint: seq % K === 0 }) },
       install: async (instance, core) => { installed.push(core); laggardState.installCore(instance, core) }
     } satisfies CatchUpInit)
@@ -44,7 +45,7 @@ describe('federation catch-up past a stable checkpoint', () => {
       const requests = [signedRequest(orgs[seq % 4]!, genesis, taskOp(`t${seq}`))]
       const out = hostState.apply({ config, instance: genesis, seq, requests, checkpoint: seq % K === 0 })
       host.retain(genesis, seq, tamper?.(seq, requests) ?? requests, seq % K === 0 ? hostState.exportCore() : undefined)
-      if (seq <= 2) laggardState.apply({ config, instance: genesis, seq, requests, checkpoint: false })
+      if (seq <= laggardSeq) laggardState.apply({ config, instance: genesis, seq, requests, checkpoint: false })
       if (out.digest !== undefined) digest = out.digest
     }
     return { host, laggard, laggardState, applied, installed, digest }
@@ -57,6 +58,14 @@ describe('federation catch-up past a stable checkpoint', () => {
     assert.equal(installed.length, 0)
     assert.equal(laggardState.lastSeq, 8)
     assert.deepEqual(laggard.stats, { replayedRanges: 1, installedCores: 0 })
+  })
+
+  it('replays from the first batch for an org that applied none yet (every task reaches its board)', async () => {
+    const { laggard, laggardState, applied, installed, digest } = setUp(undefined, 0)
+    assert.equal(await laggard.fetch(genesis, 8, digest), true)
+    assert.deepEqual(applied, [1, 2, 3, 4, 5, 6, 7, 8])
+    assert.equal(installed.length, 0)
+    assert.equal(laggardState.lastSeq, 8)
   })
 
   it('refuses batches that do not replay to the digest and takes the certified core instead', async () => {
