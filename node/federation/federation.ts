@@ -10,9 +10,8 @@ import { ReplayGuard, openEnvelope, sealEnvelope } from '../../base/envelope.js'
 import { FedmeshError } from '../../base/errors.js'
 import { CATCH_UP_KINDS, CatchUp } from './catch-up.js'
 import { type FederationOp, TASK_REF, clientPrefix, signOp } from './ops.js'
-import {
-  type FederationBatch, type FederationConfig, type FederationInstall, type FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
-} from './state.js'
+import { type FederationConfig, instanceId, validConfig } from './config.js'
+import type { FederationBatch, FederationInstall, FederationState, MembershipChange, Outcome, RequestResult } from './state.js'
 import { genesisId, type EpochFile, type Genesis } from './genesis.js'
 import { fromHex, toHex } from '../../base/bytes.js'
 import { verify, type Signer } from '../../base/ed25519.js'

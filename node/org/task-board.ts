@@ -3,8 +3,9 @@ import { SessionTable } from '../../consensus/raft/dedup.js'
 import type { Entry } from '../../consensus/types.js'
 import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
 import { FedmeshError } from '../../base/errors.js'
+import { FederationStateError } from '../federation/config.js'
 import {
-  type FederationBatch, type FederationInstall, FederationState, FederationStateError, decodeFederationBatch, decodeFederationInstall, encodeFederationBatch, encodeFederationInstall
+  type FederationBatch, type FederationInstall, FederationState, decodeFederationBatch, decodeFederationInstall, encodeFederationBatch, encodeFederationInstall
 } from '../federation/state.js'
 import { PbftPromiseLogs, PromiseLogError, decodePromiseRecord, encodePromiseRecord, type PromiseLogState, type PromiseRecord } from '../../consensus/pbft/promise-log.js'
 
