@@ -20,7 +20,7 @@ import { verifyCertificate } from '../../base/org-certificate.js'
 import { PbftDriver } from '../../consensus/pbft/driver.js'
 import type { PromiseLogState, PromiseRecord } from '../../consensus/pbft/promise-log.js'
 import type { NewTask } from '../org/task-service.js'
-import { TaskError, finishCommand, proposeCommand } from '../org/task-board.js'
+import { TaskError, finishCommand, proposeCommand } from '../org/task-commands.js'
 import type { Transport, Verdict } from '../../base/transport.js'
 
 // The federation in the node: one PBFT replica per member organisation (replica id = the org root
@@ -232,7 +232,6 @@ export class Federation {
   async propose (task: NewTask & { target?: string }, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
     const init = this.#init
     const checked = proposeCommand(task, toHex(init.signer.publicKey))
-    if (checked.op !== 'propose') throw new Error('unreachable')
     const target = task.target === undefined ? null : this.#memberRoot(task.target)
     const clean = init.sanitizer.sanitize({ title: checked.title, payload: JSON.parse(checked.payload) as unknown })
     const { title, payload } = clean.value as { title: string, payload: unknown }
@@ -263,7 +262,6 @@ export class Federation {
   /** The claimer's result for a federated task: it lands in every org's copy, the proposer's included. */
   async finish (ref: string, status: 'done' | 'failed', result: unknown, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
     const cmd = finishCommand(status === 'done' ? 'complete' : 'fail', 't1', toHex(this.#init.signer.publicKey), result)
-    if (cmd.op !== 'complete' && cmd.op !== 'fail') throw new Error('unreachable')
     const clean = this.#init.sanitizer.sanitize(JSON.parse(cmd.result) as unknown)
     return await this.#request({ kind: 'finish', ref: taskRef(ref), status, result: JSON.stringify(clean.value) }, options)
   }
