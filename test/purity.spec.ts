@@ -4,7 +4,10 @@ import { join } from 'node:path'
 
 // The protocol cores and the simulator are deterministic: time and randomness come in as arguments or
 // through injected Clock/Rng. This keeps them so by grepping for the ambient sources.
-const PURE_FILES = ['node/gate/policy.ts', 'node/gate/rate-limiter.ts', 'node/gate/audit-entry.ts', 'node/org/task-board.ts', 'node/federation/state.ts', 'node/federation/ops.ts']
+const PURE_FILES = [
+  'node/gate/policy.ts', 'node/gate/rate-limiter.ts', 'node/gate/audit-entry.ts', 'node/org/task-commands.ts', 'node/org/task-board.ts', 'node/org/org-state-machine.ts',
+  'node/federation/config.ts', 'node/federation/state.ts', 'node/federation/ops.ts'
+]
 const PURE_DIRS = ['base', 'consensus', 'membership', 'sanitize', 'simulations']
 // The simulator's command-line entry points time the sweep and may draw a random first seed.
 const CLI_ENTRY_POINTS = ['simulations/run.ts', 'simulations/pbft-run.ts', 'simulations/sweep.ts']

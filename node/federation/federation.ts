@@ -10,9 +10,8 @@ import { ReplayGuard, openEnvelope, sealEnvelope } from '../../base/envelope.js'
 import { FedmeshError } from '../../base/errors.js'
 import { CATCH_UP_KINDS, CatchUp } from './catch-up.js'
 import { type FederationOp, TASK_REF, clientPrefix, signOp } from './ops.js'
-import {
-  type FederationBatch, type FederationConfig, type FederationInstall, FederationState, type MembershipChange, type Outcome, type RequestResult, instanceId, validConfig
-} from './state.js'
+import { type FederationConfig, instanceId, validConfig } from './config.js'
+import { type FederationBatch, type FederationInstall, FederationState, type MembershipChange, type Outcome, type RequestResult } from './state.js'
 import { genesisId, type EpochFile, type Genesis } from './genesis.js'
 import { fromHex, toHex } from '../../base/bytes.js'
 import { verify, type Signer } from '../../base/ed25519.js'
@@ -21,7 +20,7 @@ import { verifyCertificate } from '../../base/org-certificate.js'
 import { PbftDriver } from '../../consensus/pbft/driver.js'
 import type { PromiseLogState, PromiseRecord } from '../../consensus/pbft/promise-log.js'
 import type { NewTask } from '../org/task-service.js'
-import { TaskError, finishCommand, proposeCommand } from '../org/task-board.js'
+import { TaskError, finishCommand, proposeCommand } from '../org/task-commands.js'
 import type { Transport, Verdict } from '../../base/transport.js'
 
 // The federation in the node: one PBFT replica per member organisation (replica id = the org root
@@ -234,7 +233,6 @@ export class Federation {
   async propose (task: NewTask & { target?: string }, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
     const init = this.#init
     const checked = proposeCommand(task, toHex(init.signer.publicKey))
-    if (checked.op !== 'propose') throw new Error('unreachable')
     const target = task.target === undefined ? null : this.#memberRoot(task.target)
     const clean = init.sanitizer.sanitize({ title: checked.title, payload: JSON.parse(checked.payload) as unknown })
     const { title, payload } = clean.value as { title: string, payload: unknown }
@@ -265,7 +263,6 @@ export class Federation {
   /** The claimer's result for a federated task: it lands in every org's copy, the proposer's included. */
   async finish (ref: string, status: 'done' | 'failed', result: unknown, options: { timeoutMs?: number } = {}): Promise<FederationReceipt> {
     const cmd = finishCommand(status === 'done' ? 'complete' : 'fail', 't1', toHex(this.#init.signer.publicKey), result)
-    if (cmd.op !== 'complete' && cmd.op !== 'fail') throw new Error('unreachable')
     const clean = this.#init.sanitizer.sanitize(JSON.parse(cmd.result) as unknown)
     return await this.#request({ kind: 'finish', ref: taskRef(ref), status, result: JSON.stringify(clean.value) }, options)
   }

@@ -6,7 +6,7 @@ import { encodeCanonical } from '../../base/codec.js'
 import { FedmeshError } from '../../base/errors.js'
 import { fromHex, toHex } from '../../base/bytes.js'
 import { verify, type Signer } from '../../base/ed25519.js'
-import { validConfig } from './state.js'
+import { type GenesisOrg, validConfig } from './config.js'
 import { ORG_NAME_PATTERN } from '../../base/org-certificate.js'
 
 // The federation genesis: the founding organisations (name + root public key, the analogue of a
@@ -24,7 +24,6 @@ const ORGS_MIN = 4
 const KEY_HEX = /^[0-9a-f]{64}$/
 const SIGNATURE_HEX = /^[0-9a-f]{128}$/
 
-export interface GenesisOrg { name: string, root: string }
 export interface PbftParams { checkpointInterval: number, viewChangeTimeoutMs: number }
 export interface Genesis {
   v: 1

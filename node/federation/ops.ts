@@ -4,7 +4,7 @@ import { FedmeshError } from '../../base/errors.js'
 import { toHex } from '../../base/bytes.js'
 import { verify, type Signer } from '../../base/ed25519.js'
 import { ORG_NAME_PATTERN, verifyCertificate } from '../../base/org-certificate.js'
-import { finishCommand, proposeCommand } from '../org/task-board.js'
+import { finishCommand, proposeCommand } from '../org/task-commands.js'
 
 // What a federation request carries: one operation, signed by the node that proposed it, with that
 // node's org certificate. PBFT orders opaque requests and a Byzantine primary could put any client
@@ -96,7 +96,6 @@ function decodeBody (kind: string, b: unknown[]): FederationOp {
     const [title, capability, payload, target] = b
     if (typeof payload !== 'string' || (target !== null && !isKey(target))) throw new FederationOpError('op-malformed', 'bad task payload or target')
     const cmd = proposeCommand({ title, capability, payload: parseJson(payload, 'task payload') }, 'federation')
-    if (cmd.op !== 'propose') throw new Error('unreachable')
     return { kind: 'task', title: cmd.title, capability: cmd.capability, payload: cmd.payload, target: target as string | null }
   }
   if (kind === 'admit' && b.length === 2 && typeof b[0] === 'string' && ORG_NAME_PATTERN.test(b[0]) && isKey(b[1])) return { kind: 'admit', name: b[0], root: b[1] }
@@ -105,7 +104,6 @@ function decodeBody (kind: string, b: unknown[]): FederationOp {
   if (kind === 'claim' && b.length === 1 && isRef(b[0])) return { kind: 'claim', ref: b[0] }
   if (kind === 'finish' && b.length === 3 && isRef(b[0]) && (b[1] === 'done' || b[1] === 'failed') && typeof b[2] === 'string') {
     const cmd = finishCommand(b[1] === 'done' ? 'complete' : 'fail', 't1', 'federation', parseJson(b[2], 'result'))
-    if (cmd.op !== 'complete' && cmd.op !== 'fail') throw new Error('unreachable')
     return { kind: 'finish', ref: b[0], status: b[1], result: cmd.result }
   }
   throw new FederationOpError('op-malformed', `unknown or malformed op '${kind.slice(0, 32)}'`)

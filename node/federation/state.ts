@@ -1,15 +1,16 @@
 import { PBFT_ID_LENGTH_MAX, PBFT_OP_BYTES_MAX, PBFT_REPLICAS_MAX, quorumSize, sha256 } from '../../consensus/pbft/index.js'
 import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
-import { FedmeshError } from '../../base/errors.js'
+import type { FedmeshError } from '../../base/errors.js'
 import { type FederationOp, type OpenedOp, openOp } from './ops.js'
-import { toHex } from '../../base/bytes.js'
-import type { GenesisOrg } from './genesis.js'
-import { ORG_NAME_PATTERN } from '../../base/org-certificate.js'
+import {
+  type FederationConfig, type GenesisOrg, FederationStateError, GENESIS_ID, KEY_HEX, decodeConfig, encodeConfig, instanceId, validConfig
+} from './config.js'
 
-// The federation's replicated state, as one org holds it in its Raft task board: which orgs are
-// members in which epoch, the open governance votes, the audit heads anchored so far and the
-// results of recent batches. Pure and deterministic: every org applies the same PBFT batches in
-// the same order and so computes the same results (the replies a proposer counts f+1 of).
+// The federation's replicated state, as one org holds it in the state machine of its Raft log
+// (org/org-state-machine.ts): which orgs are members in which epoch, the open governance votes, the
+// audit heads anchored so far and the results of recent batches. Pure and deterministic: every org
+// applies the same PBFT batches in the same order and so computes the same results (the replies a
+// proposer counts f+1 of).
 //
 // Governance: admitting or revoking an org passes once a quorum of the current members (the PBFT
 // quorum, 2f+1 when n = 3f+1) signed an approval of it; the membership then changes at once and a
@@ -19,9 +20,8 @@ import { ORG_NAME_PATTERN } from '../../base/org-certificate.js'
 // (members, votes, executed clients) starts afresh with the epoch, so an org admitted into it needs
 // only the epoch's member list — not the history — to compute the same results as the others.
 
-export interface FederationConfig { genesis: string, epoch: number, orgs: GenesisOrg[] }
 export interface BatchRequest { client: string, timestamp: number, op: Uint8Array }
-/** One committed PBFT batch of instance `instance`, as the org's replica host hands it to its board. */
+/** One committed PBFT batch of instance `instance`, as the org's replica host hands it to its org's state machine. */
 export interface FederationBatch {
   config: FederationConfig
   instance: string
@@ -44,8 +44,6 @@ export interface Anchor { node: string, root: string, auditSeq: number, head: st
 export interface TaskUpdate { ref: string, status: 'claimed' | 'done' | 'failed', node: string, result?: string }
 export interface AppliedBatch { results: Uint8Array[], tasks: FederatedTask[], updates: TaskUpdate[], anchors: Anchor[], change?: MembershipChange, digest?: Uint8Array }
 
-export class FederationStateError extends FedmeshError {}
-
 /** Orgs below which a revocation is refused: with fewer, one crash stops the federation. */
 export const MEMBERS_MIN = 3
 const PROPOSALS_MAX = 64
@@ -60,17 +58,9 @@ const CORE_FIELDS = 6
 const ANCHORS_PER_NODE_MAX = 16
 const ANCHORED_NODES_MAX = PBFT_REPLICAS_MAX * 64
 const CHANGES_MAX = 256
-const GENESIS_ID = /^[0-9a-f]{32}$/
-const KEY_HEX = /^[0-9a-f]{64}$/
 
 /** Approvals a membership change needs: the PBFT quorum of the current members (any two intersect in a correct org). */
 export const approvalsNeeded = quorumSize
-
-/** The PBFT instance of an epoch: the genesis id itself for epoch 0. */
-export function instanceId (config: FederationConfig): string {
-  if (config.epoch === 0) return config.genesis
-  return toHex(sha256(encodeCanonical(['fedmesh/federation-epoch/v1', config.genesis, config.epoch, config.orgs.map((o) => [o.name, o.root])]))).slice(0, 32)
-}
 
 function encodeResult (r: RequestResult): Uint8Array {
   return encodeCanonical([r.epoch, r.seq, r.position, r.outcome, r.reason])
@@ -343,7 +333,7 @@ export class FederationState {
     }
   }
 
-  // ---- snapshot (part of the task board's) ----
+  // ---- snapshot (part of the org state machine's) ----
 
   encode (): unknown[] {
     return [
@@ -391,7 +381,7 @@ function rows (v: unknown, width: number, countMax: number, bad: (what: string) 
   return v as unknown[][]
 }
 
-// ---- wire: the board command's fields ----
+// ---- wire: the org command's fields ----
 
 export function encodeFederationBatch (b: FederationBatch): unknown[] {
   return [encodeConfig(b.config), b.instance, b.seq, b.requests.map((r) => [r.client, r.timestamp, r.op]), b.checkpoint === true]
@@ -415,28 +405,11 @@ export function decodeFederationBatch (v: unknown[]): FederationBatch {
   }
 }
 
-export function encodeConfig (c: FederationConfig): unknown[] {
-  return [c.genesis, c.epoch, c.orgs.map((o) => [o.name, o.root])]
-}
-
-export function decodeConfig (v: unknown): FederationConfig {
-  if (!Array.isArray(v) || v.length !== 3 || !Array.isArray(v[2])) throw new FederationStateError('federation-config-malformed', 'a config holds [genesis, epoch, orgs]')
-  return validConfig({ genesis: v[0] as string, epoch: v[1] as number, orgs: (v[2] as unknown[][]).map((o) => ({ name: o?.[0], root: o?.[1] }) as GenesisOrg) })
-}
-
-export function validConfig (c: FederationConfig): FederationConfig {
-  if (typeof c.genesis !== 'string' || !GENESIS_ID.test(c.genesis) || !isCount(c.epoch) || c.orgs.length < 1 || c.orgs.length > PBFT_REPLICAS_MAX ||
-    !c.orgs.every((o, i) => typeof o.name === 'string' && ORG_NAME_PATTERN.test(o.name) && typeof o.root === 'string' && KEY_HEX.test(o.root) && (i === 0 || c.orgs[i - 1]!.root < o.root))) {
-    throw new FederationStateError('federation-config-malformed', 'a config names 1..n orgs sorted by root key')
-  }
-  return c
-}
-
 function isCount (x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
 }
 
-/** A state transfer into an org's board: the core of `instance` another org exported (digest checked by the host). */
+/** A state transfer into an org's state: the core of `instance` another org exported (digest checked by the host). */
 export interface FederationInstall { config: FederationConfig, instance: string, core: Uint8Array }
 
 export function encodeFederationInstall (i: FederationInstall): unknown[] {

@@ -11,14 +11,15 @@ import { collectedGauge } from '../runtime/metrics.js'
 import type { PromiseLogState, PromiseRecord } from '../../consensus/pbft/promise-log.js'
 import { RaftDriver, type RaftDriverInit, type RaftNodeStatus } from '../../consensus/raft/driver.js'
 import type { Storage } from '../../base/storage.js'
-import {
-  claimCommand, encodeTaskCommand, finishCommand, proposeCommand, TaskBoard, TaskError, type Task, type TaskCommand, type TaskOutcome, type TaskStatus
-} from './task-board.js'
+import { encodeOrgCommand, OrgStateMachine, type OrgCommand } from './org-state-machine.js'
+import type { Task, TaskStatus } from './task-board.js'
+import { claimCommand, finishCommand, proposeCommand, TaskError, type TaskCommand, type TaskOutcome } from './task-commands.js'
 import type { Transport } from '../../base/transport.js'
 
-// The organisation's task board as the node serves it: one Raft group `org/<org>` replicating a
-// TaskBoard. Writes resolve once committed and applied here; reads are local (possibly a little
-// stale on a follower) unless `linearizable`, which waits for a ReadIndex barrier first.
+// The organisation's task board as the node serves it: one Raft group `org/<org>` replicating an
+// OrgStateMachine (the board, the org's PBFT promises and federation states). Writes resolve once
+// committed and applied here; reads are local (possibly a little stale on a follower) unless
+// `linearizable`, which waits for a ReadIndex barrier first.
 
 export type RaftOptions = Pick<RaftDriverInit<TaskOutcome>, 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'votersMax' | 'snapshotEntries' | 'compactionRetainEntries' | 'requestTimeoutMs'> & {
   tasksMax?: number
@@ -84,7 +85,7 @@ export class TaskService {
       rng: init.rng,
       logger: init.logger,
       orgMembers: init.orgMembers,
-      restore: (snapshot) => new TaskBoard(tasksMax === undefined ? {} : { tasksMax }, snapshot)
+      restore: (snapshot) => new OrgStateMachine(tasksMax === undefined ? {} : { tasksMax }, snapshot)
     })
     return new TaskService(driver, init)
   }
@@ -107,20 +108,20 @@ export class TaskService {
 
   async get (id: string, options: ReadOptions = {}): Promise<Task | undefined> {
     if (options.linearizable === true) await this.#driver.readBarrier(options)
-    return this.#board.get(id)
+    return this.#machine.board.get(id)
   }
 
   async list (filter: { status?: TaskStatus, afterIndex?: number, limit?: number } = {}, options: ReadOptions = {}): Promise<Task[]> {
     if (options.linearizable === true) await this.#driver.readBarrier(options)
-    return this.#board.list({ ...filter, limit: Math.min(filter.limit ?? 100, LIST_LIMIT_MAX) })
+    return this.#machine.board.list({ ...filter, limit: Math.min(filter.limit ?? 100, LIST_LIMIT_MAX) })
   }
 
   /**
-   * Commits one Ready's PBFT promises into the board (all org members hold them); resolves once
+   * Commits one Ready's PBFT promises into the org's log (all org members hold them); resolves once
    * applied here. A retry with the same request id applies once.
    */
   async commitPbftPromises (genesis: string, record: PromiseRecord, requestId: RequestId, options: { timeoutMs?: number } = {}): Promise<void> {
-    const committed = await this.#driver.propose(encodeTaskCommand({ op: 'pbft-promise', genesis, record }), requestId, options)
+    const committed = await this.#driver.propose(encodeOrgCommand({ op: 'pbft-promise', genesis, record }), requestId, options)
     const outcome = committed.result
     if (outcome === undefined) throw new FedmeshError('task-request-expired', 'the request id is older than its session: retried too late')
     if (!outcome.ok) throw new TaskError(outcome.code, outcome.message)
@@ -142,8 +143,8 @@ export class TaskService {
     await this.#commitFederation({ op: 'federation-install', install }, options)
   }
 
-  async #commitFederation (cmd: TaskCommand, options: { timeoutMs?: number }): Promise<Extract<TaskOutcome, { ok: true }>> {
-    const committed = await this.#driver.propose(encodeTaskCommand(cmd), this.#requestId(undefined), options)
+  async #commitFederation (cmd: OrgCommand, options: { timeoutMs?: number }): Promise<Extract<TaskOutcome, { ok: true }>> {
+    const committed = await this.#driver.propose(encodeOrgCommand(cmd), this.#requestId(undefined), options)
     const outcome = committed.result
     if (outcome === undefined) throw new FedmeshError('task-request-expired', 'the request id is older than its session: retried too late')
     if (!outcome.ok) throw new TaskError(outcome.code, outcome.message)
@@ -152,13 +153,13 @@ export class TaskService {
 
   /** The federation state as applied on this node (possibly a little stale on a follower). */
   federationState (genesis: string): FederationState | undefined {
-    return this.#board.federation(genesis)
+    return this.#machine.federation(genesis)
   }
 
   /** The org's PBFT promises for a federation, after every write committed before the call (ReadIndex). */
   async pbftPromises (genesis: string, options: { timeoutMs?: number } = {}): Promise<PromiseLogState> {
     await this.#driver.readBarrier(options)
-    return this.#board.pbftPromises(genesis)
+    return this.#machine.pbftPromises(genesis)
   }
 
   raftStatus (): RaftNodeStatus {
@@ -177,12 +178,12 @@ export class TaskService {
     await this.#driver.stop()
   }
 
-  get #board (): TaskBoard {
-    return this.#driver.stateMachine as TaskBoard
+  get #machine (): OrgStateMachine {
+    return this.#driver.stateMachine as OrgStateMachine
   }
 
   async #write (cmd: TaskCommand, options: WriteOptions): Promise<TaskReceipt> {
-    const committed = await this.#driver.propose(encodeTaskCommand(cmd), this.#requestId(options.requestId), options)
+    const committed = await this.#driver.propose(encodeOrgCommand(cmd), this.#requestId(options.requestId), options)
     const outcome = committed.result
     if (outcome === undefined) throw new FedmeshError('task-request-expired', 'the request id is older than its session: retried too late')
     if (!outcome.ok) throw new TaskError(outcome.code, outcome.message)
@@ -205,7 +206,7 @@ export class TaskService {
     gauge('fedmesh_raft_leader', '1 while this node leads the org group', () => status().role === 'leader' ? 1 : 0)
     gauge('fedmesh_raft_commit_index', 'Highest committed log index', () => status().commit)
     gauge('fedmesh_raft_applied_index', 'Highest log index applied to the task board', () => status().applied)
-    gauge('fedmesh_federation_tasks_dropped', 'Federated tasks not added to this board because it was full of unfinished tasks (since start)', () => this.#board.federatedDropped)
+    gauge('fedmesh_federation_tasks_dropped', 'Federated tasks not added to this board because it was full of unfinished tasks (since start)', () => this.#machine.board.federatedDropped)
     gauge('fedmesh_raft_ready_batches', 'Ready batches processed since start (each one synced write, then sends and applies)', () => stats.readies)
     new Gauge({
       name: 'fedmesh_raft_messages',

@@ -1,5 +1,6 @@
 import { type FederationOp, signOp } from '../../node/federation/ops.js'
-import type { BatchRequest, FederationConfig } from '../../node/federation/state.js'
+import type { FederationConfig } from '../../node/federation/config.js'
+import type { BatchRequest } from '../../node/federation/state.js'
 import { NodeIdentity } from '../../base/ed25519.js'
 import { encodeCertificate, issueCertificate } from '../../base/org-certificate.js'
 import { generateIdentity } from '../../node/runtime/key-file.js'

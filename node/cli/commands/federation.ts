@@ -11,8 +11,9 @@ import type { FederationReceipt, FederationStatus } from '../../federation/feder
 import type { VoteBody } from '../../api/federation-routes.js'
 import {
   GENESIS_BYTES_MAX, GenesisError, PBFT_PARAMS_DEFAULT, createGenesis, genesisId, loadGenesis, parseEpochFile, validateGenesis, writeEpochFile, writeGenesis,
-  type EpochFile, type Genesis, type GenesisOrg
+  type EpochFile, type Genesis
 } from '../../federation/genesis.js'
+import type { GenesisOrg } from '../../federation/config.js'
 import { loadOrCreateIdentity } from '../../runtime/key-file.js'
 import { toHex } from '../../../base/bytes.js'
 import { verifyCertificate } from '../../../base/org-certificate.js'

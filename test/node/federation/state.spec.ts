@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { decodeCanonical, encodeCanonical } from '../../../base/codec.js'
 import type { FederationOp } from '../../../node/federation/ops.js'
-import { type BatchRequest, type FederationConfig, FederationState, instanceId } from '../../../node/federation/state.js'
+import { type FederationConfig, instanceId } from '../../../node/federation/config.js'
+import { type BatchRequest, FederationState } from '../../../node/federation/state.js'
 import { type TestOrg, configOf, makeOrg, signedRequest, taskOp } from '../../helpers/federation-ops.js'
 
 // The federation state every org applies from PBFT batches: results must be identical bytes in every
