@@ -52,7 +52,7 @@ export const FEDERATION_ENVELOPE_BYTES_MAX = 1024 * 1024
 const NODES_PER_ORG_MAX = 64
 const PENDING_PROPOSALS_MAX = 1024
 const TO_MAX = 64
-const KIND_REPLICA = 0
+export const KIND_REPLICA = 0
 const KIND_REQUEST = 1
 const TICK_MS_DEFAULT = 50
 const PROPOSE_TIMEOUT_MS_DEFAULT = 30_000
@@ -133,6 +133,12 @@ export interface FederationStatus {
 }
 
 export class FederationError extends FedmeshError {}
+
+/** A federation envelope: [instance, certificate, to, kind, payload] sealed by the sending node. */
+export function sealPbftEnvelope (signer: Signer, f: { org: string, certificate: Uint8Array, instance: string, kind: number, to: string[], payload: Uint8Array, timestampMs: number, nonce: Uint8Array }): Uint8Array {
+  const body = encodeCanonical([f.instance, f.certificate, f.to, f.kind, f.payload])
+  return sealEnvelope(signer, { type: ENVELOPE_TYPE, org: f.org, body, timestampMs: f.timestampMs, nonce: f.nonce })
+}
 
 interface Pending { instance: string, collector: ReplyCollector, resolve: (result: Uint8Array) => void }
 interface Hosted { config: FederationConfig, instance: string, driver: PbftDriver, retireAtMs?: number }
@@ -494,8 +500,7 @@ export class Federation {
 
   #seal (instance: string, kind: number, to: string[], payload: Uint8Array): Uint8Array {
     const init = this.#init
-    const body = encodeCanonical([instance, init.certificate, to, kind, payload])
-    return sealEnvelope(init.signer, { type: ENVELOPE_TYPE, org: init.org, body, timestampMs: init.clock.wallMs(), nonce: init.rng.bytes(NONCE_BYTES) })
+    return sealPbftEnvelope(init.signer, { org: init.org, certificate: init.certificate, instance, kind, to, payload, timestampMs: init.clock.wallMs(), nonce: init.rng.bytes(NONCE_BYTES) })
   }
 
   async #publish (bytes: Uint8Array): Promise<void> {

@@ -12,7 +12,8 @@ import { Prng } from '../world/prng.js'
 import { SIM_EPOCH_MS, SimScheduler } from '../world/scheduler.js'
 import { type SimPacket, SimTopics } from '../world/sim-transport.js'
 import { FederationViolation, RaftLeaders, SlotSignatures, federatedCopy } from './checkers.js'
-import { type FaultStep, type FederationSimReport, type Scenario, type SeriesPoint, type SimEvent, BYZANTINE_KINDS } from './scenario.js'
+import { ByzantineOrg } from './byzantine-org.js'
+import { type ByzantineKind, type FaultStep, type FederationSimReport, type Scenario, type SeriesPoint, type SimEvent, BYZANTINE_KINDS } from './scenario.js'
 import { type SimOrg, SimFedNode, type SimWorld } from './sim-node.js'
 
 // Deterministic chaos simulation of a whole federation: O orgs × N nodes, every node running the
@@ -86,6 +87,7 @@ class FederationRun {
   readonly #trace: string[] = []
   readonly #slots = new SlotSignatures()
   readonly #leaders = new RaftLeaders()
+  readonly #byzantineOrgs = new Map<string, ByzantineOrg>()
   readonly #stats = { crashes: 0, partitions: 0, viewChanges: 0 }
   #latencies: number[] = []
   #ackedInBucket = 0
@@ -116,7 +118,7 @@ class FederationRun {
       for (let n = 0; n < scenario.nodesPerOrg; n++) {
         const identity = new NodeIdentity(this.#prng.bytes(32))
         const certificate = encodeCertificate(issueCertificate(root, { org: org.name, node: identity.publicKey, issuedAtMs: SIM_EPOCH_MS - 60_000, ttlMs: 365 * 24 * 3600_000 }))
-        const node = new SimFedNode(this.#world, org, n, identity, certificate, this.#prng.fork(), this.#outbound(org))
+        const node: SimFedNode = new SimFedNode(this.#world, org, n, identity, certificate, this.#prng.fork(), this.#outbound(org, () => node))
         org.nodes.push(node)
         this.#orgOf.set(node.key, org)
       }
@@ -303,11 +305,31 @@ class FederationRun {
   // ---- observation ----
 
   /** What leaves an org's nodes: honest orgs' signatures are checked; Byzantine orgs lie here. */
-  #outbound (org: SimOrg): (to: string, packet: SimPacket) => SimPacket | undefined {
-    return (_to, packet) => {
-      if (this.#scenario.byzantine[org.name] === undefined) this.#guard(() => this.#slots.observe(org.name, packet))
-      return packet
+  #outbound (org: SimOrg, node: () => SimFedNode): (to: string, packet: SimPacket) => SimPacket[] {
+    const kind = this.#scenario.byzantine[org.name]
+    if (kind === undefined) {
+      return (_to, packet) => {
+        this.#guard(() => this.#slots.observe(org.name, packet))
+        return [packet]
+      }
     }
+    let lie: ((to: string, packet: SimPacket) => SimPacket[]) | undefined
+    return (to, packet) => {
+      lie ??= this.#byzantine(org, kind).outbound(node().identity, node().certificate, () => node().clock)
+      return lie(to, packet)
+    }
+  }
+
+  #byzantine (org: SimOrg, kind: ByzantineKind): ByzantineOrg {
+    let b = this.#byzantineOrgs.get(org.name)
+    if (b === undefined) {
+      b = new ByzantineOrg({
+        kind, org: org.name, root: org.root.publicKeyHex, replicas: this.#orgs.map((o) => o.root.publicKeyHex), prng: this.#prng.fork(),
+        rootOf: (address) => this.#orgOf.get(address)?.root.publicKeyHex
+      })
+      this.#byzantineOrgs.set(org.name, b)
+    }
+    return b
   }
 
   #guard (check: () => void): void {

@@ -58,7 +58,7 @@ export class SimFedNode {
     readonly certificate: Uint8Array,
     readonly prng: Prng,
     /** Sees (and may rewrite or drop) every packet the node sends: checkers and Byzantine orgs. */
-    readonly outbound?: (to: string, packet: SimPacket) => SimPacket | undefined
+    readonly outbound?: (to: string, packet: SimPacket) => SimPacket[]
   ) {
     this.name = `${org.name}/${index}`
     this.key = identity.publicKeyHex

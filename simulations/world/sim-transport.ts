@@ -51,8 +51,8 @@ export class SimTransport implements Transport {
   readonly #messageHandlers = new Map<string, MessageHandler>()
   readonly #pending = new Map<number, { peer: string, resolve: (b: Uint8Array) => void, reject: (e: Error) => void }>()
   readonly #detach: () => void
-  /** Intercepts every outbound packet (a Byzantine org's rewriting, a test's tap); return undefined to drop it. */
-  outbound: ((to: string, packet: SimPacket) => SimPacket | undefined) | undefined
+  /** Intercepts every outbound packet (a Byzantine org's rewriting, a checker's tap): what goes out instead. */
+  outbound: ((to: string, packet: SimPacket) => SimPacket[]) | undefined
   #requests = 0
   #closed = false
 
@@ -135,8 +135,7 @@ export class SimTransport implements Transport {
 
   #send (to: string, packet: SimPacket): void {
     if (this.#closed) return
-    const out = this.outbound === undefined ? packet : this.outbound(to, packet)
-    if (out !== undefined) this.#net.send(this.address, to, out)
+    for (const out of this.outbound === undefined ? [packet] : this.outbound(to, packet)) this.#net.send(this.address, to, out)
   }
 
   #receive (from: string, packet: SimPacket): void {
