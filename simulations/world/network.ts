@@ -23,13 +23,17 @@ export class SimNetwork<P> {
   readonly #endpoints = new Map<string, { deliver: Deliver<P>, clock: SimClock }>()
   readonly #blocked = new Set<string>()
   readonly #inflight = new Map<string, number>()
+  /** The wires' own clock, which never halts: a packet to a killed endpoint still leaves its link. */
+  readonly #clock: SimClock
 
   constructor (
     readonly scheduler: SimScheduler,
     readonly prng: Prng,
     public profile: (from: string, to: string) => LinkProfile,
     readonly packetsPerLinkMax = 4096
-  ) {}
+  ) {
+    this.#clock = scheduler.clock()
+  }
 
   /** Plugs an endpoint in; packets to it arrive on its clock (none once that clock halts). */
   attach (address: string, clock: SimClock, deliver: Deliver<P>): () => void {
@@ -62,9 +66,9 @@ export class SimNetwork<P> {
       }
       this.#inflight.set(key, inflight + 1)
       const delayMs = this.prng.intInclusive(profile.latencyMs[0], profile.latencyMs[1])
-      this.scheduler.at(this.scheduler.nowMs + delayMs, endpoint.clock, () => {
+      this.scheduler.at(this.scheduler.nowMs + delayMs, this.#clock, () => {
         this.#inflight.set(key, (this.#inflight.get(key) ?? 1) - 1)
-        if (this.#blocked.has(key) || this.#endpoints.get(to) !== endpoint) {
+        if (this.#blocked.has(key) || this.#endpoints.get(to) !== endpoint || endpoint.clock.halted) {
           this.stats.dropped++
           return
         }

@@ -8,7 +8,10 @@ import type { SimClock } from './scheduler.js'
 // sender a handler sees is the packet's source endpoint, as a Noise connection authenticates the
 // remote key in production. Gossip is a flood to every current subscriber (one hop: gossipsub's
 // mesh forwarding is not what the protocols above depend on); requests time out on simulated time;
-// a remote refusal arrives as the FedmeshError code the libp2p transport would raise.
+// a remote refusal arrives as the FedmeshError code the libp2p transport would raise. A handler that
+// throws is contained as libp2p contains it (a topic message ignored, a one-way message dropped, a
+// request refused with rpc-handler-failed) and reported to onHandlerError, so a simulator can fail
+// the seed on a bug that production would only log.
 
 export type SimPacket =
   | { kind: 'topic', name: string, bytes: Uint8Array }
@@ -36,12 +39,12 @@ export class SimTopics {
 export const SIM_REQUEST_TIMEOUT_MS_DEFAULT = 5_000
 const BYTES_MAX = 4 * 1024 * 1024
 
-export interface SimTransportStats { verdicts: Record<Verdict, number>, unhandled: number, refused: number }
+export interface SimTransportStats { verdicts: Record<Verdict, number>, unhandled: number, refused: number, handlerErrors: number }
 
 export class SimTransport implements Transport {
   readonly localKey: Uint8Array
   readonly address: string
-  readonly stats: SimTransportStats = { verdicts: { accept: 0, ignore: 0, reject: 0 }, unhandled: 0, refused: 0 }
+  readonly stats: SimTransportStats = { verdicts: { accept: 0, ignore: 0, reject: 0 }, unhandled: 0, refused: 0, handlerErrors: 0 }
   readonly #net: SimNetwork<SimPacket>
   readonly #topics: SimTopics
   readonly #clock: SimClock
@@ -53,6 +56,10 @@ export class SimTransport implements Transport {
   readonly #detach: () => void
   /** Intercepts every outbound packet (a Byzantine org's rewriting, a checker's tap): what goes out instead. */
   outbound: ((to: string, packet: SimPacket) => SimPacket[]) | undefined
+  /** Sees every packet that arrives, before its handler (a trace); return undefined to drop it. */
+  inbound: ((from: string, packet: SimPacket) => SimPacket | undefined) | undefined
+  /** What a handler threw (a topic or message handler, or a request handler failing with other than a FedmeshError). */
+  onHandlerError: ((err: unknown) => void) | undefined
   #requests = 0
   #closed = false
 
@@ -138,31 +145,47 @@ export class SimTransport implements Transport {
     for (const out of this.outbound === undefined ? [packet] : this.outbound(to, packet)) this.#net.send(this.address, to, out)
   }
 
-  #receive (from: string, packet: SimPacket): void {
+  #receive (from: string, arrived: SimPacket): void {
     if (this.#closed) return
+    const packet = this.inbound === undefined ? arrived : this.inbound(from, arrived)
+    if (packet === undefined) return
     const fromKey = fromHex(from)
     switch (packet.kind) {
       case 'topic': {
         const handler = this.#topicHandlers.get(packet.name)
         if (handler === undefined) { this.stats.unhandled++; return }
-        this.stats.verdicts[handler(fromKey, Uint8Array.from(packet.bytes))]++
+        // gossipsub treats a validator that throws as 'ignore'.
+        let verdict: Verdict = 'ignore'
+        try {
+          verdict = handler(fromKey, Uint8Array.from(packet.bytes))
+        } catch (err) {
+          this.#handlerFailed(err)
+        }
+        this.stats.verdicts[verdict]++
         return
       }
       case 'message': {
         const handler = this.#messageHandlers.get(packet.name)
         if (handler === undefined) { this.stats.unhandled++; return }
-        handler(fromKey, Uint8Array.from(packet.bytes))
+        try {
+          handler(fromKey, Uint8Array.from(packet.bytes))
+        } catch (err) {
+          this.#handlerFailed(err)
+        }
         return
       }
       case 'request': {
         const handler = this.#requestHandlers.get(packet.name)
-        const reply = handler === undefined
-          ? Promise.reject(new FedmeshError('rpc-no-handler', `no handler for channel ${packet.name}`))
-          : handler(fromKey, Uint8Array.from(packet.bytes))
+        // Called inside an async function: a handler that throws at once is refused like one that rejects.
+        const reply = (async () => {
+          if (handler === undefined) throw new FedmeshError('rpc-no-handler', `no handler for channel ${packet.name}`)
+          return await handler(fromKey, Uint8Array.from(packet.bytes))
+        })()
         reply.then(
           (bytes) => this.#send(from, { kind: 'reply', id: packet.id, bytes }),
           (err: unknown) => {
             this.stats.refused++
+            if (!(err instanceof FedmeshError)) this.#handlerFailed(err)
             this.#send(from, { kind: 'refusal', id: packet.id, code: err instanceof FedmeshError ? err.code : 'rpc-handler-failed', message: String((err as Error).message).slice(0, 512) })
           })
         return
@@ -176,5 +199,10 @@ export class SimTransport implements Transport {
         else pending.reject(new FedmeshError(packet.code, `remote refused: ${packet.message}`))
       }
     }
+  }
+
+  #handlerFailed (err: unknown): void {
+    this.stats.handlerErrors++
+    this.onHandlerError?.(err)
   }
 }
