@@ -3,7 +3,8 @@
 import './runtime/polyfills.js' // first: libp2p needs them as it loads
 export { FedmeshNode, type FedmeshNodeEvents, type FedmeshNodeInit, type MemberView, type NodeStatus } from './node.js'
 export type { NewTask, ReadOptions, RaftOptions, TaskReceipt, WriteOptions } from './org/task-service.js'
-export { TaskError, type Task, type TaskErrorCode, type TaskStatus } from './org/task-board.js'
+export type { Task, TaskStatus } from './org/task-board.js'
+export { TaskError, type TaskErrorCode } from './org/task-commands.js'
 export { FederationError, type FederationReceipt, type FederationStatus } from './federation/federation.js'
 export { GenesisError } from './federation/genesis.js'
 export type { CapabilityCall, CapabilityHandler } from './gate/capabilities.js'
@@ -21,3 +22,4 @@ export {
   type SanitizeReport, type SanitizeResult, type Sanitizer, type SanitizerOptions
 } from '../sanitize/index.js'
 export type { ByzantineKind, FaultKind, FaultStep, FederationSimReport, Scenario, SeriesPoint, SimEvent } from '../simulations/federation/scenario.js'
+export { randomScenario, runFederationSim } from '../simulations/federation/federation-sim.js'
