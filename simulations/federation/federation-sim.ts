@@ -38,6 +38,8 @@ export interface RunOptions {
   print?: (line: string) => void
   /** Called with the simulated time every simulated second. */
   onProgress?: (tMs: number) => void
+  /** The caller's real clock, read only for the report's wall time (the simulation itself never reads real time). */
+  wallClockMs?: () => number
 }
 
 interface Proposal { n: number, node: SimFedNode, startMs: number, status: 'pending' | 'acked' | 'failed' | 'lost', ref?: string, reason?: string }
@@ -127,7 +129,7 @@ class FederationRun {
   }
 
   async run (): Promise<FederationSimReport> {
-    const startedMs = performance.now()
+    const startedMs = this.#options.wallClockMs?.() ?? 0
     const s = this.#scenario
     try {
       // Boots run on simulated time (their disk writes take some), so they proceed as the run does.
@@ -153,7 +155,7 @@ class FederationRun {
       scenario: s,
       stats: {
         simulatedMs: this.#scheduler.nowMs,
-        wallMs: Math.round(performance.now() - startedMs),
+        wallMs: Math.round((this.#options.wallClockMs?.() ?? 0) - startedMs),
         proposed: this.#proposals.length,
         acknowledged: acked,
         viewChanges: this.#stats.viewChanges,
