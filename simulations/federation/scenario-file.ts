@@ -13,11 +13,13 @@ export const NODES_MIN = 1
 export const NODES_MAX = 5
 const SIMULATED_MS_MAX = 3_600_000
 const LATENCY_MS_MAX = 60_000
-const TASKS_PER_SECOND_MAX = 10_000
+const DURATION_MS_MIN = 1000
+const TASKS_PER_SECOND_MIN = 0.1
+const TASKS_PER_SECOND_MAX = 1000
 const CONCURRENCY_MAX = 1000
 
 /** Org names by position: the simulator's and the scenario's (fault targets, byzantine orgs). */
-export const ORG_NAMES = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliett'] as const
+export const ORG_NAMES = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet'] as const
 
 export function orgNames (orgs: number): string[] {
   return ORG_NAMES.slice(0, orgs)
@@ -29,17 +31,18 @@ export function faultTolerance (orgs: number): number {
 }
 
 /**
- * What each fault may name as its target (an org; a node `org/index`, 0-based, or an org for one of
- * its nodes; or nothing: the simulator decides), and what its `ms` means (a clock jump, which may be
- * negative, or how long a partition lasts).
+ * What each fault may name as its target (an org, a node `org/index` counted from 0, either, or
+ * nothing: the simulator draws the sides or the victim), and what its `ms` means (a clock jump,
+ * which may be negative, or how long a partition lasts).
  */
-export const FAULT_SPECS: Readonly<Record<FaultKind, { target: 'org' | 'node' | 'none', ms: 'jump' | 'duration' | 'none' }>> = {
+type TargetKind = 'org' | 'node' | 'org-or-node' | 'none'
+export const FAULT_SPECS: Readonly<Record<FaultKind, { target: TargetKind, ms: 'jump' | 'duration' | 'none' }>> = {
   'partition-org': { target: 'org', ms: 'duration' },
-  'partition-orgs': { target: 'org', ms: 'duration' },
-  'partition-one-way': { target: 'org', ms: 'duration' },
+  'partition-orgs': { target: 'none', ms: 'duration' },
+  'partition-one-way': { target: 'none', ms: 'duration' },
   'isolate-primary-host': { target: 'none', ms: 'duration' },
   crash: { target: 'node', ms: 'none' },
-  'kill-leader': { target: 'org', ms: 'none' },
+  'kill-leader': { target: 'org-or-node', ms: 'none' },
   restart: { target: 'node', ms: 'none' },
   'clock-skew': { target: 'node', ms: 'jump' },
   heal: { target: 'none', ms: 'none' },
@@ -158,7 +161,7 @@ function validateScenario (raw: Record<string, unknown>, defaultSeed: number, la
   const network = v.record(raw.network, 'network', ['intraOrgMs', 'interOrgMs', 'dropPerMille', 'duplicatePerMille'])
   const orgs = v.integer(raw.orgs ?? d.orgs, 'orgs', ORGS_MIN, ORGS_MAX)
   const nodesPerOrg = v.integer(raw.nodesPerOrg ?? d.nodesPerOrg, 'nodesPerOrg', NODES_MIN, NODES_MAX)
-  const durationMs = v.time(raw.durationMs ?? d.durationMs, 'durationMs', 1, SIMULATED_MS_MAX)
+  const durationMs = v.time(raw.durationMs ?? d.durationMs, 'durationMs', DURATION_MS_MIN, SIMULATED_MS_MAX)
   const context = { orgs: orgNames(orgs), nodesPerOrg, durationMs }
   return {
     seed: v.integer(raw.seed ?? defaultSeed, 'seed', 0, 0xffff_ffff),
@@ -167,7 +170,7 @@ function validateScenario (raw: Record<string, unknown>, defaultSeed: number, la
     durationMs,
     livenessMsMax: v.time(raw.livenessMsMax ?? d.livenessMsMax, 'livenessMsMax', 1, SIMULATED_MS_MAX),
     workload: {
-      tasksPerSecond: v.number(workload.tasksPerSecond ?? d.workload.tasksPerSecond, 'workload.tasksPerSecond', 0, TASKS_PER_SECOND_MAX),
+      tasksPerSecond: v.number(workload.tasksPerSecond ?? d.workload.tasksPerSecond, 'workload.tasksPerSecond', TASKS_PER_SECOND_MIN, TASKS_PER_SECOND_MAX),
       concurrency: v.integer(workload.concurrency ?? d.workload.concurrency, 'workload.concurrency', 1, CONCURRENCY_MAX)
     },
     network: {
@@ -250,12 +253,13 @@ class Fields {
     })
   }
 
-  target (value: unknown, path: string, kind: 'org' | 'node' | 'none', context: { orgs: string[], nodesPerOrg: number }): string {
-    if (kind === 'none') this.fail(path, 'this fault takes no target')
+  target (value: unknown, path: string, kind: TargetKind, context: { orgs: string[], nodesPerOrg: number }): string {
+    if (kind === 'none') this.fail(path, 'this fault takes no target: the simulator draws it')
     const nodes = context.orgs.flatMap((org) => Array.from({ length: context.nodesPerOrg }, (_, i) => `${org}/${i}`))
-    const allowed = kind === 'org' ? context.orgs : [...context.orgs, ...nodes]
+    const allowed = [...(kind === 'node' ? [] : context.orgs), ...(kind === 'org' ? [] : nodes)]
     if (typeof value !== 'string' || !allowed.includes(value)) {
-      this.fail(path, `must be ${kind === 'org' ? 'an org' : 'an org or a node (org/0..' + String(context.nodesPerOrg - 1) + ')'} of this scenario: ${context.orgs.join(', ')} (got ${show(value)})`)
+      const what = { org: 'an org', node: 'a node', 'org-or-node': 'an org or a node' }[kind]
+      this.fail(path, `must be ${what} of this scenario (orgs ${context.orgs.join(', ')}; nodes ORG/0..ORG/${context.nodesPerOrg - 1}) (got ${show(value)})`)
     }
     return value
   }

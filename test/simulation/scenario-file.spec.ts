@@ -12,7 +12,9 @@ network:
   interOrgMs: [5ms, 40]
 faults:
   - { atMs: 2s, kind: kill-leader, target: alpha }
-  - { atMs: 5000, kind: partition-orgs, target: delta, ms: 3s }
+  - { atMs: 5000, kind: partition-org, target: delta, ms: 3s }
+  - { atMs: 5500, kind: partition-orgs, ms: 2s }
+  - { atMs: 5600, kind: kill-leader, target: bravo/1 }
   - { atMs: 6s, kind: clock-skew, target: bravo/2, ms: -1500ms }
   - { atMs: 15s, kind: heal }
 byzantine:
@@ -44,7 +46,9 @@ describe('scenario files and flags', () => {
     assert.deepEqual(s.network, { ...SCENARIO_DEFAULTS.network, interOrgMs: [5, 40] })
     assert.deepEqual(s.faults, [
       { atMs: 2000, kind: 'kill-leader', target: 'alpha' },
-      { atMs: 5000, kind: 'partition-orgs', target: 'delta', ms: 3000 },
+      { atMs: 5000, kind: 'partition-org', target: 'delta', ms: 3000 },
+      { atMs: 5500, kind: 'partition-orgs', ms: 2000 },
+      { atMs: 5600, kind: 'kill-leader', target: 'bravo/1' },
       { atMs: 6000, kind: 'clock-skew', target: 'bravo/2', ms: -1500 },
       { atMs: 15_000, kind: 'heal' }
     ])
@@ -60,11 +64,11 @@ describe('scenario files and flags', () => {
     const s = loadScenario({
       yaml: FILE,
       defaultSeed: 1,
-      flags: { seed: '5', orgs: '7', nodes: '1', duration: '500ms', liveness: '2000', 'tasks-per-second': '2.5', concurrency: '9', faults: 'none', byzantine: ['golf=silent', 'alpha=censor'] }
+      flags: { seed: '5', orgs: '7', nodes: '1', duration: '1500ms', liveness: '2000', 'tasks-per-second': '2.5', concurrency: '9', faults: 'none', byzantine: ['golf=silent', 'alpha=replay'] }
     })
     assert.deepEqual({ ...s, network: undefined, diskMs: undefined }, {
-      seed: 5, orgs: 7, nodesPerOrg: 1, durationMs: 500, livenessMsMax: 2000, workload: { tasksPerSecond: 2.5, concurrency: 9 },
-      faults: [], byzantine: { golf: 'silent', alpha: 'censor' }, network: undefined, diskMs: undefined
+      seed: 5, orgs: 7, nodesPerOrg: 1, durationMs: 1500, livenessMsMax: 2000, workload: { tasksPerSecond: 2.5, concurrency: 9 },
+      faults: [], byzantine: { golf: 'silent', alpha: 'replay' }, network: undefined, diskMs: undefined
     })
   })
 
@@ -79,6 +83,8 @@ describe('scenario files and flags', () => {
       [{ yaml: 'seed: -1' }, 'seed'],
       [{ yaml: 'durationMs: 30 sec' }, 'durationMs'],
       [{ flags: { duration: '1.5ms' } }, '--duration'],
+      [{ flags: { duration: '500ms' } }, '--duration'],
+      [{ flags: { 'tasks-per-second': '0' } }, '--tasks-per-second'],
       [{ yaml: 'workload: { rate: 3 }' }, 'workload.rate'],
       [{ yaml: 'workload: 3' }, 'workload'],
       [{ yaml: 'network: { interOrgMs: [50, 10] }' }, 'network.interOrgMs[1]'],
@@ -90,7 +96,9 @@ describe('scenario files and flags', () => {
       [{ yaml: 'durationMs: 10s\nfaults: [{ atMs: 1s, kind: crash }, { atMs: 10s, kind: crash }]' }, 'faults[1].atMs'],
       [{ yaml: 'faults: [{ atMs: 1s, kind: crash, target: echo }]' }, 'faults[0].target'],
       [{ yaml: 'faults: [{ atMs: 1s, kind: crash, target: alpha/3 }]' }, 'faults[0].target'],
-      [{ yaml: 'faults: [{ atMs: 1s, kind: kill-leader, target: alpha/0 }]' }, 'faults[0].target'],
+      [{ yaml: 'faults: [{ atMs: 1s, kind: crash, target: alpha }]' }, 'faults[0].target'],
+      [{ yaml: 'faults: [{ atMs: 1s, kind: partition-orgs, target: alpha }]' }, 'faults[0].target'],
+      [{ yaml: 'faults: [{ atMs: 1s, kind: partition-org, target: alpha/0 }]' }, 'faults[0].target'],
       [{ yaml: 'faults: [{ atMs: 1s, kind: heal, target: alpha }]' }, 'faults[0].target'],
       [{ yaml: 'faults: [{ atMs: 1s, kind: crash, ms: 5 }]' }, 'faults[0].ms'],
       [{ yaml: 'faults: [{ atMs: 1s, kind: partition-org, ms: -5 }]' }, 'faults[0].ms'],
