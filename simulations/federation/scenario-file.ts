@@ -51,11 +51,11 @@ export const FAULT_SPECS: Readonly<Record<FaultKind, { target: TargetKind, ms: '
 }
 export const FAULT_KINDS = Object.keys(FAULT_SPECS) as FaultKind[]
 
-/** Everything but the seed, sized for a 4 × 3 federation on one core in well under a minute. */
+/** Everything but the seed: a 4 × 3 federation, about 10–20 s of one core per seed. */
 export const SCENARIO_DEFAULTS: Readonly<Omit<Scenario, 'seed'>> = {
   orgs: 4,
   nodesPerOrg: 3,
-  durationMs: 30_000,
+  durationMs: 10_000,
   livenessMsMax: 30_000,
   workload: { tasksPerSecond: 20, concurrency: 4 },
   network: { intraOrgMs: [1, 5], interOrgMs: [10, 50], dropPerMille: 10, duplicatePerMille: 5 },

@@ -5,7 +5,7 @@ import { orgNames, SCENARIO_DEFAULTS } from '../../simulations/federation/scenar
 // and the README's screenshot): a leader killed and restarted, an org cut off and healed with a
 // view change, a clock jump, and optionally a violation.
 
-export function sampleReport (scenario: Scenario = { ...SCENARIO_DEFAULTS, seed: 42 }, violated = false): FederationSimReport {
+export function sampleReport (scenario: Scenario = { ...SCENARIO_DEFAULTS, durationMs: 30_000, seed: 42 }, violated = false): FederationSimReport {
   const bucketMs = 500
   const endMs = scenario.durationMs + Math.min(scenario.livenessMsMax, 5000)
   const orgs = orgNames(scenario.orgs)

@@ -12,7 +12,7 @@ import { cryptoRng } from '../../runtime/system-clock.js'
 import { processOutput, type CommandOutput } from './audit.js'
 
 const USAGE = `usage:
-  fedmesh simulate [SCENARIO.yaml] [--orgs 4..10] [--nodes 1..5] [--seed S] [--duration 30s] [--liveness 30s]
+  fedmesh simulate [SCENARIO.yaml] [--orgs 4..10] [--nodes 1..5] [--seed S] [--duration 10s] [--liveness 30s]
                    [--tasks-per-second N] [--concurrency N] [--faults random|none] [--byzantine ORG=KIND]...
                    [--seeds N [--workers K]] [--trace] [--out DIR]
       run a whole federation (orgs × nodes: Raft in each org, PBFT across them) in simulated time
@@ -156,10 +156,12 @@ async function runSweep (simulator: URL, base: Scenario, seeds: number, workers:
     for (let i = 0; i < seeds; i++) yield { ...base, seed: base.seed + i }
   }
   let done = 0
+  let shown = 0
   let failure: { seed: number, cause: FederationSimReport | string } | undefined
-  const line = (): string => {
+  const show = (): void => {
     const minutes = (performance.now() - startedMs) / 60_000
-    return `seeds ${done}/${seeds} done, ${Math.round(done / Math.max(minutes, 1e-9))} seeds/min, ${failure === undefined ? 0 : 1} failed`
+    out.stderr(`seeds ${done}/${seeds} done, ${Math.round(done / Math.max(minutes, 1e-9))} seeds/min, ${failure === undefined ? 0 : 1} failed\n`)
+    shown = done
   }
   out.stderr(`seeds ${base.seed}..${base.seed + seeds - 1} on ${workers} workers: ${base.orgs} orgs × ${base.nodesPerOrg} nodes, ${base.durationMs / 1000} s each\n`)
   for await (const outcome of sweepPool<Scenario, FederationSimReport>({ module: simulator, exportName: SIMULATOR_EXPORT, inputs: scenarios(), workers })) {
@@ -167,9 +169,9 @@ async function runSweep (simulator: URL, base: Scenario, seeds: number, workers:
     if (!outcome.ok) failure = { seed: outcome.input.seed, cause: outcome.error }
     else if (!outcome.output.ok) failure = { seed: outcome.input.seed, cause: outcome.output }
     if (failure !== undefined) break
-    progress(() => out.stderr(`${line()}\n`))
+    progress(show)
   }
-  out.stderr(`${line()}\n`)
+  if (shown !== done) show()
   if (failure === undefined) {
     out.stdout(`${seeds}/${seeds} seeds ok from seed ${base.seed} (no report: a sweep writes its failure's)\n`)
     return { failed: false }
