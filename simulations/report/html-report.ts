@@ -37,19 +37,22 @@ const LANE_OF: Record<SimEvent['kind'], number> = {
   heal: 5,
   violation: 6
 }
-// Events that open an interval, closed by a heal of their target (a restart too, for a node down)
-// or by the end of the safety phase, where the simulator heals everything.
+// Events that open an interval: a partition, closed by a heal of its target (or of everything); a
+// node down, closed by its restart. The end of the safety phase, where the simulator heals
+// everything, closes the rest.
 const OPENS_BAND = new Set<SimEvent['kind']>(['partition-org', 'partition-orgs', 'partition-one-way', 'isolate-primary-host', 'crash', 'kill-leader'])
+const PARTITION_LANE = LANE_OF['partition-org']
+const DOWN_LANE = LANE_OF.crash
 const EVENT_ROWS_MAX = 2000
 
 export function faultTimeline (report: FederationSimReport): FaultTimeline {
   const healedMs = Math.min(report.scenario.durationMs, report.stats.simulatedMs)
   const timeline: FaultTimeline = { lanes: LANES, bands: [], markers: [], healedMs }
   const open: Array<{ band: FaultTimeline['bands'][number], target: string | undefined }> = []
-  const close = (atMs: number, matches: (target: string | undefined) => boolean): void => {
+  const close = (atMs: number, lane: number, matches: (target: string | undefined) => boolean): void => {
     for (let i = open.length - 1; i >= 0; i--) {
       const o = open[i]!
-      if (!matches(o.target)) continue
+      if (o.band.lane !== lane || !matches(o.target)) continue
       o.band.toMs = Math.max(o.band.fromMs, Math.min(atMs, healedMs))
       open.splice(i, 1)
     }
@@ -58,8 +61,8 @@ export function faultTimeline (report: FederationSimReport): FaultTimeline {
     const lane = LANE_OF[e.kind]
     const target = e.node ?? e.org
     const label = `${formatSeconds(e.tMs)} ${e.kind}${target === undefined ? '' : ` ${target}`}: ${e.detail}`
-    if (e.kind === 'heal') close(e.tMs, (t) => target === undefined || t === target || (t?.startsWith(`${target}/`) ?? false))
-    if (e.kind === 'restart') close(e.tMs, (t) => t === target)
+    if (e.kind === 'heal') close(e.tMs, PARTITION_LANE, (t) => target === undefined || t === target || (t?.startsWith(`${target}/`) ?? false))
+    if (e.kind === 'restart') close(e.tMs, DOWN_LANE, (t) => t === target)
     if (e.kind === 'violation') timeline.violationMs ??= e.tMs
     if (OPENS_BAND.has(e.kind) && e.tMs < healedMs) {
       const band = { lane, fromMs: e.tMs, toMs: healedMs, kind: e.kind, label }
@@ -141,7 +144,7 @@ function scenarioRows (report: FederationSimReport): Array<[string, string]> {
 function statsRows (report: FederationSimReport): Array<[string, string]> {
   const t = report.stats
   return [
-    ['simulated', `${formatSeconds(t.simulatedMs)} s (wall ${formatSeconds(t.wallMs)} s)`],
+    ['simulated', `${formatSeconds(t.simulatedMs)} s (wall ${(t.wallMs / 1000).toFixed(1)} s)`],
     ['tasks', `${t.acknowledged} acknowledged of ${t.proposed} proposed`],
     ['view changes', String(t.viewChanges)],
     ['leader changes', String(t.leaderChanges)],
@@ -210,7 +213,7 @@ const PAGE_SCRIPT = String.raw`
   Object.keys(COLORS).forEach(function (k) { document.querySelector('.key.' + k).style.background = COLORS[k] })
   var xs = data.series.map(function (p) { return p.tMs / 1000 })
   if (xs.length === 0) xs = [0, data.endMs / 1000]
-  var X_SCALE = { time: false, range: [xs[0], Math.max(xs[xs.length - 1], data.endMs / 1000)] }
+  var X_SCALE = { time: false, range: [0, Math.max(xs[xs.length - 1], data.endMs / 1000)] }
   function col (f) { return data.series.map(f) }
 
   function x (u, ms) { return u.valToPos(ms / 1000, 'x', true) }
@@ -225,7 +228,7 @@ const PAGE_SCRIPT = String.raw`
         var ctx = u.ctx
         ctx.save()
         tl.bands.forEach(function (b) {
-          ctx.fillStyle = b.lane === 0 ? COLORS.partition : COLORS.down
+          ctx.fillStyle = b.lane === tl.lanes.indexOf('partitions') ? COLORS.partition : COLORS.down
           var l = x(u, b.fromMs), r = Math.max(x(u, b.toMs), l + devicePixelRatio)
           ctx.fillRect(l, u.bbox.top, r - l, u.bbox.height)
         })

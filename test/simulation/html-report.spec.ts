@@ -56,13 +56,17 @@ describe('the HTML report', () => {
       { tMs: 5000, kind: 'heal', org: 'bravo', detail: '' },
       { tMs: 6000, kind: 'view-change', detail: 'view 0 → 1' },
       { tMs: 7000, kind: 'partition-orgs', org: 'delta', detail: '' },
+      { tMs: 8000, kind: 'heal', detail: 'partitions only: charlie/0 stays down' },
+      { tMs: 9000, kind: 'partition-one-way', detail: '' },
       { tMs: 40_000, kind: 'leader', org: 'delta', node: 'delta/1', detail: 'after the safety phase' }
     ] }
     const timeline = faultTimeline(report)
     assert.equal(timeline.healedMs, 30_000)
     assert.deepEqual(timeline.bands.map((b) => [b.kind, b.fromMs, b.toMs]), [
-      ['crash', 1000, 4000], ['partition-org', 2000, 5000], ['crash', 3000, 30_000], ['partition-orgs', 7000, 30_000]
+      ['crash', 1000, 4000], ['partition-org', 2000, 5000], ['crash', 3000, 30_000], ['partition-orgs', 7000, 8000], ['partition-one-way', 9000, 30_000]
     ])
-    assert.deepEqual(timeline.markers.map((m) => [timeline.lanes[m.lane], m.tMs]), [['nodes down', 4000], ['clock / heal', 5000], ['pbft views', 6000], ['raft leaders', 40_000]])
+    assert.deepEqual(timeline.markers.map((m) => [timeline.lanes[m.lane], m.tMs]), [
+      ['nodes down', 4000], ['clock / heal', 5000], ['pbft views', 6000], ['clock / heal', 8000], ['raft leaders', 40_000]
+    ])
   })
 })
