@@ -17,6 +17,7 @@ import type { FedmeshNode, MemberView, NodeStatus } from '../node.js'
 import { auditCommand } from './commands/audit.js'
 import { policyCommand } from './commands/policy.js'
 import { sanitizeCommand } from './commands/sanitize.js'
+import { simulateCommand } from './commands/simulate.js'
 import { taskCommand } from './commands/task.js'
 import { federationCommand, orgOfDataDir } from './commands/federation.js'
 import type { PeerTrust } from '../../membership/trust.js'
@@ -38,6 +39,7 @@ Commands:
   sanitize    scrub PII and secrets from JSON on stdin (report on stderr)
   task        propose | list | get | claim | complete | fail tasks on the org's replicated board
   federation  create | join | show | status | vote | export: the PBFT federation of orgs (genesis, epochs, votes)
+  simulate    run a whole federation under faults in simulated time; writes a JSON and HTML report
 
 Common options:
   --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
@@ -250,7 +252,7 @@ function table (header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
-const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand }
+const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand, simulate: simulateCommand }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
   process.stderr.write(`fedmesh: ${err.message}\n`)
