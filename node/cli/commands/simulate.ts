@@ -71,6 +71,7 @@ export async function simulateCommand (args: string[], out: CommandOutput = proc
     const workers = values.workers === undefined ? availableParallelism() : Number(values.workers)
     if (!Number.isSafeInteger(seeds) || seeds < 1) throw new UsageError('--seeds must be a positive integer')
     if (!Number.isSafeInteger(workers) || workers < 1) throw new UsageError('--workers must be a positive integer')
+    if (values.trace && seeds > 1) throw new UsageError('--trace is for one seed (the replay of a sweep\'s failure), not for --seeds')
     const file = positionals[0]
     const flags: ScenarioFlags = values
     // The only randomness: a first seed when none is given, printed so that the run replays.

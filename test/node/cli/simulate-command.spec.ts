@@ -34,6 +34,7 @@ describe('fedmesh simulate (with a test double of the simulator)', () => {
     assert.equal(code, 2)
     assert.match(stderr, /^fedmesh simulate: --byzantine: 2 byzantine orgs, but 4 orgs tolerate at most f = 1\n/)
     assert.equal((await simulate(['--seeds', '0'])).code, 2)
+    assert.equal((await simulate(['--seeds', '3', '--trace'])).code, 2)
   })
 
   it('runs one seed and writes report.json and report.html', async () => {
