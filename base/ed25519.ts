@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
 import { toHex } from './bytes.js'
@@ -79,11 +79,28 @@ function publicKeyObject (publicKey: Uint8Array): KeyObject {
 /** Verifies an ed25519 signature; false (never a throw) for malformed keys or signatures. */
 export function verify (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false
+  const id = createHash('sha256').update(publicKey).update(signature).update(message).digest('base64')
+  if (verified.has(id)) return true
+  let ok: boolean
   try {
-    return cryptoVerify(null, message, publicKeyObject(publicKey), signature)
+    ok = cryptoVerify(null, message, publicKeyObject(publicKey), signature)
   } catch {
     return false
   }
+  if (ok) remember(id)
+  return ok
+}
+
+// Signatures already verified, by SHA-256 of (key, signature, message): the same signature arrives
+// again and again (a vote inside every commit certificate and view change that carries it, a
+// retransmission, an envelope gossiped twice), and hashing costs a small fraction of verifying.
+// Only successes are kept, so a forgery costs a full verification every time it is tried.
+const VERIFIED_MAX = 16_384
+const verified = new Set<string>()
+
+function remember (id: string): void {
+  if (verified.size >= VERIFIED_MAX) verified.delete(verified.values().next().value!)
+  verified.add(id)
 }
 
 /** The portable (pure JS) verification path. */

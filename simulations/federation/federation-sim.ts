@@ -59,7 +59,7 @@ export function randomScenario (seed: number, fixed: Partial<Scenario> = {}): Sc
     seed,
     orgs,
     nodesPerOrg: fixed.nodesPerOrg ?? prng.pick([1, 3, 3, 3, 5]),
-    durationMs: 8_000,
+    durationMs: prng.pick([3_000, 5_000, 8_000]),
     livenessMsMax: 30_000,
     workload: { tasksPerSecond: prng.pick([5, 10, 20]), concurrency: prng.pick([2, 4, 8]) },
     network: { intraOrgMs: [1, prng.intInclusive(1, 3)], interOrgMs: [interMin, interMin + prng.intInclusive(0, 30)], dropPerMille: prng.pick([0, 5, 20, 50]), duplicatePerMille: prng.pick([0, 5, 20]) },
