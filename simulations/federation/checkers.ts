@@ -63,15 +63,19 @@ export class RaftLeaders {
   readonly #leaders = new Map<string, string>()
   changes = 0
 
-  observe (org: string, node: string, term: number): void {
+  /** True the first time this term's leader is seen. */
+  observe (org: string, node: string, term: number): boolean {
     const key = `${org} ${term}`
     const leader = this.#leaders.get(key)
     if (leader === undefined) {
       this.#leaders.set(key, node)
       this.changes++
-    } else if (leader !== node) {
+      return true
+    }
+    if (leader !== node) {
       throw new FederationViolation('raft-election-safety', `org ${org} had two leaders in term ${term}: ${leader} and ${node}`)
     }
+    return false
   }
 }
 

@@ -13,6 +13,7 @@ import { SIM_EPOCH_MS, SimScheduler } from '../world/scheduler.js'
 import { type SimPacket, SimTopics } from '../world/sim-transport.js'
 import { FederationViolation, RaftLeaders, SlotSignatures, federatedCopy } from './checkers.js'
 import { ByzantineOrg } from './byzantine-org.js'
+import { ORG_NAMES } from './scenario-file.js'
 import { type ByzantineKind, type FaultStep, type FederationSimReport, type Scenario, type SeriesPoint, type SimEvent, BYZANTINE_KINDS } from './scenario.js'
 import { type SimOrg, SimFedNode, type SimWorld } from './sim-node.js'
 
@@ -24,7 +25,6 @@ import { type SimOrg, SimFedNode, type SimWorld } from './sim-node.js'
 // board. Invariants are checked as the run goes and at its end; the first violation ends the run,
 // and the seed replays it exactly.
 
-const ORG_NAMES = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet']
 const BUCKET_MS = 500
 const TRACE_LINES_MAX = 400
 const PROPOSE_TIMEOUT_MS = 30_000
@@ -190,7 +190,7 @@ class FederationRun {
     const s = this.#scenario
     const kinds: FaultStep['kind'][] = ['partition-org', 'partition-orgs', 'partition-one-way', 'isolate-primary-host', 'crash', 'crash', 'kill-leader', 'kill-leader', 'clock-skew', 'heal']
     const steps: FaultStep[] = []
-    const count = this.#prng.intInclusive(0, Math.ceil(s.durationMs / 1000))
+    const count = this.#prng.intInclusive(Math.ceil(s.durationMs / 2000), Math.ceil(s.durationMs / 500))
     for (let i = 0; i < count; i++) {
       steps.push({ atMs: this.#prng.intInclusive(500, s.durationMs - 1), kind: this.#prng.pick(kinds), ms: this.#prng.intInclusive(300, 3000) })
     }
@@ -350,7 +350,7 @@ class FederationRun {
         throw new FederationViolation('restart', `${node.name} could not start again: ${node.bootFailure.message}`)
       }
       const status = node.tasks?.raftStatus()
-      if (node.up && status?.role === 'leader') this.#leaders.observe(node.org.name, node.name, status.term)
+      if (node.up && status?.role === 'leader' && this.#leaders.observe(node.org.name, node.name, status.term)) this.#event('leader', `${node.name} leads ${node.org.name} in term ${status.term}`, node)
       const pbft = node.federation?.status().pbft
       if (pbft !== undefined && this.#scenario.byzantine[node.org.name] === undefined && pbft.view > this.#viewMax) {
         this.#stats.viewChanges += pbft.view - this.#viewMax

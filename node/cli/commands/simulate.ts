@@ -28,7 +28,7 @@ const USAGE = `usage:
 /** Where the simulator is once built; loaded on demand, so every other command runs without it. */
 export const SIMULATOR = new URL('../../../simulations/federation/federation-sim.js', import.meta.url)
 const SIMULATOR_EXPORT = 'runFederationSim'
-type RunFederationSim = (scenario: Scenario, options?: { trace?: boolean, onProgress?: (tMs: number) => void }) => Promise<FederationSimReport>
+type RunFederationSim = typeof import('../../../simulations/federation/federation-sim.js').runFederationSim
 
 export const REPORT_DIR_DEFAULT = 'fedmesh-sim-report'
 const PROGRESS_INTERVAL_MS = 1000
@@ -139,7 +139,7 @@ async function runOne (run: RunFederationSim, scenario: Scenario, trace: boolean
   const progress = throttle()
   let report: FederationSimReport
   try {
-    report = await run(scenario, { trace, onProgress: (tMs) => progress(() => out.stderr(`… simulated ${(tMs / 1000).toFixed(1)} s\n`)) })
+    report = await run(scenario, { trace, wallClockMs: () => performance.now(), onProgress: (tMs) => progress(() => out.stderr(`… simulated ${(tMs / 1000).toFixed(1)} s\n`)) })
   } catch (err) {
     out.stdout(failureText(scenario.seed, (err as Error).stack ?? String(err), replay))
     return { failed: true }
