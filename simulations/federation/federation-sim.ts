@@ -90,10 +90,13 @@ class FederationRun {
   readonly #slots = new SlotSignatures()
   readonly #leaders = new RaftLeaders()
   readonly #byzantineOrgs = new Map<string, ByzantineOrg>()
+  /** Revoked orgs, with the number of proposals made before their revocation passed. */
+  readonly #revoked = new Map<string, number>()
   readonly #stats = { crashes: 0, partitions: 0, viewChanges: 0 }
   #latencies: number[] = []
   #ackedInBucket = 0
   #viewMax = 0
+  #voted = false
   #violation: FederationViolation | undefined
 
   constructor (scenario: Scenario, options: RunOptions) {
@@ -272,9 +275,32 @@ class FederationRun {
       }
       case 'heal':
         return this.#heal('heal')
-      case 'vote-admit':
       case 'vote-revoke':
-        this.#event(step.kind, 'governance votes are not simulated yet: step ignored')
+        return this.#voteRevoke(org)
+      case 'vote-admit':
+        this.#event(step.kind, 'admission votes are not simulated yet: step ignored')
+    }
+  }
+
+  /**
+   * Every other member org votes to revoke one (a Byzantine org if there is one): once the vote
+   * passes, a new epoch orders tasks without it, and from then on its boards are not the
+   * federation's (it is not checked for tasks acknowledged later).
+   */
+  #voteRevoke (target: SimOrg | undefined): void {
+    const members = this.#orgs.filter((o) => !this.#revoked.has(o.name))
+    // One revocation a run, and at least 4 members after it (a federation that still tolerates a Byzantine org).
+    if (this.#voted || members.length - 1 < 4) return
+    this.#voted = true
+    const victim = target ?? members.find((o) => this.#scenario.byzantine[o.name] !== undefined) ?? this.#prng.pick(members)
+    this.#event('vote-revoke', `every other member votes to revoke ${victim.name}`)
+    for (const voter of members.filter((o) => o !== victim && this.#scenario.byzantine[o.name] === undefined)) {
+      const node = voter.nodes.find((n) => n.up && n.federation !== undefined)
+      node?.federation!.vote({ action: 'revoke', org: victim.name }, { timeoutMs: PROPOSE_TIMEOUT_MS }).then((r) => {
+        if (r.outcome !== 'passed' || this.#revoked.has(victim.name)) return
+        this.#revoked.set(victim.name, this.#proposals.length)
+        this.#event('epoch', `${victim.name} revoked at ${r.epoch}.${r.seq}: epoch ${r.epoch + 1} orders without it`)
+      }, () => undefined)
     }
   }
 
@@ -468,8 +494,9 @@ class FederationRun {
     return this.#orgs.flatMap((o) => o.nodes)
   }
 
+  /** Honest member orgs (a revoked org is no longer one). */
   #honestOrgs (): SimOrg[] {
-    return this.#orgs.filter((o) => this.#scenario.byzantine[o.name] === undefined)
+    return this.#orgs.filter((o) => this.#scenario.byzantine[o.name] === undefined && !this.#revoked.has(o.name))
   }
 
   #honestNodes (): SimFedNode[] {
