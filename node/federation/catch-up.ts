@@ -2,7 +2,7 @@ import { PBFT_OP_BYTES_MAX, sha256 } from '../../consensus/pbft/index.js'
 import type { Clock } from '../../base/clock.js'
 import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
 import { FedmeshError } from '../../base/errors.js'
-import { type BatchRequest, type FederationBatch, FederationState } from './state.js'
+import { type BatchRequest, type FederationBatch, FederationState, RETAINED_BATCHES_MAX } from './state.js'
 import { bytesEqual, fromHex, toHex } from '../../base/bytes.js'
 
 // Catching a replica up past a stable checkpoint it fell behind (a new org leader restoring an old
@@ -11,7 +11,8 @@ import { bytesEqual, fromHex, toHex } from '../../base/bytes.js'
 // checked against it before this org takes it:
 //  - batches: the committed batches from this org's next seq up to the checkpoint, replayed first on
 //    a copy of the org's federation state; if the copy ends at the certified digest, they are applied
-//    for real (every task lands in this org's board too) — hosts keep their recent batches for this;
+//    for real (every task lands in this org's board too) — every org node keeps its recent batches
+//    for this (FederationState.retainedBatch), so a host that restarted, or a node of any org, answers;
 //  - else the core: the state at the checkpoint itself (tasks ordered in the skipped range are then
 //    missing from this org's board: it was too far behind).
 // Requests are gossiped (the laggard does not know who hosts what); answers go to the asking node.
@@ -22,8 +23,6 @@ export const KIND_CORE_REQUEST = 4
 export const KIND_CORE = 5
 export const CATCH_UP_KINDS = new Set([KIND_BATCHES_REQUEST, KIND_BATCHES, KIND_CORE_REQUEST, KIND_CORE])
 
-/** Executed batches a host keeps per instance to answer laggards. */
-const RETAINED_BATCHES_MAX = 512
 /** One answer's batches: they travel in one envelope. */
 const BATCHES_REPLY_BYTES_MAX = 900 * 1024
 const CHECKPOINT_CORES_MAX = 4
@@ -58,7 +57,6 @@ interface Waiting { instance: string, digest: string, resolve: (answer: Uint8Arr
 
 export class CatchUp {
   readonly #init: CatchUpInit
-  readonly #batches = new Map<string, Map<number, BatchRequest[]>>()
   readonly #cores = new Map<string, Uint8Array>()
   readonly #answered = new Map<string, number>()
   readonly #waiting = new Map<string, Waiting>()
@@ -71,16 +69,8 @@ export class CatchUp {
 
   get stats (): { replayedRanges: number, installedCores: number } { return { replayedRanges: this.#replays, installedCores: this.#installs } }
 
-  /** A host keeps what it executed (and the state core at each checkpoint) for laggards. */
-  retain (instance: string, seq: number, requests: BatchRequest[], core?: Uint8Array): void {
-    let batches = this.#batches.get(instance)
-    if (batches === undefined) {
-      if (this.#batches.size >= 2) this.#batches.delete(this.#batches.keys().next().value!)
-      this.#batches.set(instance, batches = new Map())
-    }
-    batches.set(seq, requests)
-    if (batches.size > RETAINED_BATCHES_MAX) batches.delete(batches.keys().next().value!)
-    if (core === undefined) return
+  /** A host keeps the state core at each checkpoint (the latest few) for laggards too far behind for batches. */
+  retainCore (instance: string, seq: number, core: Uint8Array): void {
     this.#cores.set(`${instance}:${seq}`, core)
     if (this.#cores.size > CHECKPOINT_CORES_MAX) this.#cores.delete(this.#cores.keys().next().value!)
   }
@@ -178,12 +168,12 @@ export class CatchUp {
   }
 
   #answerBatches (instance: string, node: Uint8Array, from: number, to: number): void {
-    const batches = this.#batches.get(instance)
-    if (batches === undefined || !this.#mayAnswer(`b:${toHex(node)}:${from}:${to}`)) return
+    const state = this.#init.state()
+    if (state === undefined || !this.#mayAnswer(`b:${toHex(node)}:${from}:${to}`)) return
     const out: BatchRequest[][] = []
     let bytes = 0
     for (let seq = from; seq <= to; seq++) {
-      const requests = batches.get(seq)
+      const requests = state.retainedBatch(instance, seq)
       if (requests === undefined) return
       bytes += requests.reduce((sum, r) => sum + r.op.length + r.client.length + 16, 0)
       if (bytes > BATCHES_REPLY_BYTES_MAX) return
@@ -193,7 +183,7 @@ export class CatchUp {
   }
 
   #answerCore (instance: string, node: Uint8Array, seq: number): void {
-    const core = this.#cores.get(`${instance}:${seq}`)
+    const core = this.#cores.get(`${instance}:${seq}`) ?? this.#init.state()?.checkpointCore(instance, seq)
     if (core === undefined || !this.#mayAnswer(`c:${toHex(node)}:${seq}`)) return
     this.#init.sendTo(node, instance, KIND_CORE, encodeCanonical([seq, seq, core]))
   }

@@ -442,7 +442,8 @@ export class Federation {
     const checkpoint = batch.seq % this.#init.genesis.pbft.checkpointInterval === 0
     const applied = await this.#init.commitBatch({ config: this.#initial, instance, seq: batch.seq, requests, checkpoint })
     const results = applied.results
-    this.#catchUp.retain(instance, batch.seq, requests, checkpoint ? this.#init.state()?.checkpointCore(instance, batch.seq) : undefined)
+    const core = checkpoint ? this.#init.state()?.checkpointCore(instance, batch.seq) : undefined
+    if (core !== undefined) this.#catchUp.retainCore(instance, batch.seq, core)
     await Promise.all(requests.map(async (r, i) => {
       const result = decodeResult(results[i]!)
       await this.#init.audit({

@@ -50,6 +50,9 @@ const PROPOSALS_MAX = 64
 /** Bounds the state an org hands a lagging one (well under the federation envelope bound). */
 const EXECUTED_CLIENTS_MAX = 2048
 const RECENT_BATCHES_MAX = 32
+/** Batches every org node keeps (in memory, not in snapshots) to hand a laggard: a count and a byte bound. */
+export const RETAINED_BATCHES_MAX = 512
+const RETAINED_BATCH_BYTES_MAX = 8 * 1024 * 1024
 const DIGESTS_MAX = 8
 /** Federated tasks still open to a claim or result (oldest forgotten first: then 'unknown-task'). */
 const OPEN_TASKS_MAX = 1024
@@ -86,6 +89,9 @@ export class FederationState {
   #lastCheckpoint: { instance: string, seq: number, core: Uint8Array } | undefined
   /** Digests of the state at the latest checkpoint seqs (for replays). */
   #digests = new Map<number, Uint8Array>()
+  /** `${instance}:${seq}` -> the requests of the latest batches applied here (not part of snapshots). */
+  #retained = new Map<string, BatchRequest[]>()
+  #retainedBytes = 0
   /** The batch that ended the previous epoch, with its results. */
   #closing: { instance: string, seq: number, results: Uint8Array[] } | undefined
 
@@ -99,6 +105,22 @@ export class FederationState {
   get instance (): string { return this.#instance }
   get lastSeq (): number { return this.#lastSeq }
   get changes (): readonly MembershipChange[] { return this.#changes }
+  /** The requests of batch seq of instance, if applied here lately: what any org node hands a laggard. */
+  retainedBatch (instance: string, seq: number): BatchRequest[] | undefined {
+    return this.#retained.get(`${instance}:${seq}`)
+  }
+
+  #retain (batch: FederationBatch): void {
+    const bytes = batch.requests.reduce((sum, r) => sum + r.op.length + r.client.length + 16, 0)
+    this.#retained.set(`${batch.instance}:${batch.seq}`, batch.requests)
+    this.#retainedBytes += bytes
+    while (this.#retained.size > RETAINED_BATCHES_MAX || this.#retainedBytes > RETAINED_BATCH_BYTES_MAX) {
+      const [key, requests] = this.#retained.entries().next().value!
+      this.#retained.delete(key)
+      this.#retainedBytes -= requests.reduce((sum, r) => sum + r.op.length + r.client.length + 16, 0)
+    }
+  }
+
   /** The state core just after checkpoint seq of instance, if that was the latest applied here. */
   checkpointCore (instance: string, seq: number): Uint8Array | undefined {
     const c = this.#lastCheckpoint
@@ -132,6 +154,7 @@ export class FederationState {
     }
     if (batch.seq !== this.#lastSeq + 1) throw new FederationStateError('federation-batch-gap', `batch ${batch.seq} after ${this.#lastSeq}: batches apply in sequence order`)
     const out: AppliedBatch = { results: [], tasks: [], updates: [], anchors: [] }
+    this.#retain(batch)
     for (const [position, request] of batch.requests.entries()) {
       if (out.change !== undefined) break
       const known = this.#executed.get(request.client)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomScenario, runFederationSim } from '../../simulations/federation/federation-sim.js'
 import type { FederationSimReport, Scenario } from '../../simulations/federation/scenario.js'
+import { SCENARIO_DEFAULTS } from '../../simulations/federation/scenario-file.js'
 
 // Whole federations (orgs × nodes of the production org and federation code) in the simulator: a
 // fixed budget of swarm seeds, and every seed that found a bug, kept by name. A failure prints the
@@ -20,10 +21,17 @@ describe('simulation: whole federations on the production drivers', function () 
   it('seed 4: an org that fell behind before applying its first batch gets every task, not just the checkpoint\'s core', async () => {
     // 4 orgs × 5 nodes; charlie's replica fell behind checkpoint 8 before it had applied a batch, so
     // catch-up installed the core and tasks 1–8 never reached charlie's five boards (liveness checker).
-    const r = await run(4, { byzantine: {} })
-    assert.equal(r.scenario.nodesPerOrg, 5)
+    const r = await run(4, { orgs: 4, nodesPerOrg: 5, durationMs: 8_000, byzantine: {} })
     assert.equal(verdict(r), 'ok')
     assert.ok(r.stats.acknowledged > 50 && r.stats.crashes > 0)
+  })
+
+  it('seed 5003 (fedmesh simulate --orgs 4 --nodes 3): an org behind a checkpoint gets the batches from any node that applied them, not only from a host that kept them in memory', async () => {
+    // Every other org's host had restarted (kill -9, leader changes) and held no batches in memory, so
+    // bravo installed checkpoint cores from 32 on and 22 acknowledged tasks never reached its three boards.
+    const r = await runFederationSim({ ...SCENARIO_DEFAULTS, seed: 5003 })
+    assert.equal(verdict(r), 'ok')
+    assert.ok(r.stats.crashes >= 5 && r.stats.acknowledged > 20)
   })
 
   it('a fixed budget of swarm seeds (4 orgs × 3 nodes) holds every invariant', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { CatchUp, type CatchUpInit } from '../../../node/federation/catch-up.js'
+import { decodeCanonical, encodeCanonical } from '../../../base/codec.js'
+import { CatchUp, KIND_BATCHES, type CatchUpInit } from '../../../node/federation/catch-up.js'
 import { type BatchRequest, FederationState } from '../../../node/federation/state.js'
 import { systemClock } from '../../../node/runtime/system-clock.js'
 import { configOf, makeOrg, signedRequest, taskOp } from '../../helpers/federation-ops.js'
@@ -15,7 +16,7 @@ describe('federation catch-up past a stable checkpoint', () => {
   const config = configOf(genesis, orgs)
   const [hostNode, laggardNode] = [generateIdentity(), generateIdentity()]
 
-  /** Batches 1..8 on the host (retained), 1..laggardSeq on the laggard; the certified digest at checkpoint 8. */
+  /** Batches 1..8 applied by the host's org, 1..laggardSeq on the laggard; the certified digest at checkpoint 8. */
   function setUp (tamper?: (seq: number, requests: BatchRequest[]) => BatchRequest[], laggardSeq = 2): { host: CatchUp, laggard: CatchUp, laggardState: FederationState, applied: number[], installed: Uint8Array[], digest: Uint8Array } {
     const hostState = new FederationState(config)
     const laggardState = new FederationState(config)
@@ -35,7 +36,8 @@ describe('federation catch-up past a stable checkpoint', () => {
     host = new CatchUp({
       ...base,
       publish: () => undefined,
-      sendTo: (_node, instance, kind, payload) => laggard.receive(instance, hostNode.publicKey, kind, payload),
+      // A lying host: the batches it sends are not the ones its org applied.
+      sendTo: (_node, instance, kind, payload) => laggard.receive(instance, hostNode.publicKey, kind, kind === KIND_BATCHES && tamper !== undefined ? tampered(payload, tamper) : payload),
       state: () => hostState,
       apply: async () => assert.fail('the host applies nothing'),
       install: async () => assert.fail('the host installs nothing')
@@ -44,7 +46,7 @@ describe('federation catch-up past a stable checkpoint', () => {
     for (let seq = 1; seq <= 8; seq++) {
       const requests = [signedRequest(orgs[seq % 4]!, genesis, taskOp(`t${seq}`))]
       const out = hostState.apply({ config, instance: genesis, seq, requests, checkpoint: seq % K === 0 })
-      host.retain(genesis, seq, tamper?.(seq, requests) ?? requests, seq % K === 0 ? hostState.exportCore() : undefined)
+      if (seq % K === 0) host.retainCore(genesis, seq, hostState.exportCore())
       if (seq <= laggardSeq) laggardState.apply({ config, instance: genesis, seq, requests, checkpoint: false })
       if (out.digest !== undefined) digest = out.digest
     }
@@ -82,3 +84,11 @@ describe('federation catch-up past a stable checkpoint', () => {
     assert.equal(await laggard.fetch(genesis, 12, new Uint8Array(32)), false)
   })
 })
+
+/** A batches answer [from, to, batches] with some batches swapped by the liar. */
+function tampered (payload: Uint8Array, tamper: (seq: number, requests: BatchRequest[]) => BatchRequest[]): Uint8Array {
+  const [from, to, bytes] = decodeCanonical(payload) as [number, number, Uint8Array]
+  const batches = (decodeCanonical(bytes) as Array<Array<[string, number, Uint8Array]>>).map((b, i) =>
+    tamper(from + i, b.map(([client, timestamp, op]) => ({ client, timestamp, op }))).map((r) => [r.client, r.timestamp, r.op]))
+  return encodeCanonical([from, to, encodeCanonical(batches)])
+}
