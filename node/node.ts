@@ -4,21 +4,22 @@ import { join } from 'node:path'
 import { createSanitizer, type Sanitizer } from '../sanitize/index.js'
 import { Membership } from '../membership/membership.js'
 import type { Member, MemberChange, MemberStatus } from '../membership/membership-core.js'
-import { TRUST_SCORE_THRESHOLDS, TRUST_TOPIC_SCORE_CAP_MAX, type PeerTrust, type TrustEventType, type TrustOptions } from '../membership/trust.js'
+import { TRUST_SCORE_THRESHOLDS, TRUST_TOPIC_SCORE_CAP_MAX, type PeerTrust, type TrustOptions } from '../membership/trust.js'
 import { TrustStore } from '../membership/trust-store.js'
 import { API_PORT_DEFAULT, startApi, type ApiServer } from './api/server.js'
 import { LISTEN_DEFAULT } from './runtime/config.js'
-import { AuditLog, auditInputFields, type AuditEntry, type AuditInput } from './gate/audit.js'
+import { AuditLog, type AuditEntry, type AuditInput } from './gate/audit.js'
 import { CapabilityService, type CapabilityHandler } from './gate/capabilities.js'
 import type { Clock, Rng } from '../base/clock.js'
 import type { NodeComponents } from '../base/components.js'
 import { decodeCanonical, encodeCanonical } from '../base/codec.js'
 import { FedmeshError } from '../base/errors.js'
 import { DB_DIR, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntime } from './runtime/data-dir.js'
-import { fromHex, toHex } from '../base/bytes.js'
+import { toHex } from '../base/bytes.js'
 import { loadOrCreateIdentity } from './runtime/key-file.js'
 import { type NodeIdentity } from '../base/ed25519.js'
 import { requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from './org/org-identity.js'
+import { Lifecycle } from './runtime/lifecycle.js'
 import { LevelStorage } from './runtime/level-storage.js'
 import { Libp2pTransport } from './runtime/libp2p-transport.js'
 import { createLogger } from './runtime/log.js'
@@ -26,7 +27,9 @@ import { type Logger } from '../base/log.js'
 import { registerFederationMetrics } from './federation/metrics.js'
 import { NodeMetrics } from './runtime/metrics.js'
 import { PolicyWatcher } from './gate/policy-file.js'
-import { RevocationError, RevocationList, type RefusalPath, type RevokedOrg } from './gate/revocation.js'
+import { ConductReporter } from './gate/conduct.js'
+import { RevocationEnforcer, refusesPeer } from './gate/revocation-enforcer.js'
+import { RevocationList, type RevokedOrg } from './gate/revocation.js'
 import type { Storage } from '../base/storage.js'
 import { cryptoRng, systemClock } from './runtime/system-clock.js'
 import { nodeRoutes } from './api/routes.js'
@@ -35,9 +38,11 @@ import { TaskService, type NewTask, type RaftOptions, type TaskReceipt, type Wri
 import { Federation, type FederationReceipt, type FederationStatus } from './federation/federation.js'
 import { genesisId, loadEpochFile, loadGenesis } from './federation/genesis.js'
 
-// FedmeshNode: the library API. Composes identity, storage, audit, trust, policy, sanitizer,
-// transport, membership, capabilities and the admin API, and owns their lifecycle. Everything that
-// touches the world is created here and injected into the parts.
+// FedmeshNode: the library API, a facade over the node's components. start() composes them in one
+// place — storage, trust, audit, policy, transport, membership, task board, federation, conduct
+// reporting (gate/conduct.ts), bootstrap dialing, admin API, runtime file — and runs them as one
+// lifecycle (runtime/lifecycle.ts): started in order, stopped in reverse. Revocations are carried out
+// by gate/revocation-enforcer.ts. Everything that touches the world is created here and injected.
 export interface FedmeshNodeInit {
   dataDir: string
   /** The org to found on first start when not joining (default 'default'). */
@@ -105,29 +110,19 @@ interface Parts {
   logger: Logger
   clock: Clock
   rng: Rng
+  lifecycle: Lifecycle
 }
 
 const INCARNATION_KEY = 'node/incarnation'
-
-// Which announcement outcomes say something about the sender's conduct.
-const ANNOUNCEMENT_CONDUCT: Record<string, TrustEventType> = {
-  'bad-signature': 'invalid-signature',
-  'sender-mismatch': 'invalid-signature',
-  malformed: 'malformed',
-  oversize: 'malformed',
-  'cert-bad-signature': 'invalid-signature',
-  'cert-mismatch': 'invalid-signature',
-  'cert-malformed': 'malformed'
-}
 
 export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   readonly metrics: NodeMetrics
   readonly membership: Membership
   readonly capabilities: CapabilityService
   readonly #parts: Parts
+  readonly #revocation: RevocationEnforcer
+  readonly #conduct: ConductReporter
   readonly #startedMs: number
-  readonly #stopTimers: Array<() => void> = []
-  readonly #revoking = new Map<string, Promise<void>>()
   #api?: ApiServer
   #tasks?: TaskService
   #federation?: Federation
@@ -137,6 +132,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     this.#parts = parts
     const { identity, transport, clock, rng, logger, trust, revocations } = parts
     const components: NodeComponents = { signer: identity, org: parts.org.org, transport, clock, rng, logger, isOrgRevoked: (root) => revocations.isOrgRevoked(root) }
+    const audit = async (input: AuditInput): Promise<AuditEntry> => await this.audit(input)
     this.#startedMs = clock.monotonicMs()
     this.membership = new Membership({
       ...components,
@@ -149,6 +145,10 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       deadAfterMs: init.deadAfterMs,
       admits: (key) => !trust.book.isQuarantined(key, clock.wallMs())
     })
+    this.#revocation = new RevocationEnforcer({ orgRoot: this.orgRoot, revocations, trust, membership: this.membership, transport, clock, logger, audit })
+    this.#conduct = new ConductReporter({
+      trust, clock, logger, audit, heartbeatMs: this.membership.heartbeatMs, onCrossing: (crossing) => this.emit('peer:trust-changed', crossing)
+    })
     this.capabilities = new CapabilityService({
       ...components,
       sanitizer: parts.sanitizer,
@@ -157,10 +157,10 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         const nowMs = clock.wallMs()
         return { score: trust.book.score(peer, nowMs), quarantined: trust.book.isQuarantined(peer, nowMs) }
       },
-      conduct: (peer, event) => this.#conduct(peer, event),
-      audit: async (input) => await this.audit(input),
+      conduct: (peer, event) => this.#conduct.record(peer, event),
+      audit,
       orgOf: (peer) => this.membership.core.get(peer)?.org,
-      isRevoked: (peer) => refusesPeer(parts, peer, 'capability')
+      isRevoked: (peer) => this.#revocation.refusesPeer(peer, 'capability')
     })
     this.metrics = new NodeMetrics({ peers: () => transport.connectedPeers().length, membersByStatus: () => this.#countByStatus(), revokedRefusals: () => revocations.refusals() })
     this.membership.on('change', (change) => this.#onMemberChange(change))
@@ -168,59 +168,68 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       this.metrics.envelopes.inc({ result: verdict === 'accept' ? 'accepted' : verdict === 'ignore' ? 'ignored' : 'rejected', reason: reason ?? '' })
       if (latencyMs !== undefined) this.metrics.gossipLatency.observe(Math.max(0, latencyMs) / 1000)
       if (key === undefined) return
-      if (reason === 'org-revoked' && root !== undefined) return this.#refuseAnnouncement(key, root)
-      const event = verdict === 'reject' ? ANNOUNCEMENT_CONDUCT[reason ?? 'malformed'] : verdict === 'accept' || reason === 'quarantined' ? 'valid-message' : undefined
-      if (event !== undefined) this.#conduct(key, event)
+      if (reason === 'org-revoked' && root !== undefined) return this.#revocation.refuseAnnouncement(key, root)
+      this.#conduct.announcement(key, verdict, reason)
       if (verdict === 'reject') void this.audit({ action: 'announcement.in', decision: 'reject', peer: key, detail: { reason: reason ?? '' } }).catch(() => undefined)
     })
   }
 
+  /**
+   * Composes and starts the node: each component in order, each stopped in reverse by stop(), or
+   * by a start that fails part way (only what it started).
+   */
   static async start (init: FedmeshNodeInit): Promise<FedmeshNode> {
     const logger = init.logger ?? createLogger('fedmesh')
     const clock = init.clock ?? systemClock
     const rng = init.rng ?? cryptoRng
     const { identity } = await loadOrCreateIdentity(init.dataDir)
-    const storage = await LevelStorage.open(join(init.dataDir, DB_DIR))
-    const cleanup: Array<() => Promise<unknown>> = [async () => await storage.close()]
+    const lifecycle = new Lifecycle(logger)
+    // The audit log of a node that got as far as node.started ends with node.stopped.
+    let announced = false
     try {
+      const storage = await lifecycle.start('storage', async () => await LevelStorage.open(join(init.dataDir, DB_DIR)), async (db) => await db.close())
       const incarnation = await nextIncarnation(storage)
-      const audit = await AuditLog.open({ storage, signer: identity, clock })
-      cleanup.unshift(async () => await audit.close())
-      const trust = await TrustStore.load({ storage, logger, ...(init.trust !== undefined ? { trust: init.trust } : {}) })
+      const trust = await lifecycle.start('trust', async () => await TrustStore.load({ storage, logger, ...(init.trust !== undefined ? { trust: init.trust } : {}) }), async (store) => { await store.flush() })
+      const audit = await lifecycle.start('audit', async () => await AuditLog.open({ storage, signer: identity, clock }), async (log) => {
+        if (announced) await log.append({ action: 'node.stopped', decision: 'info' }).catch(() => undefined)
+        await log.close()
+      })
       const revocations = await RevocationList.load({ storage, logger })
-      const policy = new PolicyWatcher({ dataDir: init.dataDir, clock, logger })
-      await policy.start()
-      cleanup.unshift(async () => await policy.stop())
+      const policy = await lifecycle.start('policy', async () => {
+        const watcher = new PolicyWatcher({ dataDir: init.dataDir, clock, logger })
+        await watcher.start()
+        return watcher
+      }, async (watcher) => await watcher.stop())
       const sanitizer = createSanitizer({ salt: await loadOrCreateSalt(init.dataDir) })
-      const transport = await Libp2pTransport.create({
+      const transport = await lifecycle.start('transport', async () => await Libp2pTransport.create({
         identity, listen: init.listen ?? LISTEN_DEFAULT, logger,
         scoring: { appSpecificScore: (key) => trust.appSpecificScore(key, clock.wallMs()), thresholds: TRUST_SCORE_THRESHOLDS, topicScoreCap: TRUST_TOPIC_SCORE_CAP_MAX },
         denyPeer: (key) => refusesPeer({ revocations, trust }, toHex(key), 'connection')
-      })
-      cleanup.unshift(async () => await transport.stop())
+      }), async (t) => await t.stop())
       const org = await resolveOrgIdentity({
         dataDir: init.dataDir, identity, nowMs: clock.wallMs(), org: init.org, join: init.join,
         requestJoin: async (token) => await requestJoin(transport, identity, token, clock, rng)
       })
       serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input) })
-      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, revocations, policy, sanitizer, transport, logger, clock, rng }, init, incarnation)
-      node.membership.start()
-      await node.#startTasks(init.raft)
-      cleanup.unshift(async () => await node.#tasks?.stop())
-      await node.#startFederation(init.federation)
-      cleanup.unshift(async () => node.#federation?.stop())
-      node.#stopTimers.push(clock.every(node.membership.heartbeatMs, () => node.#housekeeping()))
-      node.#keepBootstrapped(init.bootstrap ?? [])
-      if (init.api !== null) await node.#startApi(init.api ?? { host: '127.0.0.1', port: API_PORT_DEFAULT })
-      await writeRuntime(init.dataDir, {
+      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, revocations, policy, sanitizer, transport, logger, clock, rng, lifecycle }, init, incarnation)
+      // The task board finds the org's members through membership; the leave goes out once the board and federation stopped.
+      await lifecycle.start('membership', () => node.membership.start(), async () => await node.membership.stop())
+      node.#tasks = await lifecycle.start('tasks', async () => await node.#startTasks(init.raft), async (tasks) => await tasks.stop())
+      const federation = await node.#loadFederation(init.federation)
+      if (federation !== undefined) node.#federation = await lifecycle.start('federation', () => node.#startFederation(federation), (f) => f.stop())
+      await lifecycle.start('conduct', () => node.#conduct.start(), () => node.#conduct.stop())
+      await lifecycle.start('bootstrap', () => keepBootstrapped(transport, init.bootstrap ?? [], node.membership.heartbeatMs, clock, logger), (stopDialing) => stopDialing())
+      if (init.api !== null) node.#api = await lifecycle.start('api', async () => await node.#startApi(init.api ?? { host: '127.0.0.1', port: API_PORT_DEFAULT }), async (api) => await api.close())
+      await lifecycle.start('runtime', async () => await writeRuntime(init.dataDir, {
         pid: process.pid, key: identity.publicKeyHex, peerId: node.peerId, org: org.org,
         api: node.apiUrl ?? null, multiaddrs: transport.multiaddrs(), startedAt: new Date(clock.wallMs()).toISOString()
-      })
+      }), async () => await removeRuntime(init.dataDir))
       await node.audit({ action: 'node.started', decision: 'info', detail: { incarnation: String(incarnation), org: org.org, root: toHex(org.root) } })
+      announced = true
       logger.info({ key: identity.publicKeyHex, org: org.org, root: toHex(org.root), incarnation, multiaddrs: transport.multiaddrs(), api: node.apiUrl }, 'node started')
       return node
     } catch (err) {
-      for (const step of cleanup) await step().catch(() => undefined)
+      await lifecycle.stop().catch(() => undefined)
       throw err
     }
   }
@@ -306,13 +315,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
    * revocation is persisted, so a restarted node refuses before the federation re-applies it.
    */
   async revokeOrg (root: string, org: string, detail: Record<string, string> = {}): Promise<void> {
-    if (root === this.orgRoot) throw new RevocationError('revocation-own-org', 'a node cannot cut off its own organisation')
-    const pending = this.#revoking.get(root)
-    if (pending !== undefined) return await pending
-    if (this.#parts.revocations.isOrgRevoked(root)) return
-    const run = this.#revoke(root, org, detail).finally(() => this.#revoking.delete(root))
-    this.#revoking.set(root, run)
-    await run
+    await this.#revocation.revokeOrg(root, org, detail)
   }
 
   isOrgRevoked (root: string): boolean {
@@ -321,9 +324,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
 
   /** Refusal check for the federation's intake of PBFT envelopes: isOrgRevoked, counted as path 'federation'. */
   refusesOrg (root: string): boolean {
-    const refused = this.isOrgRevoked(root)
-    if (refused) this.#parts.revocations.count('federation')
-    return refused
+    return this.#revocation.refusesOrg(root)
   }
 
   revokedOrgs (): RevokedOrg[] {
@@ -352,65 +353,14 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     }
   }
 
-  /** Graceful stop: announce leave, then close the API, transport, audit log and database. */
+  /**
+   * Graceful stop: every component in reverse start order — runtime file, admin API, timers,
+   * federation, task board, membership (announcing leave), transport, policy, audit log, trust
+   * scores, database.
+   */
   async stop (): Promise<void> {
-    const { audit, trust, policy, transport, storage, dataDir, logger } = this.#parts
-    for (const stopTimer of this.#stopTimers) stopTimer()
-    this.#federation?.stop()
-    await this.#tasks?.stop()
-    await this.membership.stop()
-    await this.#api?.close()
-    await transport.stop()
-    await policy.stop()
-    await this.audit({ action: 'node.stopped', decision: 'info' }).catch(() => undefined)
-    await audit.close()
-    await trust.flush()
-    await storage.close()
-    await removeRuntime(dataDir)
-    logger.info({ key: this.key }, 'node stopped')
-  }
-
-  // Audit at least once: a crash before persist() re-audits when the federation re-applies it.
-  async #revoke (root: string, org: string, detail: Record<string, string>): Promise<void> {
-    const { revocations, clock, logger } = this.#parts
-    const auditInput = (peersCut: number): AuditInput => ({ action: 'federation.org.revoke', decision: 'deny', org, detail: { ...detail, root, peersCut: String(peersCut) } })
-    auditInputFields(auditInput(0))
-    revocations.add(root, org, clock.wallMs())
-    const peers = this.membership.members().filter((m) => m.root === root).map((m) => m.key)
-    await Promise.all(peers.map(async (peer) => await this.#cutPeer(root, peer)))
-    await this.audit(auditInput(peers.length))
-    await revocations.persist(root)
-    logger.warn({ root, org, peersCut: peers.length }, 'organisation revoked: its nodes are cut off')
-  }
-
-  // The revocation's audit entry stands for every peer cut: no trust.threshold or member entries.
-  async #cutPeer (root: string, peer: string): Promise<void> {
-    const { revocations, trust, transport, clock, logger } = this.#parts
-    revocations.addPeer(root, peer)
-    trust.record(peer, 'revoked', clock.wallMs())
-    this.membership.expel(peer)
-    await transport.hangUp(fromHex(peer)).catch((err) => logger.warn({ peer, err: (err as Error).message }, 'hang-up failed'))
-  }
-
-  // A node of a revoked org announced itself (perhaps one we never saw): counted, and cut the first time.
-  #refuseAnnouncement (peer: string, root: string): void {
-    const { revocations, trust, logger } = this.#parts
-    revocations.count('announcement')
-    if (revocations.rootOfPeer(peer) !== undefined || trust.book.isBanned(peer)) return
-    void this.#cutPeer(root, peer)
-      .then(async () => await revocations.persist(root))
-      .catch((err) => logger.error({ peer, err: (err as Error).message }, 'cannot record a revoked org\'s node'))
-  }
-
-  #conduct (peer: string, event: TrustEventType): void {
-    const result = this.#parts.trust.record(peer, event, this.#parts.clock.wallMs())
-    if (result.crossed !== undefined) this.#reportCrossing(peer, result.crossed, result.score)
-  }
-
-  #reportCrossing (peer: string, crossed: 'entered-quarantine' | 'left-quarantine', score: number): void {
-    this.#parts.logger.warn({ peer, crossed, score }, 'peer trust crossed the quarantine threshold')
-    this.emit('peer:trust-changed', { peer, crossed, score })
-    void this.audit({ action: 'trust.threshold', decision: 'info', peer, detail: { crossed, score: score.toFixed(4) } }).catch(() => undefined)
+    await this.#parts.lifecycle.stop()
+    this.#parts.logger.info({ key: this.key }, 'node stopped')
   }
 
   #onMemberChange (change: MemberChange): void {
@@ -421,51 +371,30 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       .catch((err) => this.#parts.logger.error({ err: (err as Error).message }, 'audit append failed'))
   }
 
-  // Once per heartbeat: report trust crossings caused by drift alone, and persist trust scores.
-  #housekeeping (): void {
-    const { trust, clock, logger } = this.#parts
-    for (const { peer, crossed, score } of trust.crossings(clock.wallMs())) this.#reportCrossing(peer, crossed, score)
-    trust.flush().catch((err) => logger.error({ err: (err as Error).message }, 'trust flush failed'))
-  }
-
-  // Dial the bootstrap addresses at start and again whenever the node finds itself alone (the
-  // bootstrap node may start later, or restart).
-  #keepBootstrapped (addresses: string[]): void {
-    if (addresses.length === 0) return
-    const { transport, logger, clock } = this.#parts
-    const dialAll = (): void => {
-      if (transport.connectedPeers().length > 0) return
-      for (const address of addresses) {
-        transport.dial([address]).catch((err) => logger.warn({ address, err: (err as Error).message }, 'bootstrap dial failed'))
-      }
-    }
-    dialAll()
-    this.#stopTimers.push(clock.every(this.membership.heartbeatMs, dialAll))
-  }
-
   #countByStatus (): Record<MemberStatus, number> {
     const counts: Record<MemberStatus, number> = { alive: 1, suspect: 0, dead: 0, left: 0 }
     for (const m of this.membership.members()) counts[m.status]++
     return counts
   }
 
-  async #startTasks (options: RaftOptions | undefined): Promise<void> {
+  async #startTasks (options: RaftOptions | undefined): Promise<TaskService> {
     const { storage, transport, clock, rng, logger } = this.#parts
     const tasks = await TaskService.start({
       org: this.org, selfKey: this.key, founder: this.isOrgRoot, storage, transport, clock, rng, logger,
       orgMembers: () => this.orgMembers(), registry: this.metrics.registry, ...(options !== undefined ? { options } : {})
     })
-    this.#tasks = tasks
     this.membership.on('change', () => tasks.membersChanged())
+    return tasks
   }
 
-  async #startFederation (federation: FedmeshNodeInit['federation']): Promise<void> {
+  /** The federation, when the data dir holds a genesis (and maybe the epoch an admitted org imported). */
+  async #loadFederation (federation: FedmeshNodeInit['federation']): Promise<Federation | undefined> {
     const genesis = await loadGenesis(this.#parts.dataDir)
-    if (genesis === undefined) return
+    if (genesis === undefined) return undefined
     const epoch = await loadEpochFile(this.#parts.dataDir)
     const { identity, org, transport, clock, rng, logger, sanitizer, audit } = this.#parts
     const id = genesisId(genesis)
-    this.#federation = new Federation({
+    return new Federation({
       genesis, ...(epoch !== undefined ? { config: { genesis: epoch.genesis, epoch: epoch.epoch, orgs: epoch.orgs }, ...(epoch.core !== undefined ? { epochCore: new Uint8Array(Buffer.from(epoch.core, 'base64')) } : {}) } : {}),
       signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, transport, clock, rng, logger, sanitizer,
       isLeader: () => this.tasks.raftStatus().role === 'leader',
@@ -478,16 +407,19 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       auditHead: () => audit.head,
       revokeOrg: async (root, name, detail) => await this.revokeOrg(root, name, detail),
       isOrgRevoked: (root) => this.refusesOrg(root),
-      conduct: (peer, event) => this.#conduct(peer, event),
+      conduct: (peer, event) => this.#conduct.record(peer, event),
       ...federation
     })
-    this.#federation.start()
-    const federationOf = this.#federation
-    registerFederationMetrics(this.metrics.registry, () => federationOf.status())
   }
 
-  async #startApi (address: { host: string, port: number }): Promise<void> {
-    this.#api = await startApi({
+  #startFederation (federation: Federation): Federation {
+    federation.start()
+    registerFederationMetrics(this.metrics.registry, () => federation.status())
+    return federation
+  }
+
+  async #startApi (address: { host: string, port: number }): Promise<ApiServer> {
+    return await startApi({
       ...address,
       token: await loadOrCreateToken(this.#parts.dataDir),
       logger: this.#parts.logger,
@@ -496,12 +428,18 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   }
 }
 
-// A peer is refused once it is known to belong to a revoked org: seen with such a certificate, or
-// banned in the trust book (which outlives the revocation list's per-org cap).
-function refusesPeer (parts: Pick<Parts, 'revocations' | 'trust'>, peer: string, path: RefusalPath): boolean {
-  const refused = parts.revocations.rootOfPeer(peer) !== undefined || parts.trust.book.isBanned(peer)
-  if (refused) parts.revocations.count(path)
-  return refused
+// Dials the bootstrap addresses at start and again whenever the node finds itself alone (the
+// bootstrap node may start later, or restart); returns the stop.
+function keepBootstrapped (transport: Libp2pTransport, addresses: string[], everyMs: number, clock: Clock, logger: Logger): () => void {
+  if (addresses.length === 0) return () => {}
+  const dialAll = (): void => {
+    if (transport.connectedPeers().length > 0) return
+    for (const address of addresses) {
+      transport.dial([address]).catch((err) => logger.warn({ address, err: (err as Error).message }, 'bootstrap dial failed'))
+    }
+  }
+  dialAll()
+  return clock.every(everyMs, dialAll)
 }
 
 /** Increments and durably stores the incarnation before we announce it. */

@@ -4,9 +4,7 @@ import type { Entry } from '../../consensus/types.js'
 import { PbftPromiseLogs, PromiseLogError, decodePromiseRecord, encodePromiseRecord, type PromiseLogState, type PromiseRecord } from '../../consensus/pbft/promise-log.js'
 import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
 import { FederationStateError } from '../federation/config.js'
-import {
-  type FederationBatch, type FederationInstall, FederationState, decodeFederationBatch, decodeFederationInstall, encodeFederationBatch, encodeFederationInstall
-} from '../federation/state.js'
+import { type FederationBatch, type FederationInstall, FederationState, decodeFederationBatch, decodeFederationInstall, encodeFederationBatch, encodeFederationInstall } from '../federation/state.js'
 import { TaskBoard } from './task-board.js'
 import { TaskError, decodeTaskCommand, encodeTaskCommand, invalid, type TaskCommand, type TaskErrorCode, type TaskOutcome } from './task-commands.js'
 

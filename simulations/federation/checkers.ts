@@ -1,7 +1,7 @@
 import { toHex } from '../../base/bytes.js'
 import { decodeCanonical } from '../../base/codec.js'
 import { decodePbftMessage } from '../../consensus/pbft/index.js'
-import { PBFT_CHANNEL, PBFT_TOPIC } from '../../node/federation/federation.js'
+import { PBFT_CHANNEL, PBFT_TOPIC } from '../../node/federation/envelopes.js'
 import type { Task } from '../../node/org/task-board.js'
 import type { SimPacket } from '../world/sim-transport.js'
 

@@ -1,0 +1,3 @@
+import { FedmeshError } from '../../base/errors.js'
+
+export class FederationError extends FedmeshError {}

@@ -1,0 +1,142 @@
+import { type PbftMessage, type VerifyFn, PBFT_OP_BYTES_MAX, ReplyCollector, faultsTolerated } from '../../consensus/pbft/index.js'
+import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
+import { fromHex, toHex } from '../../base/bytes.js'
+import { TaskError } from '../org/task-commands.js'
+import { KIND_REQUEST, type PbftEnvelopes } from './envelopes.js'
+import type { FederationEpochs } from './epochs.js'
+import { FederationError } from './errors.js'
+import type { FederationInit } from './federation-init.js'
+import { type FederationOp, clientPrefix, signOp } from './ops.js'
+import { type FederationConfig, instanceId } from './config.js'
+import { type Outcome, type RequestResult } from './state.js'
+
+// The client side of the federation on this node: each request is an op signed by this node, sent
+// to every replica until f+1 orgs reply the same result, with backoff, and re-submitted into the
+// next epoch when a membership change ended the one it was ordered in.
+
+const PENDING_PROPOSALS_MAX = 1024
+const PROPOSE_TIMEOUT_MS_DEFAULT = 30_000
+/** A request answered 'epoch-ended' is re-submitted into the next epoch at most this many times. */
+const EPOCH_RETRIES_MAX = 3
+
+export interface FederationReceipt {
+  /** The epoch, PBFT sequence number and position in its batch: the same in every org. */
+  epoch: number
+  seq: number
+  position: number
+  /** applied (task), recorded (anchor), approved / passed (vote), or refused with a reason. */
+  outcome: Outcome
+  reason: string
+  /** False when the decided operation was refused (alike by every org). */
+  accepted: boolean
+}
+
+export interface ProposerInit extends Pick<FederationInit, 'signer' | 'certificate' | 'org' | 'orgRoot' | 'clock' | 'rng'> {
+  tickMs: number
+  viewChangeTimeoutMs: number
+  epochs: FederationEpochs
+  envelopes: PbftEnvelopes
+  /** Hands a request to this org's replica of instance, if this node hosts it. */
+  proposeLocally: (instance: string, op: Uint8Array, id: { client: string, seq: number }) => void
+}
+
+interface Pending { instance: string, collector: ReplyCollector, resolve: (result: Uint8Array) => void }
+
+export class Proposer {
+  readonly #init: ProposerInit
+  readonly #clientPrefix: string
+  readonly #verify: VerifyFn
+  readonly #pending = new Map<string, Pending>()
+  #requests = 0
+  #stopped = false
+
+  constructor (init: ProposerInit) {
+    this.#init = init
+    this.#clientPrefix = `${clientPrefix(init.orgRoot, init.signer.publicKey)}${toHex(init.rng.bytes(8))}`
+    this.#verify = init.envelopes.verify
+  }
+
+  stop (): void {
+    this.#stopped = true
+  }
+
+  async request (op: FederationOp, options: { timeoutMs?: number }): Promise<FederationReceipt> {
+    const init = this.#init
+    if (this.#pending.size >= PENDING_PROPOSALS_MAX) throw new FederationError('federation-busy', `${PENDING_PROPOSALS_MAX} federation requests in flight`)
+    if (!init.epochs.isMember(init.orgRoot)) throw new FederationError('not-a-member', `org ${init.org} is not a member of federation epoch ${init.epochs.current.epoch} (revoked)`)
+    const deadlineMs = init.clock.monotonicMs() + (options.timeoutMs ?? PROPOSE_TIMEOUT_MS_DEFAULT)
+    for (let attempt = 0; ; attempt++) {
+      const result = await this.#requestIn(init.epochs.current, op, deadlineMs)
+      if (result.outcome !== 'epoch-ended' || attempt >= EPOCH_RETRIES_MAX) return { ...result, accepted: isAccepted(result.outcome) }
+      // Ordered after a membership change: every org refused it alike; try again in the next epoch.
+      while (init.epochs.current.epoch < result.epoch) {
+        if (this.#stopped || init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'the federation changed epoch and this node has not seen the new one yet')
+        await init.clock.sleep(init.tickMs)
+      }
+    }
+  }
+
+  /** A reply for one of this node's clients: counted towards its f+1. False if `client` is not one waiting here. */
+  deliver (client: string, m: PbftMessage): boolean {
+    const pending = this.#pending.get(client)
+    if (pending === undefined) return false
+    const result = pending.collector.add(m)
+    if (result !== undefined) pending.resolve(result)
+    return true
+  }
+
+  /** A reply that came over the wire for the clients in `to`, from the replica of instance. */
+  received (instance: string, to: string[], m: PbftMessage): void {
+    for (const client of to) if (this.#pending.get(client)?.instance === instance) this.deliver(client, m)
+  }
+
+  async #requestIn (config: FederationConfig, op: FederationOp, deadlineMs: number): Promise<RequestResult> {
+    const init = this.#init
+    const instance = instanceId(config)
+    const client = `${this.#clientPrefix}.${++this.#requests}`
+    const opBytes = signOp(init.signer, init.certificate, { instance, client, timestamp: 1 }, op)
+    if (opBytes.length > PBFT_OP_BYTES_MAX) throw new TaskError('task-invalid', `operation of ${opBytes.length} bytes exceeds ${PBFT_OP_BYTES_MAX}`)
+    const request = encodeCanonical([client, 1, opBytes])
+    const replicas = config.orgs.map((o) => o.root)
+    const answered = new Promise<Uint8Array>((resolve) => {
+      const collector = new ReplyCollector(client, 1, faultsTolerated(replicas.length), new Map(replicas.map((r) => [r, fromHex(r)])), this.#verify)
+      this.#pending.set(client, { instance, collector, resolve })
+    })
+    // Backing off: under overload, retries of every pending request would multiply the load that
+    // delays them (each one re-verified and re-forwarded by every replica).
+    let retryMs = Math.max(100, init.viewChangeTimeoutMs >> 1)
+    const retryMsMax = 4 * init.viewChangeTimeoutMs
+    let answer: Uint8Array | undefined
+    void answered.then((a) => { answer = a })
+    try {
+      // Gossip may not reach every replica at once (a mesh still forming, a new org leader): resend
+      // until answered, in a fresh envelope each time (the replay guard drops a repeated one);
+      // replicas answer a retry from their reply cache, and the federation state applies a client once.
+      while (answer === undefined) {
+        if (this.#stopped) throw new FederationError('federation-stopped', 'the node is stopping')
+        init.proposeLocally(instance, opBytes, { client, seq: 1 })
+        await init.envelopes.publish(init.envelopes.seal(instance, KIND_REQUEST, [], request))
+        await Promise.race([answered, init.clock.sleep(retryMs)])
+        retryMs = Math.min(2 * retryMs, retryMsMax)
+        if (answer === undefined && init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'no f+1 matching replies in time')
+      }
+      return decodeResult(answer)
+    } finally {
+      this.#pending.delete(client)
+    }
+  }
+}
+
+const ACCEPTED = new Set<Outcome>(['applied', 'recorded', 'approved', 'passed'])
+
+/** Whether an outcome means the operation took effect (alike in every org). */
+export function isAccepted (outcome: Outcome): boolean {
+  return ACCEPTED.has(outcome)
+}
+
+export function decodeResult (bytes: Uint8Array): RequestResult {
+  const v = decodeCanonical(bytes, () => new FederationError('malformed', 'undecodable federation result'))
+  if (!Array.isArray(v) || v.length !== 5) throw new FederationError('malformed', 'a federation result holds [epoch, seq, position, outcome, reason]')
+  const [epoch, seq, position, outcome, reason] = v as [number, number, number, Outcome, string]
+  return { epoch, seq, position, outcome, reason }
+}
