@@ -29,8 +29,16 @@ export class CheckpointTracker {
     return this.#stable.seq
   }
 
+  /**
+   * The stable checkpoint from the org's own promise log: a quorum of distinct replicas agreeing on
+   * one digest. Their signatures are not checked again — the log holds only what a host of this org
+   * verified before committing it — because a new host has not yet learnt which node keys speak for
+   * the other orgs (it learns them from their envelopes, which go to hosts it has not yet become):
+   * checking them here refused every start until then, and left the org without a replica.
+   */
   restore (stable: StableCheckpoint): void {
-    assert.ok(checkpointProofDigest(this.#quorum, stable.seq, stable.proof) !== undefined, 'restored stable checkpoint without a valid proof')
+    const fromReplicas = { ...this.#quorum, verify: (m: Signed) => this.#quorum.replicas.includes(m.from) }
+    assert.ok(checkpointProofDigest(fromReplicas, stable.seq, stable.proof) !== undefined, 'restored stable checkpoint without a quorum\'s proof')
     this.#stable = stable
   }
 
