@@ -8,6 +8,8 @@ const PURE_FILES = ['node/gate/policy.ts', 'node/gate/rate-limiter.ts', 'node/ga
 const PURE_DIRS = ['base', 'consensus', 'membership', 'sanitize', 'simulations']
 // The simulator's command-line entry points time the sweep and may draw a random first seed.
 const CLI_ENTRY_POINTS = ['simulations/run.ts', 'simulations/pbft-run.ts', 'simulations/sweep.ts']
+// The simulated world's one touch of the event loop: its scheduler settles promise jobs with a setImmediate turn.
+const SETTLE_TURN = { file: 'simulations/world/scheduler.ts', text: 'setImmediate(resolve)' }
 const FORBIDDEN = /\bDate\.now\(|new Date\(\s*\)|\bperformance\.now\(|\bprocess\.hrtime|\bMath\.random\(|\bsetTimeout\(|\bsetInterval\(|\bsetImmediate\(|\brandomBytes\(|\brandomInt\(|\bgetRandomValues\(|from 'node:fs|from 'node:net|from 'node:http/
 
 async function tsFiles (dir: string): Promise<string[]> {
@@ -23,7 +25,8 @@ describe('pure cores', () => {
     for (const file of files) {
       const lines = (await readFile(file, 'utf8')).split('\n')
       lines.forEach((line, i) => {
-        if (!line.trimStart().startsWith('//') && FORBIDDEN.test(line)) offenders.push(`${file}:${i + 1}: ${line.trim()}`)
+        const settling = file === SETTLE_TURN.file && line.includes(SETTLE_TURN.text)
+        if (!line.trimStart().startsWith('//') && FORBIDDEN.test(line) && !settling) offenders.push(`${file}:${i + 1}: ${line.trim()}`)
       })
     }
     assert.deepEqual(offenders, [])
