@@ -1,17 +1,19 @@
 import { decode, encode } from 'cborg'
 import { SessionTable } from '../consensus/raft/dedup.js'
+import type { StateMachine } from '../consensus/raft/driver.js'
 import type { Entry } from '../consensus/types.js'
 
-// The replicated state machine the simulator drives: a small key → string register store with
+// The replicated state machine the simulators drive: a small key → string register store with
 // put and compare-and-set; reads go through ReadIndex, not the log. Retried writes are deduplicated
-// by the session table, which is part of the snapshot.
+// by the session table, which is part of the snapshot. It is the Raft driver's StateMachine (the
+// constructor restores it from a snapshot) and, applied batch by batch, the PBFT federation's state.
 
 export type KvWrite =
   | { kind: 'put', key: string, value: string }
   | { kind: 'cas', key: string, from: string | null, to: string }
 export type KvResult = 'ok' | boolean
 
-export class KvStateMachine {
+export class KvStateMachine implements StateMachine<KvResult> {
   #data = new Map<string, string>()
   #sessions: SessionTable
 

@@ -1,8 +1,9 @@
-import type { RaftCore } from '../consensus/raft/raft.js'
+import type { RaftLogView } from '../consensus/raft/driver.js'
+import type { Role } from '../consensus/raft/raft.js'
 import type { Entry } from '../consensus/types.js'
 
 // Cluster-wide Raft safety properties (Raft paper, Figure 3), checked by the simulator after every
-// tick against every live core: a failure names the invariant and carries enough detail to debug.
+// tick against every live node: a failure names the invariant and carries enough detail to debug.
 
 export class InvariantViolation extends Error {
   constructor (readonly invariant: string, readonly detail: string) {
@@ -11,7 +12,18 @@ export class InvariantViolation extends Error {
   }
 }
 
+/** The invariant a thrown error breaks: a checker's, an assertion in a core, or the simulation's own crash. */
+export function describeFailure (err: unknown): { invariant: string, message: string } {
+  if (err instanceof InvariantViolation) return { invariant: err.invariant, message: err.detail }
+  const e = err as Error
+  if (e.name === 'AssertionError') return { invariant: 'core assertion', message: e.message }
+  return { invariant: 'crash', message: `${e.message}\n${e.stack ?? ''}` }
+}
+
 interface CommittedEntry { term: number, data: string, observedTerm: number }
+
+/** What the checkers read of one live node: its driver's status and its core's log. */
+export interface RaftNodeView { id: string, role: Role, term: number, log: RaftLogView }
 
 export class RaftCheckers {
   readonly #leaderOfTerm = new Map<number, string>()
@@ -20,9 +32,8 @@ export class RaftCheckers {
   elections = 0
 
   /** Election safety: at most one leader per term. */
-  checkElectionSafety (cores: RaftCore[]): void {
-    for (const core of cores) {
-      const s = core.status()
+  checkElectionSafety (nodes: RaftNodeView[]): void {
+    for (const s of nodes) {
       if (s.role !== 'leader') continue
       const known = this.#leaderOfTerm.get(s.term)
       if (known === undefined) {
@@ -46,9 +57,9 @@ export class RaftCheckers {
   }
 
   /** Log matching: if two logs hold an entry with the same index and term, they agree up to it. */
-  checkLogMatching (cores: RaftCore[]): void {
-    for (let i = 0; i < cores.length; i++) {
-      for (let j = i + 1; j < cores.length; j++) logsMatch(cores[i]!, cores[j]!)
+  checkLogMatching (nodes: RaftNodeView[]): void {
+    for (let i = 0; i < nodes.length; i++) {
+      for (let j = i + 1; j < nodes.length; j++) logsMatch(nodes[i]!, nodes[j]!)
     }
   }
 
@@ -56,14 +67,13 @@ export class RaftCheckers {
    * Leader completeness: a leader holds every entry committed before its term began. Checked once,
    * when the leader of a term first appears (a leader only appends in its own term afterwards).
    */
-  checkLeaderCompleteness (cores: RaftCore[]): void {
-    for (const core of cores) {
-      const s = core.status()
+  checkLeaderCompleteness (nodes: RaftNodeView[]): void {
+    for (const s of nodes) {
       if (s.role !== 'leader' || this.#completenessChecked.has(s.term)) continue
       this.#completenessChecked.add(s.term)
       for (const [index, c] of this.#applied) {
-        if (s.term <= c.observedTerm || index <= core.storage.snapshot().meta.index) continue
-        const term = core.storage.term(index)
+        if (s.term <= c.observedTerm || index <= s.log.snapshot().meta.index) continue
+        const term = s.log.term(index)
         if (term !== c.term) {
           throw new InvariantViolation('leader completeness', `leader ${s.id} of term ${s.term} has term ${term} at committed index ${index} (term ${c.term})`)
         }
@@ -72,13 +82,13 @@ export class RaftCheckers {
   }
 }
 
-function logsMatch (a: RaftCore, b: RaftCore): void {
-  const low = Math.max(a.storage.firstIndex(), b.storage.firstIndex())
-  let index = Math.min(a.storage.lastIndex(), b.storage.lastIndex())
-  while (index >= low && a.storage.term(index) !== b.storage.term(index)) index--
+function logsMatch (a: RaftNodeView, b: RaftNodeView): void {
+  const low = Math.max(a.log.firstIndex(), b.log.firstIndex())
+  let index = Math.min(a.log.lastIndex(), b.log.lastIndex())
+  while (index >= low && a.log.term(index) !== b.log.term(index)) index--
   for (; index >= low; index--) {
-    const ea = a.storage.entry(index)!
-    const eb = b.storage.entry(index)!
+    const ea = a.log.entry(index)!
+    const eb = b.log.entry(index)!
     if (ea.term !== eb.term || Buffer.compare(ea.data, eb.data) !== 0) {
       throw new InvariantViolation('log matching', `${a.id} and ${b.id} share a later entry but differ at ${index}`)
     }

@@ -1,19 +1,25 @@
-import { RaftCore, type RaftConfig, type RaftReady } from '../consensus/raft/raft.js'
-import { type RaftMessage, decodeRaftMessage, encodeRaftMessage } from '../consensus/raft/messages.js'
-import type { ConfState } from '../consensus/types.js'
-import { type ConfChange, nextPromotion } from '../consensus/raft/conf-change.js'
-import { KvStateMachine, type KvWrite, encodeWrite } from './kv-state-machine.js'
+import { type RaftDriverInit, RaftDriver, type StateMachine } from '../consensus/raft/driver.js'
+import { decodeRaftMessage } from '../consensus/raft/messages.js'
+import { fromHex, toHex } from '../base/bytes.js'
+import { silentLogger } from '../base/log.js'
+import { KvStateMachine, type KvResult, type KvWrite, encodeWrite } from './kv-state-machine.js'
 import { type Operation, type RegisterInput, type RegisterOutput, checkHistory } from './linearizability.js'
+import { InvariantViolation, RaftCheckers, type RaftNodeView, describeFailure } from './raft-checkers.js'
+import { type LinkProfile, SimNetwork } from './world/network.js'
 import { Prng } from './world/prng.js'
-import { InvariantViolation, RaftCheckers } from './raft-checkers.js'
-import { SimDisk } from './sim-disk.js'
-import { type NetworkOptions, SimNetwork } from './sim-network.js'
+import { type SimClock, SimScheduler } from './world/scheduler.js'
+import { SimStorage } from './world/sim-storage.js'
+import { type SimPacket, SimTopics, SimTransport } from './world/sim-transport.js'
 
-// TigerBeetle-style deterministic simulation of a Raft group running the production core: one seed
-// draws every fault setting; a safety phase runs client operations under network faults, crashes
-// (unsynced disk writes lost) and leadership transfers; a liveness phase heals everything and
-// requires all client operations to complete within a bound. Checkers run after every tick, and the
-// recorded client history must be linearizable.
+// TigerBeetle-style deterministic simulation of one organisation's Raft group, every node running
+// the production RaftDriver (the core inside it, its Ready loop, persistence, membership policy)
+// on its own simulated clock, transport and disk. One seed draws every fault setting; a safety
+// phase runs client operations (driver.propose and readBarrier) under packet loss, duplication,
+// reordering and partitions, crashes (kill -9: the disk keeps a random prefix of the writes in
+// flight), graceful restarts of the leader (stop() hands leadership over), joiners the leader adds
+// and promotes, and removals; a liveness phase heals everything and requires every client
+// operation to complete within a bound. Checkers run every tick; the client history must be
+// linearizable.
 
 export interface SimOptions {
   seed: number
@@ -23,10 +29,10 @@ export interface SimOptions {
   /** Print every event as it happens. */
   trace?: boolean
   traceEventsMax?: number
-  unsafe?: RaftConfig['unsafe']
-  /** Test-only: serve reads from the contacted node's state without ReadIndex (stale reads). */
+  unsafe?: NonNullable<RaftDriverInit<KvResult>['core']>['unsafe']
+  /** Test-only client bug: read the contacted node's state without a read barrier (stale reads). */
   unsafeLocalReads?: boolean
-  /** Test-only shell bug: send a Ready's messages before its disk write is durable. */
+  /** Test-only driver bug: send a Ready's messages before its disk write is durable. */
   unsafeSendBeforePersist?: boolean
   print?: (line: string) => void
 }
@@ -35,18 +41,21 @@ export interface SimConfig {
   nodes: number
   clients: number
   keys: number
-  network: NetworkOptions
+  network: LinkProfile
   crashPerMille: number
+  /** Every node loses power at once (what was acknowledged must survive, whoever acknowledged it). */
+  powerLossPerMille: number
   partitionPerMille: number
+  /** The leader restarts gracefully, handing leadership over on the way out. */
   transferPerMille: number
-  diskLatencyTicksMax: number
+  diskLatencyMs: readonly [number, number]
   heartbeatTicks: number
   appendEntriesMax: number
   inflightMax: number
   snapshotEntries: number
   compactionRetainEntries: number
   opPerMille: number
-  /** Nodes that start outside the group and are added as learners, then promoted. */
+  /** Nodes that join the organisation later; the leader adds them as learners and promotes them while voters are few. */
   joiners: number
   membershipPerMille: number
   removePerMille: number
@@ -77,11 +86,15 @@ export interface SimResult {
   linearizability: 'ok' | 'unknown' | 'illegal'
 }
 
+/** The drivers' tick, and the world's: faults, clients and checkers run once per tick. */
+const TICK_MS = 10
 const ELECTION_TICKS = 10
-const REQUEST_TIMEOUT_TICKS = 40
+const REQUEST_TIMEOUT_MS = 40 * TICK_MS
 const LIVENESS_TICKS_MAX = 600
 const LIVENESS_OPS_PER_CLIENT = 2
-const INBOX_MESSAGES_MAX = 1024
+const PROMOTION_LAG_ENTRIES_MAX = 8
+const PACKETS_PER_LINK_MAX = 256
+const GROUP = 'sim'
 
 export function drawConfig (prng: Prng, nodes?: 3 | 5): SimConfig {
   return {
@@ -89,16 +102,15 @@ export function drawConfig (prng: Prng, nodes?: 3 | 5): SimConfig {
     clients: prng.intInclusive(2, 4),
     keys: prng.intInclusive(1, 3),
     network: {
-      delayTicksMin: 1,
-      delayTicksMax: prng.intInclusive(1, 5),
+      latencyMs: [1, prng.intInclusive(1, 5) * TICK_MS],
       dropPerMille: prng.pick([0, 10, 50, 150]),
-      duplicatePerMille: prng.pick([0, 10, 50]),
-      packetsPerLinkMax: 256
+      duplicatePerMille: prng.pick([0, 10, 50])
     },
     crashPerMille: prng.pick([0, 2, 5, 10, 30]),
+    powerLossPerMille: prng.pick([0, 0, 1, 3]),
     partitionPerMille: prng.pick([0, 5, 15]),
     transferPerMille: prng.pick([0, 2, 5]),
-    diskLatencyTicksMax: prng.pick([0, 1, 3]),
+    diskLatencyMs: [0, prng.pick([0, 1, 3]) * TICK_MS],
     heartbeatTicks: prng.pick([1, 2, 3]),
     appendEntriesMax: prng.pick([1, 4, 16]),
     inflightMax: prng.pick([1, 2, 4]),
@@ -116,31 +128,36 @@ interface PendingOp {
   key: string
   input: RegisterInput
   write?: KvWrite
-  callTick: number
-  attempt: number
-  retryTick: number
+  callMs: number
+  /** An attempt is waiting on some node; the next one waits for it to fail or time out. */
+  attempting: boolean
+  retryAtMs: number
 }
 
 interface Client { id: string, seq: number, op?: PendingOp, lastSeen: Map<string, string | null>, livenessOps: number }
 
 interface SimNode {
-  id: string
+  name: string
+  /** The node's key (hex): its Raft id and its network address. */
+  key: string
   founder: boolean
+  /** A verified member of the organisation: the leader's driver adds it to the group. */
+  member: boolean
   /** Removed from the group: stopped for good. */
   decommissioned: boolean
-  disk: SimDisk
-  up: boolean
-  restartTick: number
-  core?: RaftCore
+  /** Bumped on every stop, so that callbacks of a dead process are recognised. */
+  incarnation: number
+  clock: SimClock
+  storage: SimStorage
+  transport?: SimTransport
+  driver?: RaftDriver<KvResult>
   kv?: KvStateMachine
-  inbox: RaftMessage[]
-  /** Clients waiting at this node: writes by request key, reads by ReadIndex context. */
-  writeWaiters: Map<string, Client>
-  readWaiters: Map<string, Client>
-  readsReady: Array<{ context: string, index: number }>
+  /** Down (crashed or stopped) until then. */
+  restartAtMs?: number
+  stopping: boolean
 }
 
-type TraceEvent = { tick: number, text?: string, message?: RaftMessage }
+type TraceEvent = { ms: number, text?: string, from?: string, to?: string, bytes?: Uint8Array }
 
 export class RaftSimulation {
   readonly config: SimConfig
@@ -150,31 +167,46 @@ export class RaftSimulation {
 
   readonly #options: SimOptions
   readonly #prng: Prng
-  readonly #network: SimNetwork
+  readonly #scheduler = new SimScheduler()
+  readonly #world: SimClock
+  readonly #network: SimNetwork<SimPacket>
+  readonly #topics = new SimTopics()
   readonly #checkers = new RaftCheckers()
   readonly #nodes: SimNode[]
+  readonly #byKey = new Map<string, SimNode>()
   readonly #clients: Client[]
-  readonly #founders: ConfState
   readonly #history: Operation[] = []
   readonly #trace: TraceEvent[] = []
-  #tick = 0
   #liveness = false
-  #healTick = 0
+  #healAtMs = 0
+  /** A removal under way, through that leader incarnation. */
+  #removing: { by: SimNode, incarnation: number } | undefined
+  #conf = ''
+  #failure: unknown
 
   constructor (options: SimOptions) {
     this.#options = options
     this.#prng = new Prng(options.seed)
     this.config = drawConfig(this.#prng, options.nodes)
-    this.#network = new SimNetwork(this.#prng.fork(), this.config.network)
-    const ids = Array.from({ length: this.config.nodes + this.config.joiners }, (_, i) => `n${i + 1}`)
-    this.#founders = { voters: ids.slice(0, this.config.nodes), learners: [] }
-    this.#nodes = ids.map((id, i) => ({
-      id,
-      founder: i < this.config.nodes,
-      decommissioned: false,
-      disk: new SimDisk(i < this.config.nodes ? this.#founders : undefined),
-      up: false, restartTick: 0, inbox: [], writeWaiters: new Map(), readWaiters: new Map(), readsReady: []
-    }))
+    this.#world = this.#scheduler.clock()
+    this.#network = new SimNetwork(this.#scheduler, this.#prng.fork(), () => this.config.network, PACKETS_PER_LINK_MAX)
+    this.#nodes = Array.from({ length: this.config.nodes + this.config.joiners }, (_, i) => {
+      const clock = this.#scheduler.clock()
+      const node: SimNode = {
+        name: `n${i + 1}`,
+        key: toHex(Uint8Array.of(i + 1)),
+        // One node founds the group; the leader adds the other members as learners and promotes them.
+        founder: i === 0,
+        member: i < this.config.nodes,
+        decommissioned: false,
+        incarnation: 0,
+        clock,
+        storage: new SimStorage(clock, this.#prng.fork(), this.config.diskLatencyMs),
+        stopping: false
+      }
+      this.#byKey.set(node.key, node)
+      return node
+    })
     this.#clients = Array.from({ length: this.config.clients }, (_, i) => ({ id: `c${i + 1}`, seq: 0, lastSeen: new Map(), livenessOps: 0 }))
   }
 
@@ -182,9 +214,10 @@ export class RaftSimulation {
     let violation: SimResult['violation']
     let linearizability: SimResult['linearizability'] = 'ok'
     try {
-      for (const node of this.#nodes) await this.#start(node)
-      const ticks = this.#options.ticks ?? 1000
-      for (; this.#tick < ticks; this.#tick++) await this.#step()
+      for (const node of this.#nodes) this.#start(node)
+      this.#world.every(TICK_MS, () => this.#step())
+      await this.#scheduler.runUntil((this.#options.ticks ?? 1000) * TICK_MS)
+      this.#throwFailure()
       await this.#livenessPhase()
       const verdict = checkHistory(this.#history)
       linearizability = verdict.result
@@ -192,10 +225,9 @@ export class RaftSimulation {
         throw new InvariantViolation('linearizability', `history of key ${verdict.key} (${verdict.operations.length} ops) has no linearization`)
       }
     } catch (err) {
-      const invariant = err instanceof InvariantViolation ? err.invariant : (err as Error).name === 'AssertionError' ? 'core assertion' : 'crash'
-      violation = { invariant, message: err instanceof InvariantViolation ? err.detail : (err as Error).message }
+      violation = describeFailure(err)
     }
-    this.stats.ticks = this.#tick
+    this.stats.ticks = Math.floor(this.#scheduler.nowMs / TICK_MS)
     this.stats.elections = this.#checkers.elections
     this.stats.partitions = this.#network.stats.partitions
     this.stats.dropped = this.#network.stats.dropped
@@ -207,18 +239,11 @@ export class RaftSimulation {
 
   // ---- phases ----
 
-  async #step (): Promise<void> {
+  #step (): void {
+    this.#throwFailure()
     if (!this.#liveness) this.#injectFaults()
-    for (const node of this.#nodes) if (!node.up && !node.decommissioned && this.#tick >= node.restartTick) await this.#start(node)
+    for (const node of this.#nodes) if (node.restartAtMs !== undefined && !node.decommissioned && this.#now >= node.restartAtMs) this.#start(node)
     this.#changeMembership()
-    for (const p of this.#network.deliver(this.#tick)) {
-      const node = this.#nodes.find((n) => n.id === p.to)!
-      if (!node.up || node.inbox.length >= INBOX_MESSAGES_MAX) continue
-      const m = decodeRaftMessage(p.bytes)
-      this.#event({ tick: this.#tick, message: m })
-      node.inbox.push(m)
-    }
-    for (const node of this.#nodes) if (node.up) await this.#nodeTick(node)
     for (const client of this.#clients) this.#clientTick(client)
     this.#check()
   }
@@ -226,12 +251,14 @@ export class RaftSimulation {
   async #livenessPhase (): Promise<void> {
     this.#liveness = true
     this.#network.heal()
-    this.#network.options = { ...this.#network.options, dropPerMille: 0 }
-    for (const node of this.#nodes) if (!node.up && !node.decommissioned) node.restartTick = this.#tick
-    this.#event({ tick: this.#tick, text: 'liveness phase: network healed, crashed nodes restart' })
-    const deadline = this.#tick + LIVENESS_TICKS_MAX
-    for (; this.#tick < deadline; this.#tick++) {
-      await this.#step()
+    const healed: LinkProfile = { ...this.config.network, dropPerMille: 0 }
+    this.#network.profile = () => healed
+    for (const node of this.#nodes) if (node.restartAtMs !== undefined) node.restartAtMs = this.#now
+    this.#event('liveness phase: network healed, crashed nodes restart')
+    const deadlineMs = this.#now + LIVENESS_TICKS_MAX * TICK_MS
+    while (this.#now < deadlineMs) {
+      await this.#scheduler.runUntil(this.#now + TICK_MS)
+      this.#throwFailure()
       if (this.#clients.every((c) => c.op === undefined && c.livenessOps >= LIVENESS_OPS_PER_CLIENT)) return
     }
     const pending = this.#clients.filter((c) => c.op !== undefined).map((c) => `${c.id}#${c.op!.seq}`)
@@ -240,157 +267,165 @@ export class RaftSimulation {
 
   #injectFaults (): void {
     const c = this.config
-    const up = this.#nodes.filter((n) => n.up)
+    const up = this.#nodes.filter((n) => n.driver !== undefined)
     if (this.#prng.chance(c.crashPerMille, 1000) && up.length > 0) {
       // Half the crashes aim at a node with a write in flight: the interesting moment to lose power.
-      const writing = up.filter((n) => n.disk.busy)
+      const writing = up.filter((n) => n.storage.inflight > 0)
       const victim = this.#prng.pick(writing.length > 0 && this.#prng.chance(1, 2) ? writing : up)
-      this.#crash(victim, this.#tick + this.#prng.intInclusive(1, 80))
+      this.#crash(victim, this.#now + this.#prng.intInclusive(1, 80) * TICK_MS)
     }
-    if (this.#network.partitioned && this.#tick >= this.#healTick) {
+    if (this.#prng.chance(c.powerLossPerMille, 1000) && up.length > 0) {
+      this.#event('power loss')
+      for (const node of up) if (node.driver !== undefined) this.#crash(node, this.#now + this.#prng.intInclusive(1, 20) * TICK_MS)
+    }
+    if (this.#network.partitioned && this.#now >= this.#healAtMs) {
       this.#network.heal()
-      this.#event({ tick: this.#tick, text: 'network healed' })
+      this.#event('network healed')
     } else if (!this.#network.partitioned && this.#prng.chance(c.partitionPerMille, 1000)) {
-      const shuffled = this.#prng.shuffle(this.#nodes.map((n) => n.id))
+      const shuffled = this.#prng.shuffle(this.#nodes.map((n) => n.key))
       const cut = this.#prng.intInclusive(1, shuffled.length - 1)
       const oneWay = this.#prng.chance(1, 3)
       this.#network.partition(shuffled.slice(0, cut), shuffled.slice(cut), oneWay)
-      this.#healTick = this.#tick + this.#prng.intInclusive(10, 120)
-      this.#event({ tick: this.#tick, text: `partition ${shuffled.slice(0, cut).join(',')} ${oneWay ? '->' : '|'} ${shuffled.slice(cut).join(',')}` })
+      this.#healAtMs = this.#now + this.#prng.intInclusive(10, 120) * TICK_MS
+      this.#event(`partition ${this.#names(shuffled.slice(0, cut))} ${oneWay ? '->' : '|'} ${this.#names(shuffled.slice(cut))}`)
     }
-    const leader = up.find((n) => n.core?.status().role === 'leader')
-    if (leader !== undefined && this.#prng.chance(c.transferPerMille, 1000)) {
-      const target = this.#prng.pick(this.#nodes.filter((n) => n !== leader)).id
-      if (leader.core!.transferLeadership(target)) {
-        this.stats.transfers++
-        this.#event({ tick: this.#tick, text: `${leader.id} transfers leadership to ${target}` })
-      }
-    }
+    const leader = this.#leader()
+    if (leader !== undefined && this.#prng.chance(c.transferPerMille, 1000)) this.#restartGracefully(leader)
   }
 
-  /** The shell's membership policy, run on the leader: add joiners, auto-promote, sometimes remove. */
+  /** The organisation around the group: joiners become members, and now and then a voter is removed for good. */
   #changeMembership (): void {
-    const leader = this.#nodes.find((n) => n.up && n.core!.status().role === 'leader')
+    const joiner = this.#nodes.find((n) => !n.member && !n.decommissioned)
+    if (joiner !== undefined && this.#prng.chance(this.config.membershipPerMille, 1000)) {
+      joiner.member = true
+      this.#event(`${joiner.name} joins the organisation`)
+      for (const n of this.#nodes) n.driver?.membersChanged()
+    }
+    const leader = this.#leader()
     if (leader === undefined) return
-    const core = leader.core!
-    const s = core.status()
-    const members = new Set([...s.conf.voters, ...s.conf.learners])
-    for (const node of this.#nodes) {
-      if (node.up && !node.decommissioned && !node.founder && !members.has(node.id) && node.core!.status().conf.voters.length > 0) {
-        // It was in the group once and has since been removed: stop it for good.
-        this.#decommission(node)
-      }
-    }
-    let cc: ConfChange | undefined
-    const live = this.#nodes.filter((n) => !n.decommissioned)
-    const joiner = live.find((n) => !members.has(n.id))
-    if (joiner !== undefined && this.#prng.chance(this.config.membershipPerMille, 1000)) cc = { type: 'add-learner', node: joiner.id }
-    cc ??= nextPromotion(s.conf, s.progress, s.lastIndex, live.length, 8)
-    const votersLive = s.conf.voters.every((v) => live.some((n) => n.id === v))
-    if (cc === undefined && !this.#liveness && votersLive && s.conf.voters.length > 3 && this.#prng.chance(this.config.removePerMille, 1000)) {
-      cc = { type: 'remove', node: this.#prng.pick(s.conf.voters.filter((v) => v !== leader.id)) }
-    }
-    if (cc !== undefined && core.proposeConfChange(cc).ok) {
+    const s = leader.driver!.status()
+    const conf = `voters ${this.#names(s.voters)} learners ${this.#names(s.learners)}`
+    if (conf !== this.#conf) {
+      this.#conf = conf
       this.stats.confChanges++
-      this.#event({ tick: this.#tick, text: `${leader.id} proposes ${cc.type} ${cc.node}` })
-      if (cc.type === 'remove') this.#decommission(this.#nodes.find((n) => n.id === cc.node)!)
+      this.#event(`${leader.name} leads with ${conf}`)
     }
-  }
-
-  #decommission (node: SimNode): void {
-    node.decommissioned = true
-    if (node.up) this.#crash(node, Infinity)
-    this.#event({ tick: this.#tick, text: `${node.id} is decommissioned` })
+    const votersLive = s.voters.every((v) => !this.#byKey.get(v)!.decommissioned)
+    if (!this.#liveness && this.#removing === undefined && votersLive && s.voters.length > 3 && this.#prng.chance(this.config.removePerMille, 1000)) {
+      const victim = this.#byKey.get(this.#prng.pick(s.voters.filter((v) => v !== leader.key)))!
+      victim.decommissioned = true
+      victim.member = false
+      if (victim.restartAtMs === undefined) this.#down(victim)
+      delete victim.restartAtMs
+      this.#event(`${victim.name} is decommissioned`)
+    }
+    const removing = this.#removing
+    if (removing !== undefined && removing.by.incarnation === removing.incarnation) return
+    // Whoever leads now removes a decommissioned node still in the group (a leader lost meanwhile gave up).
+    const gone = [...s.voters, ...s.learners].map((k) => this.#byKey.get(k)!).find((n) => n.decommissioned)
+    if (gone === undefined) return
+    const removal = { by: leader, incarnation: leader.incarnation }
+    this.#removing = removal
+    leader.driver!.removeMember(gone.key, { timeoutMs: REQUEST_TIMEOUT_MS }).then(
+      () => this.#event(`${leader.name} removed ${gone.name} from the group`),
+      (err: Error) => this.#event(`${leader.name} did not remove ${gone.name}: ${err.message}`)
+    ).finally(() => { if (this.#removing === removal) this.#removing = undefined })
   }
 
   // ---- nodes ----
 
-  async #start (node: SimNode): Promise<void> {
-    const view = await node.disk.load()
-    const kv = new KvStateMachine(this.config.clients, view.snapshot().data)
-    node.kv = kv
-    node.core = new RaftCore({
-      id: node.id,
+  #start (node: SimNode): void {
+    delete node.restartAtMs
+    const incarnation = node.incarnation
+    const transport = new SimTransport(this.#network, this.#topics, node.clock, fromHex(node.key))
+    transport.onHandlerError = (err) => this.#fail(err)
+    transport.inbound = (from, packet) => {
+      if (packet.kind === 'message') this.#record({ ms: this.#now, from, to: node.key, bytes: packet.bytes })
+      return packet
+    }
+    node.transport = transport
+    const c = this.config
+    RaftDriver.start<KvResult>({
+      group: GROUP,
+      selfKey: node.key,
+      storage: node.storage,
+      transport,
+      clock: node.clock,
       rng: this.#prng.fork(),
-      storage: view,
+      logger: silentLogger,
+      restore: (data) => this.#restore(node, data),
+      founder: node.founder,
+      orgMembers: () => this.#nodes.filter((n) => n !== node && n.member && n.restartAtMs === undefined).map((n) => n.key),
+      tickMs: TICK_MS,
       electionTicks: ELECTION_TICKS,
-      heartbeatTicks: this.config.heartbeatTicks,
-      appendEntriesMax: this.config.appendEntriesMax,
-      inflightMax: this.config.inflightMax,
-      snapshotEntries: this.config.snapshotEntries,
-      compactionRetainEntries: this.config.compactionRetainEntries,
-      takeSnapshot: () => node.kv!.snapshot(),
-      ...(this.#options.unsafe === undefined ? {} : { unsafe: this.#options.unsafe })
-    })
-    node.up = true
-    this.#event({ tick: this.#tick, text: `${node.id} starts (term ${view.hardState.term}, commit ${view.hardState.commit}, log ${view.firstIndex}..${view.lastIndex()})` })
+      heartbeatTicks: c.heartbeatTicks,
+      promotionLagEntriesMax: PROMOTION_LAG_ENTRIES_MAX,
+      snapshotEntries: c.snapshotEntries,
+      compactionRetainEntries: c.compactionRetainEntries,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      core: { appendEntriesMax: c.appendEntriesMax, inflightMax: c.inflightMax, ...(this.#options.unsafe === undefined ? {} : { unsafe: this.#options.unsafe }) },
+      unsafeSendBeforePersist: this.#options.unsafeSendBeforePersist === true
+    }).then((driver) => {
+      if (node.incarnation !== incarnation) return
+      node.driver = driver
+      const s = driver.status()
+      this.#event(`${node.name} starts (term ${s.term}, commit ${s.commit}, log ${driver.log.firstIndex()}..${s.lastIndex})`)
+    }, (err: unknown) => this.#fail(err))
   }
 
-  #crash (node: SimNode, restartTick: number): void {
-    this.stats.crashes++
-    const lost = node.disk.crash()
-    this.#event({ tick: this.#tick, text: `${node.id} crashes${lost ? ' losing an unsynced write' : ''}; restarts at ${restartTick}` })
-    node.up = false
-    node.restartTick = restartTick
-    delete node.core
-    delete node.kv
-    node.inbox = []
-    node.writeWaiters.clear()
-    node.readWaiters.clear()
-    node.readsReady = []
-  }
-
-  async #nodeTick (node: SimNode): Promise<void> {
-    if (node.disk.busy) {
-      const done = await node.disk.complete(this.#tick)
-      if (done === undefined) return // the disk is busy: the node stalls
-      this.#afterWrite(node, done)
-    }
-    const core = node.core!
-    for (const m of node.inbox) core.step(m)
-    node.inbox = []
-    core.tick()
-    for (let round = 0; round < 4 && !node.disk.busy && core.hasReady(); round++) {
-      const rd = core.ready()
-      if (this.#options.unsafeSendBeforePersist === true) this.#sendAll(rd)
-      node.disk.submit(rd, this.#tick + this.#prng.intInclusive(0, this.config.diskLatencyTicksMax))
-      const done = await node.disk.complete(this.#tick)
-      if (done !== undefined) this.#afterWrite(node, done)
-    }
-  }
-
-  /** A Ready is durable: now send, then apply, then advance (the Ready contract). */
-  #afterWrite (node: SimNode, rd: RaftReady): void {
-    const core = node.core!
-    if (this.#options.unsafeSendBeforePersist !== true) this.#sendAll(rd)
-    if (rd.snapshot !== undefined) {
-      node.kv = new KvStateMachine(this.config.clients, rd.snapshot.data)
+  /** The driver's state machine: the KV store, each applied entry checked against every other node's. */
+  #restore (node: SimNode, data: Uint8Array): StateMachine<KvResult> {
+    const kv = new KvStateMachine(this.config.clients, data)
+    if (node.driver !== undefined) {
       this.stats.snapshotsInstalled++
-      this.#event({ tick: this.#tick, text: `${node.id} installs snapshot at ${rd.snapshot.meta.index}` })
+      this.#event(`${node.name} installs a snapshot`)
     }
-    const termMax = Math.max(...this.#nodes.map((n) => n.core?.status().term ?? 0))
-    for (const e of rd.committedEntries) {
-      this.#checkers.recordApplied(node.id, e, termMax)
-      const result = node.kv!.apply(e)
-      if (e.requestId === undefined || result === undefined) continue
-      const client = node.writeWaiters.get(`${e.requestId.client}:${e.requestId.seq}`)
-      if (client?.op?.seq === e.requestId.seq) this.#complete(client, result)
+    node.kv = kv
+    return {
+      apply: (e) => {
+        this.#checkers.recordApplied(node.name, e, Math.max(0, ...this.#live().map((n) => n.driver!.status().term)))
+        return kv.apply(e)
+      },
+      snapshot: () => kv.snapshot()
     }
-    node.readsReady.push(...rd.readStates)
-    core.advance(rd)
-    const applied = core.status().applied
-    node.readsReady = node.readsReady.filter((rs) => {
-      if (rs.index > applied) return true
-      const client = node.readWaiters.get(rs.context)
-      if (client?.op !== undefined && rs.context.startsWith(`${client.id}:${client.op.seq}:`)) {
-        this.#complete(client, node.kv!.get(client.op.key))
-      }
-      return false
-    })
   }
 
-  #sendAll (rd: RaftReady): void {
-    for (const m of rd.messages) this.#network.send(m.from, m.to, encodeRaftMessage(m), this.#tick)
+  #crash (node: SimNode, restartAtMs: number): void {
+    this.stats.crashes++
+    const { torn, lost } = this.#down(node)
+    node.restartAtMs = restartAtMs
+    const writes = torn + lost === 0 ? '' : ` (${torn} of ${torn + lost} writes in flight reached the disk)`
+    this.#event(`${node.name} crashes${writes}; restarts at ${restartAtMs}`)
+  }
+
+  /** The leader stops (handing leadership to the most caught-up voter), then starts again. */
+  #restartGracefully (node: SimNode): void {
+    const incarnation = node.incarnation
+    node.stopping = true
+    this.#event(`${node.name} stops gracefully`)
+    node.driver!.stop().then(() => {
+      if (node.incarnation !== incarnation) return
+      const handedOver = node.driver!.status().role !== 'leader'
+      if (handedOver) this.stats.transfers++
+      this.#down(node)
+      node.restartAtMs = this.#now + this.#prng.intInclusive(1, 20) * TICK_MS
+      this.#event(`${node.name} stopped ${handedOver ? 'after handing leadership over' : 'still leading'}; restarts at ${node.restartAtMs}`)
+    }, (err: unknown) => this.#fail(err))
+  }
+
+  /** The process is gone: its clock, its connections; a new process will find the disk as it was left. */
+  #down (node: SimNode): { torn: number, lost: number } {
+    node.incarnation++
+    node.clock.halt()
+    node.transport?.close()
+    node.clock = this.#scheduler.clock()
+    const crashed = node.storage.crash(node.clock)
+    node.storage = crashed.storage
+    node.stopping = false
+    delete node.transport
+    delete node.driver
+    delete node.kv
+    return crashed
   }
 
   // ---- clients ----
@@ -401,32 +436,39 @@ export class RaftSimulation {
       if (!budget || !this.#prng.chance(this.config.opPerMille, 1000)) return
       if (this.#liveness) client.livenessOps++
       client.op = this.#newOp(client)
-      this.#event({ tick: this.#tick, text: `${client.id}#${client.op.seq} invokes ${JSON.stringify(client.op.input)} on ${client.op.key}` })
+      this.#event(`${client.id}#${client.op.seq} invokes ${JSON.stringify(client.op.input)} on ${client.op.key}`)
     }
     const op = client.op
-    if (this.#tick < op.retryTick) return
-    const up = this.#nodes.filter((n) => n.up)
+    if (op.attempting || this.#now < op.retryAtMs) return
+    const up = this.#live()
     if (up.length === 0) {
-      op.retryTick = this.#tick + 1
+      op.retryAtMs = this.#now + TICK_MS
       return
     }
     const node = this.#prng.pick(up)
-    op.attempt++
-    const result = op.write === undefined
-      ? this.#submitRead(node, client, `${client.id}:${op.seq}:${op.attempt}`)
-      : node.core!.propose(encodeWrite(op.write), { client: client.id, seq: op.seq })
-    if (result.ok && op.write !== undefined) node.writeWaiters.set(`${client.id}:${op.seq}`, client)
-    op.retryTick = this.#tick + (result.ok ? REQUEST_TIMEOUT_TICKS : this.#prng.intInclusive(2, 6))
+    op.attempting = true
+    // A crashed node never answers: the client gives up on it after the request timeout, as a real one would.
+    const gaveUp = this.#world.sleep(REQUEST_TIMEOUT_MS).then(() => { throw new Error('client timeout') })
+    Promise.race([this.#attempt(node, client, op), gaveUp]).then((output) => {
+      // Any attempt may complete the operation: a write retried under one request id applies once.
+      if (client.op === op) this.#complete(client, output)
+    }, (err: unknown) => {
+      if (err instanceof InvariantViolation) this.#fail(err)
+      if (client.op !== op) return
+      op.attempting = false
+      op.retryAtMs = this.#now + this.#prng.intInclusive(2, 6) * TICK_MS
+    })
   }
 
-  #submitRead (node: SimNode, client: Client, context: string): ReturnType<RaftCore['readIndex']> {
-    if (this.#options.unsafeLocalReads === true) {
-      this.#complete(client, node.kv!.get(client.op!.key))
-      return { ok: true }
+  async #attempt (node: SimNode, client: Client, op: PendingOp): Promise<RegisterOutput> {
+    const driver = node.driver!
+    if (op.write !== undefined) {
+      const committed = await driver.propose(encodeWrite(op.write), { client: client.id, seq: op.seq }, { timeoutMs: REQUEST_TIMEOUT_MS })
+      if (committed.result === undefined) throw new InvariantViolation('exactly once', `${client.id}#${op.seq} committed at ${committed.index} without its result`)
+      return committed.result
     }
-    const result = node.core!.readIndex(context)
-    if (result.ok) node.readWaiters.set(context, client)
-    return result
+    if (this.#options.unsafeLocalReads !== true) await driver.readBarrier({ timeoutMs: REQUEST_TIMEOUT_MS })
+    return node.kv!.get(op.key)
   }
 
   #newOp (client: Client): PendingOp {
@@ -434,58 +476,95 @@ export class RaftSimulation {
     const key = `k${this.#prng.intInclusive(1, this.config.keys)}`
     const value = `${client.id}.${seq}`
     const roll = this.#prng.intInclusive(1, 10)
-    const base = { seq, key, callTick: this.#tick, attempt: 0, retryTick: this.#tick }
+    const base = { seq, key, callMs: this.#now, attempting: false, retryAtMs: this.#now }
     if (roll <= 4) return { ...base, input: { kind: 'get' } }
     if (roll <= 8) return { ...base, input: { kind: 'put', value }, write: { kind: 'put', key, value } }
     const from = client.lastSeen.get(key) ?? null
     return { ...base, input: { kind: 'cas', from, to: value }, write: { kind: 'cas', key, from, to: value } }
   }
 
-  #complete (client: Client, output: RegisterOutput): void {
+  #complete (client: Client, output: KvResult | RegisterOutput): void {
     const op = client.op!
-    this.#history.push({ client: client.id, key: op.key, callTick: op.callTick, returnTick: this.#tick, input: op.input, output })
+    this.#history.push({ client: client.id, key: op.key, callTick: op.callMs, returnTick: this.#now, input: op.input, output })
     if (op.input.kind === 'get') client.lastSeen.set(op.key, output as string | null)
     else if (op.input.kind === 'put' || output === true) client.lastSeen.set(op.key, op.input.kind === 'put' ? op.input.value : op.input.to)
     this.stats.opsCompleted++
     if (this.#liveness) this.stats.opsCompletedLiveness++
-    this.#event({ tick: this.#tick, text: `${client.id}#${op.seq} returns ${JSON.stringify(output)}` })
+    this.#event(`${client.id}#${op.seq} returns ${JSON.stringify(output)}`)
     delete client.op
   }
 
   // ---- checking and tracing ----
 
   #check (): void {
-    const cores = this.#nodes.flatMap((n) => (n.up ? [n.core!] : []))
+    const views: RaftNodeView[] = this.#live().map((n) => {
+      const s = n.driver!.status()
+      return { id: n.name, role: s.role, term: s.term, log: n.driver!.log }
+    })
     const before = this.#checkers.elections
-    this.#checkers.checkElectionSafety(cores)
+    this.#checkers.checkElectionSafety(views)
     if (this.#checkers.elections > before) {
-      for (const c of cores) if (c.status().role === 'leader') this.#event({ tick: this.#tick, text: `${c.id} leads term ${c.status().term}` })
+      for (const v of views) if (v.role === 'leader') this.#event(`${v.id} leads term ${v.term}`)
     }
-    this.#checkers.checkLeaderCompleteness(cores)
-    this.#checkers.checkLogMatching(cores)
+    this.#checkers.checkLeaderCompleteness(views)
+    this.#checkers.checkLogMatching(views)
   }
 
-  #event (e: TraceEvent): void {
+  /** Nodes whose driver runs (started, not stopped). */
+  #live (): SimNode[] {
+    return this.#nodes.filter((n) => n.driver !== undefined)
+  }
+
+  #leader (): SimNode | undefined {
+    return this.#nodes.find((n) => n.driver !== undefined && !n.stopping && n.driver.status().role === 'leader')
+  }
+
+  /** A driver failing (its storage, or an assertion in the core) or a handler throwing fails the seed at the next tick. */
+  #fail (err: unknown): void {
+    this.#failure ??= err
+  }
+
+  #throwFailure (): void {
+    if (this.#failure !== undefined) throw this.#failure
+    const failed = this.#live().find((n) => n.driver!.failure !== undefined)
+    if (failed !== undefined) throw failed.driver!.failure!
+  }
+
+  get #now (): number {
+    return this.#scheduler.nowMs
+  }
+
+  #names (keys: readonly string[]): string {
+    return keys.length === 0 ? '-' : keys.map((k) => this.#byKey.get(k)?.name ?? k).join(',')
+  }
+
+  #event (text: string): void {
+    this.#record({ ms: this.#now, text })
+  }
+
+  #record (e: TraceEvent): void {
     if (this.#options.trace === true) {
-      (this.#options.print ?? console.log)(formatEvent(e))
+      (this.#options.print ?? console.log)(this.#format(e))
       return
     }
+    const max = this.#options.traceEventsMax ?? 60
     this.#trace.push(e)
-    if (this.#trace.length > 2 * (this.#options.traceEventsMax ?? 60)) this.#trace.splice(0, this.#trace.length - (this.#options.traceEventsMax ?? 60))
+    if (this.#trace.length > 2 * max) this.#trace.splice(0, this.#trace.length - max)
   }
 
   #formatTrace (): string[] {
-    return this.#trace.slice(-(this.#options.traceEventsMax ?? 60)).map(formatEvent)
+    return this.#trace.slice(-(this.#options.traceEventsMax ?? 60)).map((e) => this.#format(e))
   }
-}
 
-function formatEvent (e: TraceEvent): string {
-  if (e.text !== undefined) return `t=${e.tick} ${e.text}`
-  const m = e.message!
-  const detail = m.type === 'MsgApp'
-    ? ` prev=(${m.index},${m.logTerm}) n=${m.entries.length} commit=${m.commit}`
-    : m.type === 'MsgAppResp' ? ` index=${m.index}${m.reject ? ` reject hint=${m.rejectHint}` : ''}` : m.reject ? ' reject' : ''
-  return `t=${e.tick} ${m.from}->${m.to} ${m.type} term=${m.term}${detail}`
+  /** Messages are kept as the bytes that arrived and decoded only to be shown. */
+  #format (e: TraceEvent): string {
+    if (e.text !== undefined) return `t=${e.ms} ${e.text}`
+    const m = decodeRaftMessage(e.bytes!)
+    const detail = m.type === 'MsgApp'
+      ? ` prev=(${m.index},${m.logTerm}) n=${m.entries.length} commit=${m.commit}`
+      : m.type === 'MsgAppResp' ? ` index=${m.index}${m.reject ? ` reject hint=${m.rejectHint}` : ''}` : m.reject ? ' reject' : ''
+    return `t=${e.ms} ${this.#names([e.from!])}->${this.#names([e.to!])} ${m.type} term=${m.term}${detail}`
+  }
 }
 
 export async function runRaftSeed (options: SimOptions): Promise<SimResult> {

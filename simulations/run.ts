@@ -7,7 +7,7 @@ import { sweep } from './sweep.js'
 // Runs seeds S, S+1, … (S random when omitted, and printed), stops at the first failure and prints
 // the seed, the violated invariant and the last events, replayable with --seed S --trace.
 
-// Deliberate bugs (test-only) that the checkers should catch: two in the core, two in the shell.
+// Deliberate bugs (test-only) that the checkers should catch: two in the core, one in the driver, one in the client.
 const UNSAFE: Record<string, Partial<SimOptions>> = {
   'commit-old-term': { unsafe: { commitOldTermEntries: true } },
   'vote-ignoring-log': { unsafe: { voteIgnoringLog: true } },

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { type ConfChange, nextPromotion } from './conf-change.js'
 import { decodeRaftMessage, encodeRaftMessage, type RaftMessage } from './messages.js'
-import { RaftCore, type RaftReady, type Role } from './raft.js'
+import { type RaftConfig, RaftCore, type RaftReady, type Role } from './raft.js'
 import { RaftPersistence } from './raft-persistence.js'
+import type { RaftStorage } from './raft-storage.js'
 import type { ConfState, Entry, RequestId } from '../types.js'
 import type { Clock, Rng } from '../../base/clock.js'
 import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
@@ -61,9 +62,16 @@ export interface RaftDriverInit<R> {
   compactionRetainEntries?: number
   requestTimeoutMs?: number
   pendingRequestsMax?: number
+  /** Passed to the core as they are: its flow control, and the test-only bugs the simulator must catch. */
+  core?: Pick<RaftConfig, 'appendEntriesMax' | 'inflightMax' | 'unsafe'>
+  /** Test-only shell bug: each Ready's messages go out before its write is durable (the simulator must catch it). */
+  unsafeSendBeforePersist?: boolean
 }
 
 export interface Committed<R> { index: number, term: number, result: R | undefined }
+
+/** The core's log as it stands (durable or not yet), read-only. */
+export type RaftLogView = Pick<RaftStorage, 'firstIndex' | 'lastIndex' | 'term' | 'entry' | 'snapshot'>
 
 export interface RaftNodeStatus {
   group: string
@@ -101,7 +109,7 @@ export interface RaftMessageStats { received: number, rejected: Record<'malforme
 
 const RECONCILE_EVERY_TICKS = 5
 
-type DriverSettings<R> = Required<Omit<RaftDriverInit<R>, 'founder'>>
+type DriverSettings<R> = Required<Omit<RaftDriverInit<R>, 'founder' | 'core'>>
 
 export class RaftDriver<R> {
   readonly group: string
@@ -134,7 +142,7 @@ export class RaftDriver<R> {
   static async start<R> (init: RaftDriverInit<R>): Promise<RaftDriver<R>> {
     const full = {
       tickMs: 50, electionTicks: 10, heartbeatTicks: 1, votersMax: 5, promotionLagEntriesMax: 64, snapshotEntries: 1000, compactionRetainEntries: 100,
-      requestTimeoutMs: 10_000, pendingRequestsMax: 4096, ...init
+      requestTimeoutMs: 10_000, pendingRequestsMax: 4096, unsafeSendBeforePersist: false, ...init
     }
     const storageGroup = init.group.replace(/[^A-Za-z0-9_-]/g, '-')
     const persistence = new RaftPersistence(init.storage, storageGroup)
@@ -150,7 +158,8 @@ export class RaftDriver<R> {
       heartbeatTicks: full.heartbeatTicks,
       snapshotEntries: full.snapshotEntries,
       compactionRetainEntries: full.compactionRetainEntries,
-      takeSnapshot: () => driver!.#stateMachine.snapshot()
+      takeSnapshot: () => driver!.#stateMachine.snapshot(),
+      ...init.core
     })
     driver = new RaftDriver<R>(full, core, persistence, init.restore(view.snapshot().data))
     const conf = core.status().conf
@@ -163,6 +172,12 @@ export class RaftDriver<R> {
 
   /** The state machine as of the applied index (reads that need no linearizability). */
   get stateMachine (): StateMachine<R> { return this.#stateMachine }
+
+  /** Why this node left the group (a failed synced write, or a bug the core asserted on), if it did. */
+  get failure (): Error | undefined { return this.#failure }
+
+  /** Test hook for the simulator's log checkers (log matching, leader completeness). */
+  get log (): RaftLogView { return this.#core.storage }
 
   /**
    * Appends data to the log and resolves once it is committed and applied here. Safe to retry with
@@ -201,10 +216,11 @@ export class RaftDriver<R> {
 
   /** Leader only: removes a (dead) member from the group; resolves once the removal is committed. */
   async removeMember (key: string, options: { timeoutMs?: number } = {}): Promise<void> {
-    this.#assertRunning()
     const deadlineMs = this.#init.clock.monotonicMs() + (options.timeoutMs ?? this.#init.requestTimeoutMs)
     const cc: ConfChange = { type: 'remove', node: key }
     for (;;) {
+      // Checked every round: a stop (or a failure) meanwhile ends the removal.
+      this.#assertRunning()
       const s = this.#core.status()
       if (!s.conf.voters.includes(key) && !s.conf.learners.includes(key)) return
       if (s.role !== 'leader') throw new RaftError('raft-not-leader', s.lead === '' ? 'no leader yet' : `ask the leader, ${s.lead}`)
@@ -331,8 +347,9 @@ export class RaftDriver<R> {
       while (this.#core.hasReady() && this.#failure === undefined) {
         const rd = this.#core.ready()
         this.stats.readies++
+        if (this.#init.unsafeSendBeforePersist) this.#sendAll(rd.messages)
         await this.#persistence.save(rd)
-        this.#sendAll(rd.messages)
+        if (!this.#init.unsafeSendBeforePersist) this.#sendAll(rd.messages)
         this.#applyAll(rd)
         this.#core.advance(rd)
         this.#serveReads()

@@ -42,6 +42,17 @@ describe('raft simulation: fixed seeds', function () {
     assert.match(caught, /leader completeness|state machine safety|log matching|linearizability|core assertion/)
   })
 
+  it('catches a driver that sends before its write is durable (a vote or an ack lost in a crash) and names the seed', async () => {
+    let caught: string | undefined
+    for (let seed = 1; seed <= 100 && caught === undefined; seed++) {
+      const r = await runRaftSeed({ seed, ticks: TICKS, unsafeSendBeforePersist: true })
+      if (!r.ok) caught = `seed ${seed}: ${r.violation!.invariant}: ${r.violation!.message}`
+    }
+    console.log(`      send before persist caught at ${caught ?? 'no seed'}`)
+    assert.ok(caught !== undefined, 'the checkers missed a driver that acknowledges what it has not written')
+    assert.match(caught, /election safety|leader completeness|state machine safety|log matching|linearizability|core assertion/)
+  })
+
   it('catches stale reads (reads served without ReadIndex) through the linearizability checker', async () => {
     let caught: string | undefined
     for (let seed = 1; seed <= 20 && caught === undefined; seed++) {
