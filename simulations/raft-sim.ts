@@ -1,5 +1,6 @@
-import { type RaftDriverInit, RaftDriver, type StateMachine } from '../consensus/raft/driver.js'
+import { RaftDriver, type StateMachine } from '../consensus/raft/driver.js'
 import { decodeRaftMessage } from '../consensus/raft/messages.js'
+import type { RaftConfig } from '../consensus/raft/raft.js'
 import { fromHex, toHex } from '../base/bytes.js'
 import { silentLogger } from '../base/log.js'
 import { KvStateMachine, type KvResult, type KvWrite, encodeWrite } from './kv-state-machine.js'
@@ -29,7 +30,7 @@ export interface SimOptions {
   /** Print every event as it happens. */
   trace?: boolean
   traceEventsMax?: number
-  unsafe?: NonNullable<RaftDriverInit<KvResult>['core']>['unsafe']
+  unsafe?: RaftConfig['unsafe']
   /** Test-only client bug: read the contacted node's state without a read barrier (stale reads). */
   unsafeLocalReads?: boolean
   /** Test-only driver bug: send a Ready's messages before its disk write is durable. */

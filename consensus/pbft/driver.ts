@@ -8,8 +8,9 @@ import type { Signer } from '../../base/ed25519.js'
 import type { Logger } from '../../base/log.js'
 import type { PromiseLogState, PromiseRecord } from './promise-log.js'
 
-// Runs one org's PBFT replica (the pure core) on the node hosting it (the org's Raft leader): ticks
-// it, feeds it, and walks its Ready like the Raft driver does — promises durable first, then send,
+// Runs one org's PBFT replica (the pure core) on the node hosting it (the org's Raft leader), and
+// unchanged for every org of the simulator (simulations/pbft-sim.ts): ticks it, feeds it, and walks
+// its Ready like the Raft driver does — promises durable first, then send,
 // then apply, then advance.
 //
 // "Durable" means committed through the org's Raft log: every promise of a Ready (and the stable
