@@ -17,6 +17,7 @@ import { BYZANTINE_BEHAVIOURS, type ByzantineBehaviour, ByzantineReplica } from 
 import { PbftCheckers, requestKey } from './pbft-checkers.js'
 import { InvariantViolation, describeFailure } from './raft-checkers.js'
 import { type LinkProfile, SimNetwork } from './world/network.js'
+import { SimTrace, type TraceOptions } from './trace.js'
 import { Prng } from './world/prng.js'
 import { type SimClock, SimScheduler } from './world/scheduler.js'
 import { type SimPacket, SimTopics, SimTransport } from './world/sim-transport.js'
@@ -34,13 +35,11 @@ import { type SimPacket, SimTopics, SimTransport } from './world/sim-transport.j
 // what unmasks a primary censoring the others). Checkers run as batches apply; the client history
 // must be linearizable.
 
-export interface PbftSimOptions {
+export interface PbftSimOptions extends TraceOptions {
   seed: number
   ticks?: number
   /** PBFT_SIM_ORGS_MIN..PBFT_SIM_ORGS_MAX organisations; drawn from PBFT_SIM_ORGS_DRAWN when omitted. */
   orgs?: number
-  trace?: boolean
-  traceEventsMax?: number
   unsafe?: PbftConfig['unsafe']
   /** Force a behaviour on every faulty replica (tests of a specific attack). */
   behaviour?: ByzantineBehaviour
@@ -52,7 +51,6 @@ export interface PbftSimOptions {
    * from the org's promise log. It must catch up (Status, Committed) with no view change anywhere.
    */
   laggard?: boolean
-  print?: (line: string) => void
 }
 
 export interface PbftSimConfig {
@@ -231,7 +229,7 @@ export class PbftSimulation {
   readonly #history: Operation[] = []
   /** Requests whose result a client accepted, as requestKey(client, timestamp). */
   readonly #acknowledged: string[] = []
-  readonly #trace: TraceEvent[] = []
+  readonly #trace: SimTrace<TraceEvent>
   readonly #encoded = new WeakMap<PbftMessage, Uint8Array>()
   /** Valid signatures seen, by signature bytes: the key and message they sign. */
   readonly #verified = new Map<string, { key: Uint8Array, message: Uint8Array }>()
@@ -242,6 +240,7 @@ export class PbftSimulation {
 
   constructor (options: PbftSimOptions) {
     this.#options = options
+    this.#trace = new SimTrace(options, formatEvent)
     this.#prng = new Prng(options.seed)
     const drawn = drawPbftConfig(this.#prng, options.orgs, options.behaviour)
     this.config = options.laggard === true ? laggardConfig(drawn) : drawn
@@ -316,7 +315,7 @@ export class PbftSimulation {
       this.stats.rejected += Object.values(s.rejected).reduce((a, b) => a + b, 0)
       if (o.byzantine === undefined) this.stats.catchUps += s.caughtUp
     }
-    const result: PbftSimResult = { seed: this.#options.seed, ok: violation === undefined, trace: this.#formatTrace(), stats: this.stats, config: this.config, linearizability }
+    const result: PbftSimResult = { seed: this.#options.seed, ok: violation === undefined, trace: this.#trace.lines(), stats: this.stats, config: this.config, linearizability }
     if (violation !== undefined) result.violation = violation
     return result
   }
@@ -588,7 +587,7 @@ export class PbftSimulation {
   #decode (bytes: Uint8Array, to: string, traced: boolean): PbftMessage | undefined {
     try {
       const m = decodePbftMessage(bytes)
-      if (traced) this.#record({ ms: this.#now, to, message: m })
+      if (traced) this.#trace.record({ ms: this.#now, to, message: m })
       return m
     } catch (err) {
       if (!(err instanceof PbftDecodeError)) throw err
@@ -667,22 +666,10 @@ export class PbftSimulation {
   }
 
   #event (text: string): void {
-    this.#record({ ms: this.#now, text })
+    this.#trace.record({ ms: this.#now, text })
   }
 
-  #record (e: TraceEvent): void {
-    if (this.#options.trace === true) {
-      (this.#options.print ?? console.log)(formatEvent(e))
-      return
-    }
-    this.#trace.push(e)
-    const max = this.#options.traceEventsMax ?? 60
-    if (this.#trace.length > 2 * max) this.#trace.splice(0, this.#trace.length - max)
-  }
 
-  #formatTrace (): string[] {
-    return this.#trace.slice(-(this.#options.traceEventsMax ?? 60)).map(formatEvent)
-  }
 }
 
 /** Ops are untrusted bytes (a faulty primary may order anything): only well-formed writes are applied. */
