@@ -48,10 +48,6 @@ export class PbftCheckers {
     this.evidence++
     if (!this.faulty.has(e.replica)) throw new InvariantViolation('false evidence', `${replica} produced evidence against correct replica ${e.replica}`)
   }
-
-  executedTo (replica: string): number {
-    return this.#executedTo.get(replica) ?? 0
-  }
 }
 
 export function requestKey (client: string, timestamp: number): string {

@@ -29,6 +29,12 @@ export class RaftCheckers {
   readonly #leaderOfTerm = new Map<number, string>()
   readonly #applied = new Map<number, CommittedEntry>()
   readonly #completenessChecked = new Set<number>()
+  /**
+   * Per pair of nodes, the highest index up to which their logs last matched, and the entries there:
+   * while both logs still hold those very entries, nothing below them changed (a log is only cut
+   * from an index on, or replaced by a snapshot), so the next check stops there.
+   */
+  readonly #matched = new Map<string, { index: number, a: Entry, b: Entry }>()
   elections = 0
 
   /** Election safety: at most one leader per term. */
@@ -47,7 +53,7 @@ export class RaftCheckers {
 
   /** State machine safety: no two nodes apply different entries at one index. */
   recordApplied (node: string, e: Entry, clusterTermMax: number): void {
-    const data = Buffer.from(e.data).toString('hex')
+    const data = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString('hex')
     const known = this.#applied.get(e.index)
     if (known === undefined) {
       this.#applied.set(e.index, { term: e.term, data, observedTerm: clusterTermMax })
@@ -59,7 +65,7 @@ export class RaftCheckers {
   /** Log matching: if two logs hold an entry with the same index and term, they agree up to it. */
   checkLogMatching (nodes: RaftNodeView[]): void {
     for (let i = 0; i < nodes.length; i++) {
-      for (let j = i + 1; j < nodes.length; j++) logsMatch(nodes[i]!, nodes[j]!)
+      for (let j = i + 1; j < nodes.length; j++) this.#logsMatch(nodes[i]!, nodes[j]!)
     }
   }
 
@@ -80,17 +86,22 @@ export class RaftCheckers {
       }
     }
   }
-}
 
-function logsMatch (a: RaftNodeView, b: RaftNodeView): void {
-  const low = Math.max(a.log.firstIndex(), b.log.firstIndex())
-  let index = Math.min(a.log.lastIndex(), b.log.lastIndex())
-  while (index >= low && a.log.term(index) !== b.log.term(index)) index--
-  for (; index >= low; index--) {
-    const ea = a.log.entry(index)!
-    const eb = b.log.entry(index)!
-    if (ea.term !== eb.term || Buffer.compare(ea.data, eb.data) !== 0) {
-      throw new InvariantViolation('log matching', `${a.id} and ${b.id} share a later entry but differ at ${index}`)
+  #logsMatch (a: RaftNodeView, b: RaftNodeView): void {
+    const low = Math.max(a.log.firstIndex(), b.log.firstIndex())
+    let index = Math.min(a.log.lastIndex(), b.log.lastIndex())
+    while (index >= low && a.log.term(index) !== b.log.term(index)) index--
+    if (index < low) return
+    const pair = `${a.id}\u0000${b.id}`
+    const known = this.#matched.get(pair)
+    this.#matched.set(pair, { index, a: a.log.entry(index)!, b: b.log.entry(index)! })
+    for (; index >= low; index--) {
+      const ea = a.log.entry(index)!
+      const eb = b.log.entry(index)!
+      if (known?.index === index && known.a === ea && known.b === eb) return
+      if (ea.term !== eb.term || Buffer.compare(ea.data, eb.data) !== 0) {
+        throw new InvariantViolation('log matching', `${a.id} and ${b.id} share a later entry but differ at ${index}`)
+      }
     }
   }
 }

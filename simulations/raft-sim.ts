@@ -1,11 +1,13 @@
-import { type RaftDriverInit, RaftDriver, type StateMachine } from '../consensus/raft/driver.js'
+import { RaftDriver, type StateMachine } from '../consensus/raft/driver.js'
 import { decodeRaftMessage } from '../consensus/raft/messages.js'
+import type { RaftConfig } from '../consensus/raft/raft.js'
 import { fromHex, toHex } from '../base/bytes.js'
 import { silentLogger } from '../base/log.js'
 import { KvStateMachine, type KvResult, type KvWrite, encodeWrite } from './kv-state-machine.js'
 import { type Operation, type RegisterInput, type RegisterOutput, checkHistory } from './linearizability.js'
 import { InvariantViolation, RaftCheckers, type RaftNodeView, describeFailure } from './raft-checkers.js'
 import { type LinkProfile, SimNetwork } from './world/network.js'
+import { SimTrace, type TraceOptions } from './trace.js'
 import { Prng } from './world/prng.js'
 import { type SimClock, SimScheduler } from './world/scheduler.js'
 import { SimStorage } from './world/sim-storage.js'
@@ -21,20 +23,16 @@ import { type SimPacket, SimTopics, SimTransport } from './world/sim-transport.j
 // operation to complete within a bound. Checkers run every tick; the client history must be
 // linearizable.
 
-export interface SimOptions {
+export interface SimOptions extends TraceOptions {
   seed: number
   /** Safety-phase length; the liveness phase is bounded separately. */
   ticks?: number
   nodes?: 3 | 5
-  /** Print every event as it happens. */
-  trace?: boolean
-  traceEventsMax?: number
-  unsafe?: NonNullable<RaftDriverInit<KvResult>['core']>['unsafe']
+  unsafe?: RaftConfig['unsafe']
   /** Test-only client bug: read the contacted node's state without a read barrier (stale reads). */
   unsafeLocalReads?: boolean
   /** Test-only driver bug: send a Ready's messages before its disk write is durable. */
   unsafeSendBeforePersist?: boolean
-  print?: (line: string) => void
 }
 
 export interface SimConfig {
@@ -176,7 +174,7 @@ export class RaftSimulation {
   readonly #byKey = new Map<string, SimNode>()
   readonly #clients: Client[]
   readonly #history: Operation[] = []
-  readonly #trace: TraceEvent[] = []
+  readonly #trace: SimTrace<TraceEvent>
   #liveness = false
   #healAtMs = 0
   /** A removal under way, through that leader incarnation. */
@@ -186,6 +184,7 @@ export class RaftSimulation {
 
   constructor (options: SimOptions) {
     this.#options = options
+    this.#trace = new SimTrace(options, (e) => this.#format(e))
     this.#prng = new Prng(options.seed)
     this.config = drawConfig(this.#prng, options.nodes)
     this.#world = this.#scheduler.clock()
@@ -232,7 +231,7 @@ export class RaftSimulation {
     this.stats.partitions = this.#network.stats.partitions
     this.stats.dropped = this.#network.stats.dropped
     this.stats.duplicated = this.#network.stats.duplicated
-    const result: SimResult = { seed: this.#options.seed, ok: violation === undefined, trace: this.#formatTrace(), stats: this.stats, config: this.config, linearizability }
+    const result: SimResult = { seed: this.#options.seed, ok: violation === undefined, trace: this.#trace.lines(), stats: this.stats, config: this.config, linearizability }
     if (violation !== undefined) result.violation = violation
     return result
   }
@@ -340,7 +339,7 @@ export class RaftSimulation {
     const transport = new SimTransport(this.#network, this.#topics, node.clock, fromHex(node.key))
     transport.onHandlerError = (err) => this.#fail(err)
     transport.inbound = (from, packet) => {
-      if (packet.kind === 'message') this.#record({ ms: this.#now, from, to: node.key, bytes: packet.bytes })
+      if (packet.kind === 'message') this.#trace.record({ ms: this.#now, from, to: node.key, bytes: packet.bytes })
       return packet
     }
     node.transport = transport
@@ -539,22 +538,10 @@ export class RaftSimulation {
   }
 
   #event (text: string): void {
-    this.#record({ ms: this.#now, text })
+    this.#trace.record({ ms: this.#now, text })
   }
 
-  #record (e: TraceEvent): void {
-    if (this.#options.trace === true) {
-      (this.#options.print ?? console.log)(this.#format(e))
-      return
-    }
-    const max = this.#options.traceEventsMax ?? 60
-    this.#trace.push(e)
-    if (this.#trace.length > 2 * max) this.#trace.splice(0, this.#trace.length - max)
-  }
 
-  #formatTrace (): string[] {
-    return this.#trace.slice(-(this.#options.traceEventsMax ?? 60)).map((e) => this.#format(e))
-  }
 
   /** Messages are kept as the bytes that arrived and decoded only to be shown. */
   #format (e: TraceEvent): string {

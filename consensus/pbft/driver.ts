@@ -1,5 +1,5 @@
 import {
-  type CommittedBatch, type Evidence, type Outbound, type PbftMessage, type PbftReady, type PbftStatus, type VerifyFn,
+  type CommittedBatch, type Evidence, type Outbound, type PbftConfig, type PbftMessage, type PbftReady, type PbftStatus, type VerifyFn,
   PbftCore
 } from './index.js'
 import type { RequestId } from '../types.js'
@@ -8,8 +8,9 @@ import type { Signer } from '../../base/ed25519.js'
 import type { Logger } from '../../base/log.js'
 import type { PromiseLogState, PromiseRecord } from './promise-log.js'
 
-// Runs one org's PBFT replica (the pure core) on the node hosting it (the org's Raft leader): ticks
-// it, feeds it, and walks its Ready like the Raft driver does — promises durable first, then send,
+// Runs one org's PBFT replica (the pure core) on the node hosting it (the org's Raft leader), and
+// unchanged for every org of the simulator (simulations/pbft-sim.ts): ticks it, feeds it, and walks
+// its Ready like the Raft driver does — promises durable first, then send,
 // then apply, then advance.
 //
 // "Durable" means committed through the org's Raft log: every promise of a Ready (and the stable
@@ -45,12 +46,15 @@ export interface PbftDriverInit {
   send: (messages: Outbound[]) => void
   /**
    * Applies one committed batch in order: one result per request (the same on every correct
-   * replica) and, at a checkpoint seq, the digest of the application state after it.
+   * replica; undefined answers nobody, e.g. a request too old) and, at a checkpoint seq, the
+   * digest of the application state after it.
    */
-  apply: (batch: CommittedBatch) => Promise<{ results: Uint8Array[], digest?: Uint8Array }>
+  apply: (batch: CommittedBatch) => Promise<{ results: Array<Uint8Array | undefined>, digest?: Uint8Array }>
   /** Behind a stable checkpoint: obtain and install the application state with that digest; false if not (yet). */
   fetchState: (seq: number, stateDigest: Uint8Array) => Promise<boolean>
   evidence: (e: Evidence) => void
+  /** Passed to the core as they are: its window and batch bounds, and the test-only bugs the simulator must catch. */
+  core?: Pick<PbftConfig, 'logWindow' | 'batchMax' | 'unsafe'>
 }
 
 export class PbftDriver {
@@ -76,6 +80,7 @@ export class PbftDriver {
       checkpointInterval: init.checkpointInterval,
       requestTimeoutTicks: init.requestTimeoutTicks,
       proposeWhenIdle: true,
+      ...init.core,
       ...(restored.restore !== undefined ? { restore: restored.restore } : {})
     })
   }
@@ -104,8 +109,8 @@ export class PbftDriver {
     return accepted
   }
 
-  /** Stopped on a failure (a promise that could not be committed): start a new driver from the log. */
-  get failed (): boolean { return this.#failure !== undefined }
+  /** Why it stopped, if on a failure (a promise that could not be committed): start a new driver from the log. */
+  get failure (): Error | undefined { return this.#failure }
 
   status (): PbftStatus & { failure?: string } {
     return { ...this.#core.status(), ...(this.#failure !== undefined ? { failure: this.#failure.message } : {}) }

@@ -13,8 +13,8 @@ import type { Logger } from '../../base/log.js'
 import type { Storage } from '../../base/storage.js'
 import type { Transport } from '../../base/transport.js'
 
-// The shell that runs the pure Raft core (consensus/raft) inside the node, exactly as the simulator
-// drives it: ticks from the Clock; the Ready loop persists hard state + entries (+ snapshot) in ONE
+// The shell that runs the pure Raft core (consensus/raft) inside the node, and unchanged on every
+// node of the simulator (simulations/raft-sim.ts): ticks from the Clock; the Ready loop persists hard state + entries (+ snapshot) in ONE
 // synced batch, THEN sends the messages, THEN applies committed entries, THEN advances; a restart
 // rebuilds the core from storage and the state machine from the snapshot plus the log.
 //

@@ -80,7 +80,7 @@ export class ReplicaHost {
     const current = instanceId(epochs.current)
     const nowMs = init.clock.monotonicMs()
     for (const [instance, h] of this.#hosted) {
-      if (h.driver.failed || !leader || (h.retireAtMs !== undefined && nowMs >= h.retireAtMs)) {
+      if (h.driver.failure !== undefined || !leader || (h.retireAtMs !== undefined && nowMs >= h.retireAtMs)) {
         h.driver.stop()
         this.#hosted.delete(instance)
         if (!leader) init.logger.info({ federation: init.federation, instance }, 'no longer the org\'s raft leader: pbft replica stopped')

@@ -11,8 +11,8 @@ import type { Clock } from '../../base/clock.js'
 // drains them with one real macrotask turn (setImmediate: all queued microtasks run before it), the
 // one place the simulator touches the event loop; the order of promise jobs is fixed by the order
 // of events, so a seed replays exactly. The timers due at one instant all fire before it settles:
-// they are simultaneous, and a macrotask turn per instant rather than per timer is most of the
-// world's speed. A clock halted by one of them wakes none of its sleepers of that instant.
+// they are simultaneous, and a macrotask turn per instant rather than per timer saves a tenth of a
+// Raft seed. A clock halted by one of them wakes none of its sleepers of that instant.
 
 interface Timer { atMs: number, seq: number, clock: SimClock, fn: () => void }
 
