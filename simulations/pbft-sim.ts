@@ -449,14 +449,15 @@ export class PbftSimulation {
       checkpointInterval: c.checkpointInterval,
       requestTimeoutTicks: c.requestTimeoutTicks,
       tickMs: TICK_MS,
+      host: `${o.id}.${incarnation}`,
       promiseLog: {
         load: async () => o.promises.state(GENESIS),
         // Through the org's Raft log, encoded as the task board's entry: replicated (now durable
         // whatever happens to this host), then applied and acknowledged here.
         commit: async (record) => {
-          await clock.sleep(this.#prng.intInclusive(0, c.promiseCommitMsMax))
+          await clock.sleep(this.#commitDelayMs())
           o.promises.append(GENESIS, decodePromiseRecord(encodePromiseRecord(GENESIS, record)).record)
-          await clock.sleep(this.#prng.intInclusive(0, c.promiseCommitMsMax))
+          await clock.sleep(this.#commitDelayMs())
         }
       },
       clock,
@@ -475,6 +476,12 @@ export class PbftSimulation {
       const s = driver.status()
       this.#event(`${o.id} resumes (view ${s.view}${s.active ? '' : ' changing'}, executed ${s.lastExecuted})`)
     }, (err: unknown) => this.#fail(err))
+  }
+
+  /** How long the org's Raft log takes to commit (or acknowledge) a record; no draw when the scenario sets no delay. */
+  #commitDelayMs (): number {
+    const max = this.config.promiseCommitMsMax
+    return max === 0 ? 0 : this.#prng.intInclusive(0, max)
   }
 
   /** The org's Raft leader dies: its host's clock and connections are gone; what the org committed stays. */

@@ -20,9 +20,10 @@ import type { PromiseLogState, PromiseRecord } from './promise-log.js'
 // its own store, and so cannot contradict the previous host. The executed mark (seq and the state
 // digest of the latest checkpoint) rides in the next entry, before the replies and checkpoints that depend on it are sent.
 //
-// Left open: an entry that timed out may still commit after the driver gave up; a driver restarted
-// meanwhile did not send its messages, so the org said nothing contradicting, but its next promise
-// for that slot then sits in the log beside the unsent one (restore keeps the later).
+// Each driver is one host session (`host`): it begins the session in the log before it restores, and
+// stamps every record with it, so a deposed host's record that commits late is refused rather than
+// restored beside what the next host promised and sent (promise-log.ts; found by the federation
+// simulator at seed 326: the org resent an unsent pre-prepare for a slot it had already pre-prepared).
 
 export interface PromiseLog {
   /** The org's replicated promise log as of now (linearizable). */
@@ -41,6 +42,8 @@ export interface PbftDriverInit {
   requestTimeoutTicks: number
   tickMs: number
   promiseLog: PromiseLog
+  /** This driver's host session, unique per start (the org fences earlier sessions off). */
+  host: string
   clock: Clock
   logger: Logger
   send: (messages: Outbound[]) => void
@@ -86,6 +89,7 @@ export class PbftDriver {
   }
 
   static async start (init: PbftDriverInit): Promise<PbftDriver> {
+    await init.promiseLog.commit({ promises: [], host: init.host, begin: true })
     const restored = await init.promiseLog.load()
     const driver = new PbftDriver(init, restored)
     driver.#stopTimer = init.clock.every(init.tickMs, () => {
@@ -154,7 +158,7 @@ export class PbftDriver {
     const executed = this.#executed
     if (rd.promises.length === 0 && rd.stable === undefined && executed === undefined) return
     await this.#init.promiseLog.commit({
-      promises: rd.promises, ...(rd.stable !== undefined ? { stable: rd.stable } : {}), ...(executed !== undefined ? { executed } : {})
+      promises: rd.promises, ...(rd.stable !== undefined ? { stable: rd.stable } : {}), ...(executed !== undefined ? { executed } : {}), host: this.#init.host
     })
     this.#executed = undefined
   }

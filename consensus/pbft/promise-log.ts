@@ -9,6 +9,12 @@ import { FedmeshError } from '../../base/errors.js'
 // instead of from its own, possibly empty, store. One bounded log per genesis id. Applying is
 // deterministic; promises at or below the stable checkpoint they record are dropped, and so are view
 // changes and new views older than the latest new view (restore ignores them).
+//
+// Hosts are fenced: each replica driver is one host session, and the first record it commits (before
+// it restores) begins its session; from then on a record of an earlier session is refused. A deposed
+// host's record can commit late (a Raft proposal retried after its driver stopped, or an entry the
+// next leader commits for it); had it been kept, the next restore would hold two different promises
+// for one slot and resend the one that was never sent: the org would equivocate.
 
 /** One Raft entry's worth: every promise of one PBFT Ready, and/or the executed mark. */
 export interface PromiseRecord {
@@ -16,6 +22,9 @@ export interface PromiseRecord {
   stable?: StableCheckpoint
   /** The application state reflects every batch up to seq; stateHash chains their digests. */
   executed?: { seq: number, stateHash: Uint8Array }
+  /** The host session that made it; with begin, the session starts and earlier ones are fenced off. */
+  host?: string
+  begin?: boolean
 }
 
 /** What a replica restores from: undefined restore when the org never promised anything. */
@@ -28,21 +37,24 @@ export const GENESES_MAX = 8
 const GENESIS_ID = /^[0-9a-f]{32}$/
 const STATE_HASH_BYTES = 32
 
+export const HOST_ID_LENGTH_MAX = 128
+
 export class PromiseLogError extends FedmeshError {
-  constructor (code: 'pbft-promise-malformed' | 'pbft-promise-log-full', message: string) {
+  constructor (code: 'pbft-promise-malformed' | 'pbft-promise-log-full' | 'pbft-promise-superseded', message: string) {
     super(code, message)
     this.name = 'PromiseLogError'
   }
 }
 
 export function encodePromiseRecord (genesis: string, r: PromiseRecord): unknown[] {
-  return [genesis, r.promises.map(encodePbftMessage), r.stable === undefined ? null : encodeStable(r.stable), r.executed === undefined ? null : [r.executed.seq, r.executed.stateHash]]
+  const row = [genesis, r.promises.map(encodePbftMessage), r.stable === undefined ? null : encodeStable(r.stable), r.executed === undefined ? null : [r.executed.seq, r.executed.stateHash]]
+  return r.host === undefined ? row : [...row, r.host, r.begin === true]
 }
 
 /** Validates a record taken from a log entry (fields after the command name). */
 export function decodePromiseRecord (v: unknown[]): { genesis: string, record: PromiseRecord } {
-  const [genesis, promises, stable, executed] = v
-  if (v.length !== 4 || typeof genesis !== 'string' || !GENESIS_ID.test(genesis)) throw new PromiseLogError('pbft-promise-malformed', 'genesis must be a 32-hex-digit id')
+  const [genesis, promises, stable, executed, host, begin] = v
+  if ((v.length !== 4 && v.length !== 6) || typeof genesis !== 'string' || !GENESIS_ID.test(genesis)) throw new PromiseLogError('pbft-promise-malformed', 'genesis must be a 32-hex-digit id')
   if (!Array.isArray(promises) || promises.length > PROMISES_PER_RECORD_MAX || !promises.every((p) => p instanceof Uint8Array)) {
     throw new PromiseLogError('pbft-promise-malformed', `promises must be at most ${PROMISES_PER_RECORD_MAX} byte strings`)
   }
@@ -57,23 +69,34 @@ export function decodePromiseRecord (v: unknown[]): { genesis: string, record: P
     }
     record.executed = { seq: executed[0], stateHash: executed[1] }
   }
+  if (v.length === 6) {
+    if (typeof host !== 'string' || host.length === 0 || host.length > HOST_ID_LENGTH_MAX || typeof begin !== 'boolean') {
+      throw new PromiseLogError('pbft-promise-malformed', `host must be 1-${HOST_ID_LENGTH_MAX} characters and begin a boolean`)
+    }
+    record.host = host
+    if (begin) record.begin = true
+  }
   return { genesis, record }
 }
 
-interface GenesisLog { promises: PbftMessage[], stable?: StableCheckpoint, executedSeq: number, stateHash: Uint8Array }
+interface GenesisLog { promises: PbftMessage[], stable?: StableCheckpoint, executedSeq: number, stateHash: Uint8Array, host?: string }
 
 export class PbftPromiseLogs {
   /** Per genesis id, least recently appended first. */
   readonly #logs = new Map<string, GenesisLog>()
 
-  /** Throws PromiseLogError (and changes nothing) when the genesis's log would exceed its bound. */
+  /** Throws PromiseLogError (and changes nothing) when the genesis's log would exceed its bound, or for a fenced-off host's record. */
   append (genesis: string, r: PromiseRecord): void {
     const log = this.#logs.get(genesis) ?? { promises: [], executedSeq: 0, stateHash: new Uint8Array(STATE_HASH_BYTES) }
+    if (r.begin !== true && r.host !== undefined && log.host !== undefined && r.host !== log.host) {
+      throw new PromiseLogError('pbft-promise-superseded', `host ${r.host.slice(0, 32)} was superseded by ${log.host.slice(0, 32)}: its promises are refused`)
+    }
+    const host = r.begin === true ? r.host : log.host
     const stable = r.stable !== undefined && r.stable.seq > (log.stable?.seq ?? 0) ? r.stable : log.stable
     let promises = [...log.promises, ...r.promises]
     if (stable !== undefined && stable !== log.stable) promises = prune(promises, stable.seq)
     if (promises.length > PROMISES_PER_GENESIS_MAX) throw new PromiseLogError('pbft-promise-log-full', `the promise log of ${genesis.slice(0, 16)} would exceed ${PROMISES_PER_GENESIS_MAX} promises (no stable checkpoint?)`)
-    const next: GenesisLog = { promises, executedSeq: log.executedSeq, stateHash: log.stateHash, ...(stable !== undefined ? { stable } : {}) }
+    const next: GenesisLog = { promises, executedSeq: log.executedSeq, stateHash: log.stateHash, ...(stable !== undefined ? { stable } : {}), ...(host !== undefined ? { host } : {}) }
     if (r.executed !== undefined && r.executed.seq > log.executedSeq) {
       next.executedSeq = r.executed.seq
       next.stateHash = r.executed.stateHash
@@ -97,7 +120,8 @@ export class PbftPromiseLogs {
   /** Deterministic: geneses in append-recency order, each log as one record. */
   encode (): unknown[] {
     return [...this.#logs].map(([genesis, log]) => encodePromiseRecord(genesis, {
-      promises: log.promises, ...(log.stable !== undefined ? { stable: log.stable } : {}), executed: { seq: log.executedSeq, stateHash: log.stateHash }
+      promises: log.promises, ...(log.stable !== undefined ? { stable: log.stable } : {}), executed: { seq: log.executedSeq, stateHash: log.stateHash },
+      ...(log.host !== undefined ? { host: log.host, begin: true } : {})
     }))
   }
 
@@ -108,7 +132,10 @@ export class PbftPromiseLogs {
       if (!Array.isArray(row)) throw new PromiseLogError('pbft-promise-malformed', 'bad promise log row')
       const { genesis, record } = decodePromiseRecord(row)
       if (record.promises.length > PROMISES_PER_GENESIS_MAX) throw new PromiseLogError('pbft-promise-malformed', 'promise log over its bound')
-      logs.#logs.set(genesis, { promises: record.promises, executedSeq: record.executed?.seq ?? 0, stateHash: record.executed?.stateHash ?? new Uint8Array(STATE_HASH_BYTES), ...(record.stable !== undefined ? { stable: record.stable } : {}) })
+      logs.#logs.set(genesis, {
+        promises: record.promises, executedSeq: record.executed?.seq ?? 0, stateHash: record.executed?.stateHash ?? new Uint8Array(STATE_HASH_BYTES),
+        ...(record.stable !== undefined ? { stable: record.stable } : {}), ...(record.host !== undefined ? { host: record.host } : {})
+      })
     }
     return logs
   }

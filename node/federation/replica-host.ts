@@ -161,6 +161,7 @@ export class ReplicaHost {
       requestTimeoutTicks: Math.max(2, Math.round(init.viewChangeTimeoutMs / init.tickMs)),
       tickMs: init.tickMs,
       promiseLog: { load: async () => await init.loadPromises(instance), commit },
+      host: client,
       clock: init.clock,
       logger: init.logger,
       send: (messages) => init.envelopes.send(instance, messages),

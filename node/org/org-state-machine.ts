@@ -95,7 +95,7 @@ export class OrgStateMachine implements StateMachine<TaskOutcome> {
       try {
         this.#promiseLogs.append(cmd.genesis, cmd.record)
       } catch (err) {
-        if (err instanceof PromiseLogError) return { ok: false, code: 'task-board-full', message: err.message }
+        if (err instanceof PromiseLogError) return { ok: false, code: err.code === 'pbft-promise-superseded' ? 'task-conflict' : 'task-board-full', message: err.message }
         throw err
       }
       return { ok: true, taskId: '', index: e.index, term: e.term }

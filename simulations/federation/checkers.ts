@@ -23,10 +23,10 @@ const SLOT_TYPES = new Set(['PrePrepare', 'Prepare', 'Commit', 'Checkpoint'])
  * its digest; a second digest for the same slot is equivocation by an org that did not mean to.
  */
 export class SlotSignatures {
-  readonly #digests = new Map<string, string>()
+  readonly #digests = new Map<string, { hex: string, node: string, tMs: number }>()
   checked = 0
 
-  observe (org: string, packet: SimPacket): void {
+  observe (org: string, node: string, tMs: number, packet: SimPacket): void {
     if (!((packet.kind === 'message' && packet.name === PBFT_CHANNEL) || (packet.kind === 'topic' && packet.name === PBFT_TOPIC))) return
     const message = replicaMessage(packet.bytes)
     if (message === undefined) return
@@ -39,8 +39,10 @@ export class SlotSignatures {
     const slot = `${instance.slice(0, 12)} ${m.from.slice(0, 12)} ${body.type} v${body.view ?? '-'} s${body.seq ?? '-'}`
     const hex = toHex(digest)
     const seen = this.#digests.get(slot)
-    if (seen === undefined) this.#digests.set(slot, hex)
-    else if (seen !== hex) throw new FederationViolation('honest-equivocation', `org ${org} signed two ${body.type}s for one slot (${slot}): ${seen.slice(0, 12)} then ${hex.slice(0, 12)}`)
+    if (seen === undefined) this.#digests.set(slot, { hex, node, tMs })
+    else if (seen.hex !== hex) {
+      throw new FederationViolation('honest-equivocation', `org ${org} signed two ${body.type}s for one slot (${slot}): ${seen.hex.slice(0, 12)} from ${seen.node} at ${seen.tMs} ms, then ${hex.slice(0, 12)} from ${node}`)
+    }
   }
 }
 

@@ -337,7 +337,7 @@ class FederationRun {
     const kind = this.#scenario.byzantine[org.name]
     if (kind === undefined) {
       return (_to, packet) => {
-        this.#guard(() => this.#slots.observe(org.name, packet))
+        this.#guard(() => this.#slots.observe(org.name, node().name, this.#scheduler.nowMs, packet))
         return [packet]
       }
     }

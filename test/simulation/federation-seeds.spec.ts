@@ -35,6 +35,23 @@ describe('simulation: whole federations on the production drivers', function () 
     assert.ok(r.stats.crashes >= 5 && r.stats.acknowledged > 20)
   })
 
+  it('seed 351 (4 × 3): a new Raft leader hosts its org\'s replica although it has not yet heard from the other orgs\' hosts', async () => {
+    // The lead of the 4 × 3 SIGKILL process test ("no replica hosted"): restoring the stable
+    // checkpoint re-verified its proof with node keys learnt from envelopes, which a new host had not
+    // received (the other hosts still sent to the old one), so every start was refused and charlie
+    // never hosted again.
+    const r = await run(351, { orgs: 4, nodesPerOrg: 3 })
+    assert.equal(verdict(r), 'ok')
+  })
+
+  it('seed 326 (4 × 3): an honest org never resends a promise a deposed host committed late', async () => {
+    // alpha/1, deposed, had its pre-prepare for seq 23 committed after alpha/0 (the next host) had
+    // pre-prepared and sent another batch at 23; alpha/2 restored the later one and resent it — an
+    // honest org signing two pre-prepares for one slot. Host sessions now fence late records off.
+    const r = await run(326, { orgs: 4, nodesPerOrg: 3 })
+    assert.equal(verdict(r), 'ok')
+  })
+
   it('a fixed budget of swarm seeds (4 orgs × 3 nodes) holds every invariant', async () => {
     for (const seed of [101, 102, 103]) {
       const r = await run(seed, { orgs: 4, nodesPerOrg: 3 })

@@ -75,13 +75,31 @@ describe('PBFT promises in the org state machine', () => {
     assert.equal(restored.pbftPromises('cd'.repeat(16)).restore, undefined)
   })
 
+  it('fences a superseded host: its record that commits after the next host began is refused, alike everywhere and through snapshots', () => {
+    const org = new OrgStateMachine()
+    org.apply(entry(1, promise({ record: { promises: [], host: 'h1', begin: true } })))
+    org.apply(entry(2, promise({ record: { promises: votes(1), host: 'h1' } })))
+    org.apply(entry(3, promise({ record: { promises: [], host: 'h2', begin: true } })))
+    assert.equal(code(org.apply(entry(4, promise({ record: { promises: votes(2), host: 'h2' } })))), 'ok')
+    // h1's retried proposal for slot 2 commits late: had it been kept, a restore would hold two pre-prepares for slot 2.
+    const late = org.apply(entry(5, promise({ record: { promises: votes(2).map((m) => ({ ...m, body: { ...m.body, digest: new Uint8Array(32) } })) as PbftMessage[], host: 'h1' } })))
+    assert.equal(code(late), 'task-conflict')
+    assert.match(late!.ok ? '' : late!.message, /host h1 was superseded by h2/)
+    assert.deepEqual(org.pbftPromises(GENESIS).restore!.promises.filter((m) => m.body.type === 'PrePrepare').map((m) => 'seq' in m.body ? m.body.seq : -1), [1, 2])
+    const restored = new OrgStateMachine({}, org.snapshot())
+    assert.equal(code(restored.apply(entry(6, promise({ record: { promises: [], host: 'h1' } })))), 'task-conflict', 'the fence survives a snapshot')
+    assert.equal(code(restored.apply(entry(7, promise({ record: { promises: [], host: 'h2' } })))), 'ok')
+  })
+
   it('refuses malformed records alike on every node, changing nothing', () => {
     const org = new OrgStateMachine()
     const bad = [
       encodeCanonical(['pbft-promise', 'not-a-genesis', [], null, null]),
       encodeCanonical(['pbft-promise', GENESIS, [new Uint8Array([1, 2, 3])], null, null]),
       encodeCanonical(['pbft-promise', GENESIS, [], null, [1, new Uint8Array(3)]]),
-      encodeCanonical(['pbft-promise', GENESIS, [], new Uint8Array([0]), null])
+      encodeCanonical(['pbft-promise', GENESIS, [], new Uint8Array([0]), null]),
+      encodeCanonical(['pbft-promise', GENESIS, [], null, null, '', true]),
+      encodeCanonical(['pbft-promise', GENESIS, [], null, null, 'h', 'yes'])
     ]
     for (const [i, data] of bad.entries()) {
       const outcome = org.apply(entry(i + 1, data))
