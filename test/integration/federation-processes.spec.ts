@@ -110,7 +110,16 @@ describe('federation of 4 orgs × 3 fedmesh processes: the Raft leader hosting t
       if (keys.some((k) => k !== keys[0])) return undefined
       const present = new Set(all[0]!.map((t) => t.title))
       return titles.every((t) => present.has(t)) ? all : undefined
-    }, 30_000, 250).catch(async (err: Error) => { throw new Error(`${err.message}\n${await federation.summary()}`) })
+    }, 30_000, 250).catch(async (err: Error) => {
+      // Say which boards differ: per node, how many tasks it holds and the first acknowledged one it lacks.
+      const all = await Promise.all(federation.nodes.map(async (n) => await federatedTasksOf(n).catch(() => [])))
+      const detail = all.map((tasks, n) => {
+        const present = new Set(tasks.map((t) => t.title))
+        const lacking = titles.filter((t) => !present.has(t))
+        return `${federation.nodes[n]!.runtime.org} node ${n}: ${tasks.length} tasks, lacks ${lacking.length}${lacking.length > 0 ? ` (${lacking.slice(0, 3).join(', ')})` : ''}`
+      }).join('\n')
+      throw new Error(`${err.message}\n${await federation.summary()}\n${detail}`)
+    })
     for (const [n, tasks] of boards.entries()) {
       const org = federation.nodes[n]!.runtime.org
       for (const [title, where] of placements(tasks)) assert.equal(where.length, 1, `${org} node ${n}: ${title} applied ${where.length} times (${where.join(', ')})`)
