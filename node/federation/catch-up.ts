@@ -77,17 +77,23 @@ export class CatchUp {
 
   /** Brings this org to the stable checkpoint `seq` (certified `digest`); false if nobody answered in time. */
   async fetch (instance: string, seq: number, digest: Uint8Array): Promise<boolean> {
-    const state = this.#stateOf(instance)
-    const from = state?.lastSeq === undefined ? undefined : state.lastSeq + 1
-    // The board already went past it (it applied batches the replica had not marked executed).
-    if (from !== undefined && from > seq) return true
-    if (from !== undefined) {
-      const reply = await this.#ask(instance, `b:${instance}:${from}:${seq}`, KIND_BATCHES_REQUEST, encodeCanonical([from, seq]), toHex(digest), this.#init.batchesWaitMs ?? BATCHES_WAIT_MS)
+    // The org's state may move on meanwhile (the replica executing batches committed by certificates,
+    // an old host's apply landing): a question about an older seq is then stale, so ask again from
+    // the new one for the rest of the wait rather than fall back to the core, which skips tasks.
+    const deadlineMs = this.#init.clock.monotonicMs() + (this.#init.batchesWaitMs ?? BATCHES_WAIT_MS)
+    for (;;) {
+      const from = this.#nextSeq(instance)
+      // The board already went past it (it applied batches the replica had not marked executed).
+      if (from !== undefined && from > seq) return true
+      const waitMs = deadlineMs - this.#init.clock.monotonicMs()
+      if (from === undefined || waitMs <= 0) break
+      const reply = await this.#ask(instance, `b:${instance}:${from}:${seq}`, KIND_BATCHES_REQUEST, encodeCanonical([from, seq]), toHex(digest), waitMs, () => this.#nextSeq(instance) !== from)
       if (reply !== undefined) {
         for (const [i, requests] of decodeBatches(reply).entries()) await this.#init.apply(instance, from + i, requests)
         this.#replays++
         return true
       }
+      if (this.#nextSeq(instance) === from) break
     }
     const core = await this.#ask(instance, `c:${instance}:${seq}`, KIND_CORE_REQUEST, encodeCanonical([seq]), toHex(digest), this.#init.coreWaitMs ?? CORE_WAIT_MS)
     if (core === undefined) return false
@@ -119,13 +125,19 @@ export class CatchUp {
     }
   }
 
-  async #ask (instance: string, key: string, kind: number, request: Uint8Array, digest: string, waitMs: number): Promise<Uint8Array | undefined> {
+  /** The seq this org applies next in the instance, or undefined when it is in another one. */
+  #nextSeq (instance: string): number | undefined {
+    const state = this.#stateOf(instance)
+    return state === undefined ? undefined : state.lastSeq + 1
+  }
+
+  async #ask (instance: string, key: string, kind: number, request: Uint8Array, digest: string, waitMs: number, stale: () => boolean = () => false): Promise<Uint8Array | undefined> {
     const init = this.#init
     const answer = await new Promise<Uint8Array | undefined>((resolve) => {
       this.#waiting.set(key, { instance, digest, resolve })
       const deadlineMs = init.clock.monotonicMs() + waitMs
       const loop = async (): Promise<void> => {
-        while (this.#waiting.has(key) && init.hosting(instance) && init.clock.monotonicMs() < deadlineMs) {
+        while (this.#waiting.has(key) && init.hosting(instance) && init.clock.monotonicMs() < deadlineMs && !stale()) {
           init.publish(instance, kind, request)
           await init.clock.sleep(init.retryMs)
         }

@@ -17,7 +17,7 @@ describe('federation catch-up past a stable checkpoint', () => {
   const [hostNode, laggardNode] = [generateIdentity(), generateIdentity()]
 
   /** Batches 1..8 applied by the host's org, 1..laggardSeq on the laggard; the certified digest at checkpoint 8. */
-  function setUp (tamper?: (seq: number, requests: BatchRequest[]) => BatchRequest[], laggardSeq = 2): { host: CatchUp, laggard: CatchUp, laggardState: FederationState, applied: number[], installed: Uint8Array[], digest: Uint8Array } {
+  function setUp (tamper?: (seq: number, requests: BatchRequest[]) => BatchRequest[], laggardSeq = 2, deliver: (kind: number, payload: Uint8Array) => boolean = () => true): { host: CatchUp, laggard: CatchUp, laggardState: FederationState, applied: number[], installed: Uint8Array[], digest: Uint8Array, batches: BatchRequest[][] } {
     const hostState = new FederationState(config)
     const laggardState = new FederationState(config)
     const applied: number[] = []
@@ -37,20 +37,22 @@ describe('federation catch-up past a stable checkpoint', () => {
       ...base,
       publish: () => undefined,
       // A lying host: the batches it sends are not the ones its org applied.
-      sendTo: (_node, instance, kind, payload) => laggard.receive(instance, hostNode.publicKey, kind, kind === KIND_BATCHES && tamper !== undefined ? tampered(payload, tamper) : payload),
+      sendTo: (_node, instance, kind, payload) => { if (deliver(kind, payload)) laggard.receive(instance, hostNode.publicKey, kind, kind === KIND_BATCHES && tamper !== undefined ? tampered(payload, tamper) : payload) },
       state: () => hostState,
       apply: async () => assert.fail('the host applies nothing'),
       install: async () => assert.fail('the host installs nothing')
     })
     let digest: Uint8Array = new Uint8Array()
+    const batches: BatchRequest[][] = []
     for (let seq = 1; seq <= 8; seq++) {
       const requests = [signedRequest(orgs[seq % 4]!, genesis, taskOp(`t${seq}`))]
+      batches.push(requests)
       const out = hostState.apply({ config, instance: genesis, seq, requests, checkpoint: seq % K === 0 })
       if (seq % K === 0) host.retainCore(genesis, seq, hostState.exportCore())
       if (seq <= laggardSeq) laggardState.apply({ config, instance: genesis, seq, requests, checkpoint: false })
       if (out.digest !== undefined) digest = out.digest
     }
-    return { host, laggard, laggardState, applied, installed, digest }
+    return { host, laggard, laggardState, applied, installed, digest, batches }
   }
 
   it('replays the missing batches, checked against the certified digest, then applies them', async () => {
@@ -66,6 +68,26 @@ describe('federation catch-up past a stable checkpoint', () => {
     const { laggard, laggardState, applied, installed, digest } = setUp(undefined, 0)
     assert.equal(await laggard.fetch(genesis, 8, digest), true)
     assert.deepEqual(applied, [1, 2, 3, 4, 5, 6, 7, 8])
+    assert.equal(installed.length, 0)
+    assert.equal(laggardState.lastSeq, 8)
+  })
+
+  it('asks again from where its org got to when its state moves on during the wait, rather than take the core', async () => {
+    // The first answer (from seq 3) is lost; meanwhile the laggard's org applies batch 3 itself (its
+    // replica executing a committed batch), so the question is stale: it asks from 4 and replays.
+    let lost = false
+    let fixture: ReturnType<typeof setUp> | undefined
+    fixture = setUp(undefined, 2, (kind, payload) => {
+      if (kind !== KIND_BATCHES || lost) return true
+      lost = true
+      const [first] = decodeCanonical(payload) as [number]
+      assert.equal(first, 3)
+      fixture!.laggardState.apply({ config, instance: genesis, seq: 3, requests: fixture!.batches[2]!, checkpoint: false })
+      return false
+    })
+    const { laggard, laggardState, applied, installed, digest } = fixture
+    assert.equal(await laggard.fetch(genesis, 8, digest), true)
+    assert.deepEqual(applied, [4, 5, 6, 7, 8])
     assert.equal(installed.length, 0)
     assert.equal(laggardState.lastSeq, 8)
   })
