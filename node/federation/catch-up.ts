@@ -2,7 +2,7 @@ import { PBFT_OP_BYTES_MAX, sha256 } from '../../consensus/pbft/index.js'
 import type { Clock } from '../../base/clock.js'
 import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
 import { FedmeshError } from '../../base/errors.js'
-import { type BatchRequest, type FederationBatch, FederationState, RETAINED_BATCHES_MAX } from './state.js'
+import { type BatchRequest, type FederationBatch, FederationState, RETAINED_BATCHES_MAX, batchBytes } from './state.js'
 import { bytesEqual, fromHex, toHex } from '../../base/bytes.js'
 
 // Catching a replica up past a stable checkpoint it fell behind (a new org leader restoring an old
@@ -187,7 +187,7 @@ export class CatchUp {
     for (let seq = from; seq <= to; seq++) {
       const requests = state.retainedBatch(instance, seq)
       if (requests === undefined) return
-      bytes += requests.reduce((sum, r) => sum + r.op.length + r.client.length + 16, 0)
+      bytes += batchBytes(requests)
       if (bytes > BATCHES_REPLY_BYTES_MAX) return
       out.push(requests)
     }

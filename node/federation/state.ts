@@ -52,6 +52,10 @@ const EXECUTED_CLIENTS_MAX = 2048
 const RECENT_BATCHES_MAX = 32
 /** Batches every org node keeps (in memory, not in snapshots) to hand a laggard: a count and a byte bound. */
 export const RETAINED_BATCHES_MAX = 512
+/** A batch's size as it travels in a catch-up answer (op, client id, and framing). */
+export function batchBytes (requests: readonly BatchRequest[]): number {
+  return requests.reduce((sum, r) => sum + r.op.length + r.client.length + 16, 0)
+}
 const RETAINED_BATCH_BYTES_MAX = 8 * 1024 * 1024
 const DIGESTS_MAX = 8
 /** Federated tasks still open to a claim or result (oldest forgotten first: then 'unknown-task'). */
@@ -111,13 +115,13 @@ export class FederationState {
   }
 
   #retain (batch: FederationBatch): void {
-    const bytes = batch.requests.reduce((sum, r) => sum + r.op.length + r.client.length + 16, 0)
+    const bytes = batchBytes(batch.requests)
     this.#retained.set(`${batch.instance}:${batch.seq}`, batch.requests)
     this.#retainedBytes += bytes
     while (this.#retained.size > RETAINED_BATCHES_MAX || this.#retainedBytes > RETAINED_BATCH_BYTES_MAX) {
       const [key, requests] = this.#retained.entries().next().value!
       this.#retained.delete(key)
-      this.#retainedBytes -= requests.reduce((sum, r) => sum + r.op.length + r.client.length + 16, 0)
+      this.#retainedBytes -= batchBytes(requests)
     }
   }
 

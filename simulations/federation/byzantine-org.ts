@@ -1,12 +1,12 @@
 import { fromHex } from '../../base/bytes.js'
-import { decodeCanonical } from '../../base/codec.js'
 import type { NodeIdentity } from '../../base/ed25519.js'
-import { decodePbftMessage, encodePbftMessage } from '../../consensus/pbft/index.js'
-import { KIND_REPLICA, PBFT_CHANNEL, PBFT_TOPIC, sealPbftEnvelope } from '../../node/federation/envelopes.js'
+import { encodePbftMessage } from '../../consensus/pbft/index.js'
+import { KIND_REPLICA, sealPbftEnvelope } from '../../node/federation/envelopes.js'
 import { type ByzantineBehaviour, ByzantineReplica } from '../pbft-byzantine.js'
 import type { Prng } from '../world/prng.js'
 import type { SimClock } from '../world/scheduler.js'
 import type { SimPacket } from '../world/sim-transport.js'
+import { replicaMessageOf } from './pbft-packets.js'
 import type { ByzantineKind } from './scenario.js'
 
 // A Byzantine org in the whole-federation simulator: its nodes run the honest code (so they know
@@ -46,26 +46,14 @@ export class ByzantineOrg {
     const replica = this.#replicas.get(node.publicKeyHex) ?? new ByzantineReplica(init.root, BEHAVIOUR[init.kind], init.replicas, signer, init.prng, [])
     this.#replicas.set(node.publicKeyHex, replica)
     return (to, packet) => {
-      if (!((packet.kind === 'message' && packet.name === PBFT_CHANNEL) || (packet.kind === 'topic' && packet.name === PBFT_TOPIC))) return [packet]
-      const opened = open(packet.bytes)
-      if (opened === undefined || opened.kind !== KIND_REPLICA) return [packet]
-      const m = decodePbftMessage(opened.payload)
-      if (m.body.type === 'Reply') return [packet]
+      const opened = replicaMessageOf(packet)
+      if (opened === undefined || opened.m.body.type === 'Reply') return [packet]
+      const m = opened.m
       return replica.outbound(init.rootOf(to) ?? to, m).map((out) => {
         const payload = out instanceof Uint8Array ? out : encodePbftMessage(out)
         const bytes = sealPbftEnvelope(node, { org: init.org, certificate, instance: opened.instance, kind: KIND_REPLICA, to: opened.to, payload, timestampMs: clock().wallMs(), nonce: init.prng.bytes(16) })
         return { ...packet, bytes }
       })
     }
-  }
-}
-
-function open (envelope: Uint8Array): { instance: string, to: string[], kind: number, payload: Uint8Array } | undefined {
-  try {
-    const body = (decodeCanonical(envelope) as unknown[])[6] as Uint8Array
-    const [instance, , to, kind, payload] = decodeCanonical(body) as [string, unknown, string[], number, Uint8Array]
-    return { instance, to, kind, payload }
-  } catch {
-    return undefined
   }
 }

@@ -1,9 +1,7 @@
 import { toHex } from '../../base/bytes.js'
-import { decodeCanonical } from '../../base/codec.js'
-import { decodePbftMessage } from '../../consensus/pbft/index.js'
-import { PBFT_CHANNEL, PBFT_TOPIC } from '../../node/federation/envelopes.js'
 import type { Task } from '../../node/org/task-board.js'
 import type { SimPacket } from '../world/sim-transport.js'
+import { replicaMessageOf } from './pbft-packets.js'
 
 // The whole-federation invariants, checked as the run goes (signatures on the wire, Raft leaders)
 // and at its end (boards, audit chains). A violation carries the invariant's name and what broke it.
@@ -27,8 +25,7 @@ export class SlotSignatures {
   checked = 0
 
   observe (org: string, node: string, tMs: number, packet: SimPacket): void {
-    if (!((packet.kind === 'message' && packet.name === PBFT_CHANNEL) || (packet.kind === 'topic' && packet.name === PBFT_TOPIC))) return
-    const message = replicaMessage(packet.bytes)
+    const message = replicaMessageOf(packet)
     if (message === undefined) return
     const { instance, m } = message
     const body = m.body as { type: string, view?: number, seq?: number, digest?: Uint8Array, stateDigest?: Uint8Array }
@@ -43,20 +40,6 @@ export class SlotSignatures {
     else if (seen.hex !== hex) {
       throw new FederationViolation('honest-equivocation', `org ${org} signed two ${body.type}s for one slot (${slot}): ${seen.hex.slice(0, 12)} from ${seen.node} at ${seen.tMs} ms, then ${hex.slice(0, 12)} from ${node}`)
     }
-  }
-}
-
-/** The PBFT replica message inside a federation envelope, or undefined for requests, catch-up and garbage. */
-function replicaMessage (envelopeBytes: Uint8Array): { instance: string, m: ReturnType<typeof decodePbftMessage> } | undefined {
-  try {
-    // [version, type, from, org, timestampMs, nonce, body, signature] (base/envelope.ts)
-    const bodyBytes = (decodeCanonical(envelopeBytes) as unknown[])[6]
-    if (!(bodyBytes instanceof Uint8Array)) return undefined
-    const [instance, , , kind, payload] = decodeCanonical(bodyBytes) as [string, unknown, unknown, number, Uint8Array]
-    if (kind !== 0) return undefined
-    return { instance, m: decodePbftMessage(payload) }
-  } catch {
-    return undefined
   }
 }
 
