@@ -170,7 +170,8 @@ export class CatchUp {
       let last: Uint8Array | undefined
       for (const [i, requests] of batches.entries()) {
         const seq = from + i
-        const batch: FederationBatch = { config: copy.config, instance: copy.instance, seq, requests, checkpoint: seq % this.#init.checkpointInterval === 0 }
+        // The instance they were ordered in, also past a vote that ended it (the copy then enters the next epoch).
+        const batch: FederationBatch = { config: copy.config, instance, seq, requests, checkpoint: seq % this.#init.checkpointInterval === 0 }
         last = copy.apply(batch).digest
       }
       return last !== undefined && (from + batches.length - 1) % this.#init.checkpointInterval === 0 && bytesEqual(last, fromHex(digest))

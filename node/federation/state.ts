@@ -115,9 +115,12 @@ export class FederationState {
   }
 
   #retain (batch: FederationBatch): void {
-    const bytes = batchBytes(batch.requests)
-    this.#retained.set(`${batch.instance}:${batch.seq}`, batch.requests)
-    this.#retainedBytes += bytes
+    const key = `${batch.instance}:${batch.seq}`
+    const before = this.#retained.get(key)
+    if (before !== undefined) this.#retainedBytes -= batchBytes(before)
+    this.#retained.delete(key)
+    this.#retained.set(key, batch.requests)
+    this.#retainedBytes += batchBytes(batch.requests)
     while (this.#retained.size > RETAINED_BATCHES_MAX || this.#retainedBytes > RETAINED_BATCH_BYTES_MAX) {
       const [key, requests] = this.#retained.entries().next().value!
       this.#retained.delete(key)
@@ -145,6 +148,8 @@ export class FederationState {
 
   #applyBatch (batch: FederationBatch): AppliedBatch {
     if (batch.instance !== this.#instance) {
+      // Kept too: a laggard of the ended epoch replays up to that epoch's last checkpoint through them.
+      this.#retain(batch)
       // The batch that ended the previous epoch, replayed by a new host: the same results as before.
       if (this.#closing?.instance === batch.instance && this.#closing.seq === batch.seq) return { results: this.#closing.results, tasks: [], updates: [], anchors: [] }
       // A batch of an instance this org already left (or never joined): nothing of it applies.

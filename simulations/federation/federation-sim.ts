@@ -186,12 +186,14 @@ class FederationRun {
       this.#propose()
     })
     const steps = s.faults === 'random' ? this.#randomFaults() : s.faults
-    for (const step of steps) this.#scheduler.at(step.atMs, clock, () => { void this.#fault(step) })
+    for (const step of steps) this.#scheduler.at(step.atMs, clock, () => { this.#fault(step).catch((err: Error) => { this.#violation ??= new FederationViolation('crash', err.stack ?? err.message) }) })
   }
 
   #randomFaults (): FaultStep[] {
     const s = this.#scenario
     const kinds: FaultStep['kind'][] = ['partition-org', 'partition-orgs', 'partition-one-way', 'isolate-primary-host', 'crash', 'crash', 'kill-leader', 'kill-leader', 'clock-skew', 'heal']
+    // From 5 orgs on, a revocation vote now and then (at most one a run; at least 4 members remain).
+    if (s.orgs >= 5) kinds.push('vote-revoke')
     const steps: FaultStep[] = []
     const count = this.#prng.intInclusive(Math.ceil(s.durationMs / 2000), Math.ceil(s.durationMs / 500))
     for (let i = 0; i < count; i++) {
@@ -230,8 +232,9 @@ class FederationRun {
     const healAfter = (): void => { this.#scheduler.at(this.#scheduler.nowMs + (step.ms ?? 1000), this.#scheduler.clock(), () => this.#heal('partition over')) }
     switch (step.kind) {
       case 'partition-org': {
-        const victim = org ?? this.#prng.pick(this.#orgs.filter((o) => o.nodes.length > 1))
-        if (victim === undefined) return
+        const splittable = this.#orgs.filter((o) => o.nodes.length > 1)
+        const victim = org ?? (splittable.length > 0 ? this.#prng.pick(splittable) : undefined)
+        if (victim === undefined || victim.nodes.length < 2) return
         const nodes = this.#prng.shuffle([...victim.nodes])
         const cut = this.#prng.intInclusive(1, nodes.length - 1)
         this.#partition('partition-org', nodes.slice(0, cut).map((n) => n.key), nodes.slice(cut).map((n) => n.key), false, `org ${victim.name} split ${cut}|${nodes.length - cut}`)
@@ -256,7 +259,7 @@ class FederationRun {
       case 'kill-leader': {
         const victim = node ?? (step.kind === 'kill-leader'
           ? this.#leaderOf(org ?? this.#prng.pick(this.#orgs))
-          : this.#prng.pick(this.#nodes().filter((n) => n.up)))
+          : this.#pickUp())
         if (victim === undefined || !victim.up) return
         this.#crash(victim, step.kind)
         if (this.#scenario.faults === 'random') this.#scheduler.at(this.#scheduler.nowMs + this.#prng.intInclusive(...RESTART_AFTER_MS), this.#scheduler.clock(), () => { void this.#restart(victim) })
@@ -299,9 +302,17 @@ class FederationRun {
       node?.federation!.vote({ action: 'revoke', org: victim.name }, { timeoutMs: PROPOSE_TIMEOUT_MS }).then((r) => {
         if (r.outcome !== 'passed' || this.#revoked.has(victim.name)) return
         this.#revoked.set(victim.name, this.#proposals.length)
+        // Its nodes' own proposals are no longer the federation's to complete (they end refused or timed out).
+        for (const p of this.#proposals) if (p.status === 'pending' && p.node.org === victim) p.status = 'lost'
         this.#event('epoch', `${victim.name} revoked at ${r.epoch}.${r.seq}: epoch ${r.epoch + 1} orders without it`)
       }, () => undefined)
     }
+  }
+
+  /** A node that is up, drawn from the seed (none when every node is down). */
+  #pickUp (): SimFedNode | undefined {
+    const up = this.#nodes().filter((n) => n.up)
+    return up.length > 0 ? this.#prng.pick(up) : undefined
   }
 
   #partition (kind: FaultStep['kind'], a: string[], b: string[], oneWay: boolean, detail: string): void {

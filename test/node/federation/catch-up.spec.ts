@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { decodeCanonical, encodeCanonical } from '../../../base/codec.js'
 import { CatchUp, KIND_BATCHES, type CatchUpInit } from '../../../node/federation/catch-up.js'
+import type { FederationOp } from '../../../node/federation/ops.js'
 import { type BatchRequest, FederationState } from '../../../node/federation/state.js'
 import { systemClock } from '../../../node/runtime/system-clock.js'
 import { configOf, makeOrg, signedRequest, taskOp } from '../../helpers/federation-ops.js'
@@ -90,6 +91,45 @@ describe('federation catch-up past a stable checkpoint', () => {
     assert.deepEqual(applied, [4, 5, 6, 7, 8])
     assert.equal(installed.length, 0)
     assert.equal(laggardState.lastSeq, 8)
+  })
+
+  it('replays across the vote that ended its epoch, up to that epoch\'s last checkpoint, and enters the next one', async () => {
+    // Batch 3 passes a vote revoking delta; 4..8 were still ordered in the old instance (each answered
+    // epoch-ended). A laggard at 2 must get through them all, not stop in the old epoch for good.
+    const revoke: FederationOp = { kind: 'revoke', root: orgs[3]!.root.publicKeyHex }
+    const batches = [1, 2, 3, 4, 5, 6, 7, 8].map((seq) => seq === 3 ? orgs.slice(0, 3).map((o) => signedRequest(o, genesis, revoke)) : [signedRequest(orgs[0]!, genesis, taskOp(`t${seq}`))])
+    const hostState = new FederationState(config)
+    const laggardState = new FederationState(config)
+    let digest: Uint8Array = new Uint8Array()
+    for (const [i, requests] of batches.entries()) {
+      const seq = i + 1
+      const out = hostState.apply({ config, instance: genesis, seq, requests, checkpoint: seq % K === 0 })
+      if (seq <= 2) laggardState.apply({ config, instance: genesis, seq, requests, checkpoint: false })
+      if (out.digest !== undefined) digest = out.digest
+    }
+    assert.equal(hostState.config.epoch, 1)
+    const applied: number[] = []
+    const base = { clock: systemClock, checkpointInterval: K, retryMs: 10, hosting: () => true, batchesWaitMs: 200, coreWaitMs: 200, initial: () => new FederationState(config) }
+    let host: CatchUp
+    const laggard: CatchUp = new CatchUp({
+      ...base,
+      publish: (instance, kind, payload) => host.receive(instance, laggardNode.publicKey, kind, payload),
+      sendTo: () => assert.fail('the laggard answers nobody'),
+      state: () => laggardState,
+      apply: async (instance, seq, requests) => { applied.push(seq); laggardState.apply({ config, instance, seq, requests, checkpoint: seq % K === 0 }) },
+      install: async () => assert.fail('no core: the batches replay to the certified digest')
+    })
+    host = new CatchUp({
+      ...base,
+      publish: () => undefined,
+      sendTo: (_node, instance, kind, payload) => laggard.receive(instance, hostNode.publicKey, kind, payload),
+      state: () => hostState,
+      apply: async () => assert.fail('the host applies nothing'),
+      install: async () => assert.fail('the host installs nothing')
+    })
+    assert.equal(await laggard.fetch(genesis, 8, digest), true)
+    assert.deepEqual(applied, [3, 4, 5, 6, 7, 8])
+    assert.equal(laggardState.config.epoch, 1, 'the laggard is in the next epoch')
   })
 
   it('refuses batches that do not replay to the digest and takes the certified core instead', async () => {
