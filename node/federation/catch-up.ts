@@ -60,6 +60,7 @@ export class CatchUp {
   readonly #cores = new Map<string, Uint8Array>()
   readonly #answered = new Map<string, number>()
   readonly #waiting = new Map<string, Waiting>()
+  readonly #fetching = new Map<string, Promise<boolean>>()
   #installs = 0
   #replays = 0
 
@@ -77,6 +78,18 @@ export class CatchUp {
 
   /** Brings this org to the stable checkpoint `seq` (certified `digest`); false if nobody answered in time. */
   async fetch (instance: string, seq: number, digest: Uint8Array): Promise<boolean> {
+    // One fetch at a time per instance: two at once (the replica asking again meanwhile) shared one
+    // question, and the one whose answer the other took fell back to the core and skipped tasks.
+    const run = (this.#fetching.get(instance) ?? Promise.resolve(true)).catch(() => false).then(async () => await this.#fetchOnce(instance, seq, digest))
+    this.#fetching.set(instance, run)
+    try {
+      return await run
+    } finally {
+      if (this.#fetching.get(instance) === run) this.#fetching.delete(instance)
+    }
+  }
+
+  async #fetchOnce (instance: string, seq: number, digest: Uint8Array): Promise<boolean> {
     // The org's state may move on meanwhile (the replica executing batches committed by certificates,
     // an old host's apply landing): a question about an older seq is then stale, so ask again from
     // the new one for the rest of the wait rather than fall back to the core, which skips tasks.

@@ -35,6 +35,13 @@ describe('simulation: whole federations on the production drivers', function () 
     assert.ok(r.stats.crashes >= 5 && r.stats.acknowledged > 20)
   })
 
+  it('seed 30236 (fedmesh simulate --orgs 4 --nodes 3): two fetches of one checkpoint at once share one replay', async () => {
+    // bravo's replica asked for checkpoint 64 again while its first fetch waited; both waited on one
+    // question, the answer went to the second, and the first fell back to the core: 16 tasks lost.
+    const r = await runFederationSim({ ...SCENARIO_DEFAULTS, seed: 30236 })
+    assert.equal(verdict(r), 'ok')
+  })
+
   it('seed 351 (4 × 3): a new Raft leader hosts its org\'s replica although it has not yet heard from the other orgs\' hosts', async () => {
     // The lead of the 4 × 3 SIGKILL process test ("no replica hosted"): restoring the stable
     // checkpoint re-verified its proof with node keys learnt from envelopes, which a new host had not
