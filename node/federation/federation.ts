@@ -46,6 +46,8 @@ export type { FederationReceipt } from './proposer.js'
 
 const TICK_MS_DEFAULT = 50
 const ANCHOR_INTERVAL_MS_DEFAULT = 60_000
+const ANCHOR_TIMEOUT_INTERVALS = 10
+const ANCHOR_TIMEOUT_MS_MAX = 30_000
 
 export interface FederationStatus {
   id: string
@@ -214,7 +216,10 @@ export class Federation {
     const head = this.#init.auditHead?.()
     if (head === undefined || head.seq <= this.#anchoredSeq || this.#anchoring || !this.#epochs.isMember(this.#init.orgRoot)) return
     this.#anchoring = true
-    this.#proposer.request({ kind: 'anchor', auditSeq: head.seq, head: head.hash }, {})
+    // A lost anchor (a request caught in an epoch change) is superseded by the next one: it may hold
+    // up anchoring for a few intervals, not for a whole request timeout.
+    const timeoutMs = Math.min(ANCHOR_TIMEOUT_MS_MAX, ANCHOR_TIMEOUT_INTERVALS * (this.#init.anchorIntervalMs ?? ANCHOR_INTERVAL_MS_DEFAULT))
+    this.#proposer.request({ kind: 'anchor', auditSeq: head.seq, head: head.hash }, { timeoutMs })
       .then((r) => { if (r.accepted) this.#anchoredSeq = head.seq })
       .catch((err: Error) => this.#init.logger.debug({ err: err.message }, 'audit head not anchored yet'))
       .finally(() => { this.#anchoring = false })
