@@ -208,21 +208,7 @@ class FederationRun {
     if (pending >= s.workload.concurrency * this.#honestOrgs().length) return
     const candidates = this.#honestOrgs().flatMap((o) => o.nodes).filter((n) => n.up && n.federation !== undefined)
     if (candidates.length === 0) return
-    const node = this.#prng.pick(candidates)
-    const p: Proposal = { n: this.#proposals.length, node, startMs: this.#scheduler.nowMs, status: 'pending' }
-    this.#proposals.push(p)
-    node.federation!.propose({ title: `sim-${p.n}`, capability: 'sim', payload: { n: p.n } }, { timeoutMs: PROPOSE_TIMEOUT_MS }).then((receipt) => {
-      if (p.status !== 'pending') return
-      p.status = receipt.accepted ? 'acked' : 'failed'
-      p.ref = `${receipt.epoch}.${receipt.seq}.${receipt.position}`
-      if (!receipt.accepted) p.reason = receipt.reason
-      this.#ackedInBucket++
-      this.#latencies.push(this.#scheduler.nowMs - p.startMs)
-    }, (err: Error) => {
-      if (p.status !== 'pending') return
-      p.status = 'failed'
-      p.reason = err.message
-    })
+    this.#proposeFrom(this.#prng.pick(candidates))
   }
 
   async #fault (step: FaultStep): Promise<void> {
@@ -436,13 +422,22 @@ class FederationRun {
     throw new FederationViolation('liveness', `${s.livenessMsMax} ms after healing: ${pending.length} proposals pending (${pending.slice(0, 5).map((p) => `sim-${p.n}@${p.node.name}`).join(', ')}), probes ${probed ? 'sent' : 'never sent: some org hosts no replica'}; hosting ${hosting}; boards: ${(await this.#missingAcks()).join('; ') || 'complete'}`)
   }
 
+  /** One cross-org task from node, followed to its receipt (or failure) and timed. */
   #proposeFrom (node: SimFedNode): void {
     const p: Proposal = { n: this.#proposals.length, node, startMs: this.#scheduler.nowMs, status: 'pending' }
     this.#proposals.push(p)
-    void node.federation?.propose({ title: `sim-${p.n}`, capability: 'sim', payload: { n: p.n } }, { timeoutMs: PROPOSE_TIMEOUT_MS }).then((r) => {
-      p.status = r.accepted ? 'acked' : 'failed'
-      p.ref = `${r.epoch}.${r.seq}.${r.position}`
-    }, (err: Error) => { p.status = 'failed'; p.reason = err.message })
+    void node.federation?.propose({ title: `sim-${p.n}`, capability: 'sim', payload: { n: p.n } }, { timeoutMs: PROPOSE_TIMEOUT_MS }).then((receipt) => {
+      if (p.status !== 'pending') return
+      p.status = receipt.accepted ? 'acked' : 'failed'
+      p.ref = `${receipt.epoch}.${receipt.seq}.${receipt.position}`
+      if (!receipt.accepted) p.reason = receipt.reason
+      this.#ackedInBucket++
+      this.#latencies.push(this.#scheduler.nowMs - p.startMs)
+    }, (err: Error) => {
+      if (p.status !== 'pending') return
+      p.status = 'failed'
+      p.reason = err.message
+    })
   }
 
   async #everyBoardHoldsEveryAck (): Promise<boolean> {

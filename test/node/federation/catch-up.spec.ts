@@ -17,8 +17,20 @@ describe('federation catch-up past a stable checkpoint', () => {
   const config = configOf(genesis, orgs)
   const [hostNode, laggardNode] = [generateIdentity(), generateIdentity()]
 
+  interface SetUp {
+    /** The batch ordered at seq (one task each by default). */
+    requestsAt?: (seq: number) => BatchRequest[]
+    /** A lying host: the batches it sends are not the ones its org applied. */
+    tamper?: (seq: number, requests: BatchRequest[]) => BatchRequest[]
+    laggardSeq?: number
+    /** Whether the host's answer reaches the laggard. */
+    deliver?: (kind: number, payload: Uint8Array) => boolean
+  }
+
   /** Batches 1..8 applied by the host's org, 1..laggardSeq on the laggard; the certified digest at checkpoint 8. */
-  function setUp (tamper?: (seq: number, requests: BatchRequest[]) => BatchRequest[], laggardSeq = 2, deliver: (kind: number, payload: Uint8Array) => boolean = () => true): { host: CatchUp, laggard: CatchUp, laggardState: FederationState, applied: number[], installed: Uint8Array[], digest: Uint8Array, batches: BatchRequest[][] } {
+  function setUp ({ requestsAt = (seq) => [signedRequest(orgs[seq % 4]!, genesis, taskOp(`t${seq}`))], tamper, laggardSeq = 2, deliver = () => true }: SetUp = {}): {
+    host: CatchUp, hostState: FederationState, laggard: CatchUp, laggardState: FederationState, applied: number[], installed: Uint8Array[], digest: Uint8Array, batches: BatchRequest[][]
+  } {
     const hostState = new FederationState(config)
     const laggardState = new FederationState(config)
     const applied: number[] = []
@@ -37,7 +49,6 @@ describe('federation catch-up past a stable checkpoint', () => {
     host = new CatchUp({
       ...base,
       publish: () => undefined,
-      // A lying host: the batches it sends are not the ones its org applied.
       sendTo: (_node, instance, kind, payload) => { if (deliver(kind, payload)) laggard.receive(instance, hostNode.publicKey, kind, kind === KIND_BATCHES && tamper !== undefined ? tampered(payload, tamper) : payload) },
       state: () => hostState,
       apply: async () => assert.fail('the host applies nothing'),
@@ -46,14 +57,14 @@ describe('federation catch-up past a stable checkpoint', () => {
     let digest: Uint8Array = new Uint8Array()
     const batches: BatchRequest[][] = []
     for (let seq = 1; seq <= 8; seq++) {
-      const requests = [signedRequest(orgs[seq % 4]!, genesis, taskOp(`t${seq}`))]
+      const requests = requestsAt(seq)
       batches.push(requests)
       const out = hostState.apply({ config, instance: genesis, seq, requests, checkpoint: seq % K === 0 })
       if (seq % K === 0) host.retainCore(genesis, seq, hostState.exportCore())
       if (seq <= laggardSeq) laggardState.apply({ config, instance: genesis, seq, requests, checkpoint: false })
       if (out.digest !== undefined) digest = out.digest
     }
-    return { host, laggard, laggardState, applied, installed, digest, batches }
+    return { host, hostState, laggard, laggardState, applied, installed, digest, batches }
   }
 
   it('replays the missing batches, checked against the certified digest, then applies them', async () => {
@@ -66,7 +77,7 @@ describe('federation catch-up past a stable checkpoint', () => {
   })
 
   it('replays from the first batch for an org that applied none yet (every task reaches its board)', async () => {
-    const { laggard, laggardState, applied, installed, digest } = setUp(undefined, 0)
+    const { laggard, laggardState, applied, installed, digest } = setUp({ laggardSeq: 0 })
     assert.equal(await laggard.fetch(genesis, 8, digest), true)
     assert.deepEqual(applied, [1, 2, 3, 4, 5, 6, 7, 8])
     assert.equal(installed.length, 0)
@@ -78,13 +89,15 @@ describe('federation catch-up past a stable checkpoint', () => {
     // replica executing a committed batch), so the question is stale: it asks from 4 and replays.
     let lost = false
     let fixture: ReturnType<typeof setUp> | undefined
-    fixture = setUp(undefined, 2, (kind, payload) => {
-      if (kind !== KIND_BATCHES || lost) return true
-      lost = true
-      const [first] = decodeCanonical(payload) as [number]
-      assert.equal(first, 3)
-      fixture!.laggardState.apply({ config, instance: genesis, seq: 3, requests: fixture!.batches[2]!, checkpoint: false })
-      return false
+    fixture = setUp({
+      deliver: (kind, payload) => {
+        if (kind !== KIND_BATCHES || lost) return true
+        lost = true
+        const [first] = decodeCanonical(payload) as [number]
+        assert.equal(first, 3)
+        fixture!.laggardState.apply({ config, instance: genesis, seq: 3, requests: fixture!.batches[2]!, checkpoint: false })
+        return false
+      }
     })
     const { laggard, laggardState, applied, installed, digest } = fixture
     assert.equal(await laggard.fetch(genesis, 8, digest), true)
@@ -97,43 +110,18 @@ describe('federation catch-up past a stable checkpoint', () => {
     // Batch 3 passes a vote revoking delta; 4..8 were still ordered in the old instance (each answered
     // epoch-ended). A laggard at 2 must get through them all, not stop in the old epoch for good.
     const revoke: FederationOp = { kind: 'revoke', root: orgs[3]!.root.publicKeyHex }
-    const batches = [1, 2, 3, 4, 5, 6, 7, 8].map((seq) => seq === 3 ? orgs.slice(0, 3).map((o) => signedRequest(o, genesis, revoke)) : [signedRequest(orgs[0]!, genesis, taskOp(`t${seq}`))])
-    const hostState = new FederationState(config)
-    const laggardState = new FederationState(config)
-    let digest: Uint8Array = new Uint8Array()
-    for (const [i, requests] of batches.entries()) {
-      const seq = i + 1
-      const out = hostState.apply({ config, instance: genesis, seq, requests, checkpoint: seq % K === 0 })
-      if (seq <= 2) laggardState.apply({ config, instance: genesis, seq, requests, checkpoint: false })
-      if (out.digest !== undefined) digest = out.digest
-    }
+    const { hostState, laggard, laggardState, applied, installed, digest } = setUp({
+      requestsAt: (seq) => seq === 3 ? orgs.slice(0, 3).map((o) => signedRequest(o, genesis, revoke)) : [signedRequest(orgs[0]!, genesis, taskOp(`t${seq}`))]
+    })
     assert.equal(hostState.config.epoch, 1)
-    const applied: number[] = []
-    const base = { clock: systemClock, checkpointInterval: K, retryMs: 10, hosting: () => true, batchesWaitMs: 200, coreWaitMs: 200, initial: () => new FederationState(config) }
-    let host: CatchUp
-    const laggard: CatchUp = new CatchUp({
-      ...base,
-      publish: (instance, kind, payload) => host.receive(instance, laggardNode.publicKey, kind, payload),
-      sendTo: () => assert.fail('the laggard answers nobody'),
-      state: () => laggardState,
-      apply: async (instance, seq, requests) => { applied.push(seq); laggardState.apply({ config, instance, seq, requests, checkpoint: seq % K === 0 }) },
-      install: async () => assert.fail('no core: the batches replay to the certified digest')
-    })
-    host = new CatchUp({
-      ...base,
-      publish: () => undefined,
-      sendTo: (_node, instance, kind, payload) => laggard.receive(instance, hostNode.publicKey, kind, payload),
-      state: () => hostState,
-      apply: async () => assert.fail('the host applies nothing'),
-      install: async () => assert.fail('the host installs nothing')
-    })
     assert.equal(await laggard.fetch(genesis, 8, digest), true)
     assert.deepEqual(applied, [3, 4, 5, 6, 7, 8])
+    assert.equal(installed.length, 0, 'no core: the batches replay to the certified digest')
     assert.equal(laggardState.config.epoch, 1, 'the laggard is in the next epoch')
   })
 
   it('refuses batches that do not replay to the digest and takes the certified core instead', async () => {
-    const { laggard, laggardState, applied, installed, digest } = setUp((seq, requests) => seq === 5 ? [signedRequest(orgs[0]!, genesis, taskOp('forged'))] : requests)
+    const { laggard, laggardState, applied, installed, digest } = setUp({ tamper: (seq, requests) => seq === 5 ? [signedRequest(orgs[0]!, genesis, taskOp('forged'))] : requests })
     assert.equal(await laggard.fetch(genesis, 8, digest), true)
     assert.deepEqual(applied, [], 'nothing of the forged range was applied')
     assert.equal(installed.length, 1)
