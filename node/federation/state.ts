@@ -96,8 +96,14 @@ export class FederationState {
   /** `${instance}:${seq}` -> the requests of the latest batches applied here (not part of snapshots). */
   #retained = new Map<string, BatchRequest[]>()
   #retainedBytes = 0
-  /** The batch that ended the previous epoch, with its results. */
-  #closing: { instance: string, seq: number, results: Uint8Array[] } | undefined
+  /**
+   * The batch that ended the previous epoch, with its results, the digest of the old instance's
+   * final state — what every later checkpoint of that instance certifies (nothing applies there any
+   * more), so that it does not depend on how far each org got into the new epoch meanwhile — and its
+   * executed clients (a request executed there and ordered again later gets its result, not
+   * 'epoch-ended', which would have its proposer re-submit it into the new epoch: applied twice).
+   */
+  #closing: { instance: string, seq: number, results: Uint8Array[], digest: Uint8Array, executed: Map<string, Uint8Array> } | undefined
 
   constructor (config: FederationConfig) {
     this.#config = validConfig(config)
@@ -141,20 +147,31 @@ export class FederationState {
   anchorsOf (node: string): readonly Anchor[] { return this.#anchors.get(node) ?? [] }
 
   apply (batch: FederationBatch): AppliedBatch {
+    if (batch.instance !== this.#instance) return this.#applyForeign(batch)
     const out = this.#applyBatch(batch)
     if (batch.checkpoint === true && out.digest === undefined) out.digest = this.#checkpointDigest(batch.seq)
     return out
   }
 
-  #applyBatch (batch: FederationBatch): AppliedBatch {
-    if (batch.instance !== this.#instance) {
-      // Kept too: a laggard of the ended epoch replays up to that epoch's last checkpoint through them.
-      this.#retain(batch)
-      // The batch that ended the previous epoch, replayed by a new host: the same results as before.
-      if (this.#closing?.instance === batch.instance && this.#closing.seq === batch.seq) return { results: this.#closing.results, tasks: [], updates: [], anchors: [] }
-      // A batch of an instance this org already left (or never joined): nothing of it applies.
-      return { results: batch.requests.map((_, position) => this.#result(batch.seq, position, 'epoch-ended', '')), tasks: [], updates: [], anchors: [] }
+  /** A batch of an instance this org already left (or never joined): nothing of it applies. */
+  #applyForeign (batch: FederationBatch): AppliedBatch {
+    // Kept too: a laggard of the ended epoch replays up to that epoch's last checkpoint through them.
+    this.#retain(batch)
+    const ended = this.#closing?.instance === batch.instance ? this.#closing : undefined
+    // The batch that ended the previous epoch, replayed by a new host: the same results as before.
+    const results = ended?.seq === batch.seq
+      ? ended.results
+      : batch.requests.map((r, position) => ended?.executed.get(r.client) ?? this.#result(batch.seq, position, 'epoch-ended', ''))
+    const out: AppliedBatch = { results, tasks: [], updates: [], anchors: [] }
+    if (batch.checkpoint === true) {
+      // Of an instance left longer ago, or before its end: the same for every org that left it (no
+      // replay on a copy reaches such a batch: a copy enters the next epoch at the closing batch).
+      out.digest = ended !== undefined && batch.seq >= ended.seq ? ended.digest : leftInstanceDigest(batch.instance, batch.seq)
     }
+    return out
+  }
+
+  #applyBatch (batch: FederationBatch): AppliedBatch {
     if (batch.seq <= this.#lastSeq) {
       const results = this.#recent.get(batch.seq)
       const digest = this.#digests.get(batch.seq)
@@ -184,9 +201,12 @@ export class FederationState {
     }
     // Ordered after the passing vote: the old epoch is over for them (the result names the new one).
     const closing = this.#instance
+    const digest = sha256(this.exportCore())
+    const executed = this.#executed
     this.#beginEpoch(out.change)
     for (let position = out.results.length; position < batch.requests.length; position++) out.results.push(this.#result(batch.seq, position, 'epoch-ended', ''))
-    this.#closing = { instance: closing, seq: batch.seq, results: out.results }
+    this.#closing = { instance: closing, seq: batch.seq, results: out.results, digest, executed }
+    if (batch.checkpoint === true) out.digest = digest
     return out
   }
 
@@ -351,10 +371,7 @@ export class FederationState {
       if (typeof key !== 'string' || !Array.isArray(roots) || !roots.every((r) => typeof r === 'string' && KEY_HEX.test(r))) return bad('vote')
       this.#votes.set(key, new Set(roots as string[]))
     }
-    for (const [client, result] of rows(executed, 2, EXECUTED_CLIENTS_MAX, bad)) {
-      if (typeof client !== 'string' || !(result instanceof Uint8Array)) return bad('executed client')
-      this.#executed.set(client, result)
-    }
+    this.#executed = executedClients(executed, bad)
     for (const [seq, results] of rows(recent, 2, RECENT_BATCHES_MAX, bad)) {
       if (!isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array)) return bad('recent batch')
       this.#recent.set(seq, results as Uint8Array[])
@@ -374,7 +391,7 @@ export class FederationState {
       this.#epochStart,
       [...this.#anchors.values()].flat().map((a) => [a.node, a.root, a.auditSeq, a.head, a.epoch, a.seq]),
       this.#changes.map((c) => [c.action, c.org.name, c.org.root, c.epoch, c.seq]),
-      this.#closing === undefined ? null : [this.#closing.instance, this.#closing.seq, this.#closing.results]
+      this.#closing === undefined ? null : [this.#closing.instance, this.#closing.seq, this.#closing.results, this.#closing.digest, [...this.#closing.executed]]
     ]
   }
 
@@ -400,12 +417,29 @@ export class FederationState {
       s.#changes.push({ action, org: { name, root }, epoch, seq })
     }
     if (closing !== null) {
-      const [instance, seq, results] = rows([closing], 3, 1, bad)[0]!
-      if (typeof instance !== 'string' || !isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array)) return bad('closing batch')
-      s.#closing = { instance, seq, results: results as Uint8Array[] }
+      // Snapshots from before the closing digest and clients hold 3 fields: theirs is the marker of a left instance.
+      const row = Array.isArray(closing) && closing.length === 3 ? [...closing, undefined, []] : closing
+      const [instance, seq, results, digest, executed] = rows([row], 5, 1, bad)[0]!
+      if (typeof instance !== 'string' || !isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array) ||
+        !(digest === undefined || (digest instanceof Uint8Array && digest.length === 32))) return bad('closing batch')
+      s.#closing = { instance, seq, results: results as Uint8Array[], digest: digest ?? leftInstanceDigest(instance, seq), executed: executedClients(executed, bad) }
     }
     return s
   }
+}
+
+/** What a checkpoint of an instance this org left certifies when it knows nothing of its end. */
+function leftInstanceDigest (instance: string, seq: number): Uint8Array {
+  return sha256(encodeCanonical(['fedmesh/federation-left/v1', instance, seq]))
+}
+
+function executedClients (v: unknown, bad: (what: string) => never): Map<string, Uint8Array> {
+  const executed = new Map<string, Uint8Array>()
+  for (const [client, result] of rows(v, 2, EXECUTED_CLIENTS_MAX, bad)) {
+    if (typeof client !== 'string' || !(result instanceof Uint8Array)) return bad('executed client')
+    executed.set(client, result)
+  }
+  return executed
 }
 
 function rows (v: unknown, width: number, countMax: number, bad: (what: string) => never): unknown[][] {

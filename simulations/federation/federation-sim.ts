@@ -13,7 +13,7 @@ import { SIM_EPOCH_MS, SimScheduler } from '../world/scheduler.js'
 import { type SimPacket, SimTopics } from '../world/sim-transport.js'
 import { FederationViolation, RaftLeaders, SlotSignatures, federatedCopy } from './checkers.js'
 import { ByzantineOrg } from './byzantine-org.js'
-import { ORG_NAMES } from './scenario-file.js'
+import { ORGS_MAX, ORG_NAMES } from './scenario-file.js'
 import { type ByzantineKind, type FaultStep, type FederationSimReport, type Scenario, type SeriesPoint, type SimEvent, BYZANTINE_KINDS } from './scenario.js'
 import { type SimOrg, SimFedNode, type SimWorld } from './sim-node.js'
 
@@ -92,6 +92,10 @@ class FederationRun {
   readonly #byzantineOrgs = new Map<string, ByzantineOrg>()
   /** Revoked orgs, with the number of proposals made before their revocation passed. */
   readonly #revoked = new Map<string, number>()
+  /** Orgs voted in mid-run, with the first epoch they order in. */
+  readonly #admitted = new Map<string, number>()
+  /** Draws for governance, apart from #prng so that adding them left every other draw of a seed as it was. */
+  readonly #governance: Prng
   readonly #stats = { crashes: 0, partitions: 0, viewChanges: 0 }
   #latencies: number[] = []
   #ackedInBucket = 0
@@ -103,6 +107,7 @@ class FederationRun {
     this.#scenario = scenario
     this.#options = options
     this.#prng = new Prng(scenario.seed)
+    this.#governance = new Prng(scenario.seed ^ 0x6a09e667)
     const { network } = scenario
     this.#net = new SimNetwork<SimPacket>(this.#scheduler, this.#prng.fork(), (from, to) => ({
       latencyMs: this.#orgOf.get(from) === this.#orgOf.get(to) ? network.intraOrgMs : network.interOrgMs,
@@ -118,17 +123,21 @@ class FederationRun {
       diskMs: scenario.diskMs, raft: RAFT, federation: { tickMs: 50, anchorIntervalMs: 2_000 },
       loggerOf: (node) => options.trace === true ? traceLogger((line) => this.#line(`${node} ${line}`)) : silentLogger
     }
-    roots.forEach((root, i) => {
-      const org: SimOrg = { name: ORG_NAMES[i]!, root, nodes: [] }
-      for (let n = 0; n < scenario.nodesPerOrg; n++) {
-        const identity = new NodeIdentity(this.#prng.bytes(32))
-        const certificate = encodeCertificate(issueCertificate(root, { org: org.name, node: identity.publicKey, issuedAtMs: SIM_EPOCH_MS - 60_000, ttlMs: 365 * 24 * 3600_000 }))
-        const node: SimFedNode = new SimFedNode(this.#world, org, n, identity, certificate, this.#prng.fork(), this.#outbound(org, () => node))
-        org.nodes.push(node)
-        this.#orgOf.set(node.key, org)
-      }
-      this.#orgs.push(org)
-    })
+    roots.forEach((root, i) => this.#addOrg(ORG_NAMES[i]!, root, this.#prng, 'genesis'))
+  }
+
+  /** An org of the scenario's size, its node keys and certificates drawn from prng. */
+  #addOrg (name: string, root: NodeIdentity, prng: Prng, federation: SimOrg['federation']): SimOrg {
+    const org: SimOrg = { name, root, nodes: [], federation }
+    for (let n = 0; n < this.#scenario.nodesPerOrg; n++) {
+      const identity = new NodeIdentity(prng.bytes(32))
+      const certificate = encodeCertificate(issueCertificate(root, { org: org.name, node: identity.publicKey, issuedAtMs: SIM_EPOCH_MS - 60_000, ttlMs: 365 * 24 * 3600_000 }))
+      const node: SimFedNode = new SimFedNode(this.#world, org, n, identity, certificate, prng.fork(), this.#outbound(org, () => node))
+      org.nodes.push(node)
+      this.#orgOf.set(node.key, org)
+    }
+    this.#orgs.push(org)
+    return org
   }
 
   async run (): Promise<FederationSimReport> {
@@ -199,6 +208,8 @@ class FederationRun {
     for (let i = 0; i < count; i++) {
       steps.push({ atMs: this.#prng.intInclusive(500, s.durationMs - 1), kind: this.#prng.pick(kinds), ms: this.#prng.intInclusive(300, 3000) })
     }
+    // One run in four, an org founded mid-run asks to be admitted.
+    if (s.orgs < ORGS_MAX && this.#governance.chance(1, 4)) steps.push({ atMs: this.#governance.intInclusive(500, s.durationMs - 1), kind: 'vote-admit' })
     return steps.sort((a, b) => a.atMs - b.atMs)
   }
 
@@ -267,7 +278,43 @@ class FederationRun {
       case 'vote-revoke':
         return this.#voteRevoke(org)
       case 'vote-admit':
-        this.#event(step.kind, 'admission votes are not simulated yet: step ignored')
+        return this.#voteAdmit()
+    }
+  }
+
+  /**
+   * An org founded now, outside the federation, asks to join: every honest member votes to admit
+   * it. Once the vote passes, a member exports the new epoch (its config and the state it began
+   * with) and the org's nodes join from that file, as `fedmesh federation export` / `join` do; from
+   * that epoch on its boards must hold every acknowledged task.
+   */
+  #voteAdmit (): void {
+    if (this.#voted || this.#orgs.length >= ORGS_MAX) return
+    this.#voted = true
+    const candidate = this.#addOrg(ORG_NAMES[this.#orgs.length]!, new NodeIdentity(this.#governance.bytes(32)), this.#governance, undefined)
+    for (const node of candidate.nodes) void node.boot()
+    this.#event('vote-admit', `${candidate.name} founded outside the federation; every member votes to admit it`)
+    for (const voter of this.#honestOrgs()) {
+      const node = voter.nodes.find((n) => n.up && n.federation !== undefined)
+      node?.federation!.vote({ action: 'admit', name: candidate.name, root: candidate.root.publicKeyHex }, { timeoutMs: PROPOSE_TIMEOUT_MS }).then((r) => {
+        if (r.outcome !== 'passed' || this.#admitted.has(candidate.name)) return
+        this.#admitted.set(candidate.name, r.epoch + 1)
+        this.#event('epoch', `${candidate.name} admitted at ${r.epoch}.${r.seq}: epoch ${r.epoch + 1} orders with it`)
+      }, () => undefined)
+    }
+  }
+
+  /** An admitted org joins from the first member node that exports its epoch with the state it began with. */
+  #joinAdmitted (): void {
+    for (const org of this.#orgs) {
+      const epoch = this.#admitted.get(org.name)
+      if (epoch === undefined || org.federation !== undefined) continue
+      const exporter = this.#honestNodes().find((n) => n.federation?.epochFile().epoch === epoch && n.federation.epochFile().core !== undefined)
+      if (exporter === undefined) continue
+      const file = exporter.federation!.epochFile()
+      org.federation = { config: { genesis: file.genesis, epoch: file.epoch, orgs: file.orgs }, epochCore: new Uint8Array(Buffer.from(file.core!, 'base64')) }
+      for (const node of org.nodes) node.joinFederation()
+      this.#event('epoch', `${org.name} joins epoch ${epoch} from ${exporter.name}'s export`)
     }
   }
 
@@ -277,7 +324,7 @@ class FederationRun {
    * federation's (it is not checked for tasks acknowledged later).
    */
   #voteRevoke (target: SimOrg | undefined): void {
-    const members = this.#orgs.filter((o) => !this.#revoked.has(o.name))
+    const members = this.#orgs.filter((o) => o.federation !== undefined && !this.#revoked.has(o.name))
     // One revocation a run, and at least 4 members after it (a federation that still tolerates a Byzantine org).
     if (this.#voted || members.length - 1 < 4) return
     this.#voted = true
@@ -368,6 +415,7 @@ class FederationRun {
 
   #check (): void {
     if (this.#violation !== undefined) throw this.#violation
+    this.#joinAdmitted()
     for (const node of this.#nodes()) {
       if (node.bootFailure !== undefined && this.#scenario.byzantine[node.org.name] === undefined) {
         throw new FederationViolation('restart', `${node.name} could not start again: ${node.bootFailure.message}`)
@@ -450,7 +498,9 @@ class FederationRun {
     const missing: string[] = []
     for (const node of this.#honestNodes()) {
       const copies = await this.#copies(node)
-      const lacks = acked.filter((p) => !copies.has(p.n))
+      // An admitted org holds what was ordered from its first epoch on.
+      const fromEpoch = this.#admitted.get(node.org.name) ?? 0
+      const lacks = acked.filter((p) => !copies.has(p.n) && Number(p.ref!.split('.')[0]) >= fromEpoch)
       if (lacks.length > 0) missing.push(`${node.name} lacks ${lacks.length} (${lacks.slice(0, 3).map((p) => `sim-${p.n}@${p.ref ?? '?'}`).join(', ')})`)
     }
     return missing
@@ -500,9 +550,9 @@ class FederationRun {
     return this.#orgs.flatMap((o) => o.nodes)
   }
 
-  /** Honest member orgs (a revoked org is no longer one). */
+  /** Honest member orgs (a revoked org is no longer one; an admitted one is once it joined). */
   #honestOrgs (): SimOrg[] {
-    return this.#orgs.filter((o) => this.#scenario.byzantine[o.name] === undefined && !this.#revoked.has(o.name))
+    return this.#orgs.filter((o) => o.federation !== undefined && this.#scenario.byzantine[o.name] === undefined && !this.#revoked.has(o.name))
   }
 
   #honestNodes (): SimFedNode[] {

@@ -1,7 +1,8 @@
-import type { NodeIdentity } from '../../base/ed25519.js'
+import type { NodeIdentity, Signer } from '../../base/ed25519.js'
 import type { Logger } from '../../base/log.js'
 import type { Sanitizer } from '../../sanitize/index.js'
 import { Federation, type FederationInit } from '../../node/federation/federation.js'
+import type { FederationConfig } from '../../node/federation/config.js'
 import { type Genesis, genesisId } from '../../node/federation/genesis.js'
 import { AuditLog } from '../../node/gate/audit.js'
 import { TaskService, type RaftOptions } from '../../node/org/task-service.js'
@@ -21,6 +22,11 @@ export interface SimOrg {
   name: string
   root: NodeIdentity
   nodes: SimFedNode[]
+  /**
+   * How its nodes join the federation: as a genesis member, or (an org founded mid-run) from the
+   * epoch file a member exported once the admission vote passed; undefined while it is outside.
+   */
+  federation: 'genesis' | { config: FederationConfig, epochCore?: Uint8Array } | undefined
 }
 
 export interface SimWorld {
@@ -49,6 +55,7 @@ export class SimFedNode {
   incarnation = 0
   /** Set on an honest node whose parts failed to start: the run reports it. */
   bootFailure: Error | undefined
+  readonly #signer: Signer
 
   constructor (
     readonly world: SimWorld,
@@ -65,18 +72,18 @@ export class SimFedNode {
     this.clock = world.scheduler.clock()
     this.storage = new SimStorage(this.clock, prng, world.diskMs)
     this.transport = this.#plug(this.clock)
+    // Signs synchronously (no signAsync): libuv's thread pool would make the run depend on real time.
+    this.#signer = { publicKey: identity.publicKey, sign: (m: Uint8Array) => identity.sign(m) }
   }
 
   /** Starts every part on the current clock, transport and disk; resolves once all run. */
   async boot (): Promise<void> {
     this.up = true
     this.incarnation++
-    const { clock, transport, storage, identity, org, world } = this
-    // The audit log signs synchronously here: libuv's thread pool would make the run depend on real time.
+    const { clock, transport, storage, org, world } = this
     const logger = world.loggerOf(this.name)
-    const signer = { publicKey: identity.publicKey, sign: (m: Uint8Array) => identity.sign(m) }
     try {
-      const audit = await AuditLog.open({ storage, signer, clock })
+      const audit = await AuditLog.open({ storage, signer: this.#signer, clock })
       this.audit = audit
       const tasks = await TaskService.start({
         org: org.name, selfKey: this.key, founder: this.index === 0, storage, transport, clock, rng: this.prng, logger,
@@ -84,25 +91,37 @@ export class SimFedNode {
       })
       if (!this.up || this.clock !== clock) return
       this.tasks = tasks
-      const federationId = genesisId(world.genesis)
-      const federation = new Federation({
-        genesis: world.genesis, signer, certificate: this.certificate, org: org.name, orgRoot: org.root.publicKeyHex,
-        transport, clock, rng: this.prng, logger, sanitizer: world.sanitizer,
-        isLeader: () => tasks.raftStatus().role === 'leader',
-        commitBatch: async (batch) => await tasks.commitFederationBatch(batch),
-        installState: async (install) => await tasks.installFederationState(install),
-        state: () => tasks.federationState(federationId),
-        commitPromises: async (instance, record, requestId) => await tasks.commitPbftPromises(instance, record, requestId),
-        loadPromises: async (instance) => await tasks.pbftPromises(instance),
-        audit: async (input) => await audit.append(input),
-        auditHead: () => audit.head,
-        ...world.federation
-      })
-      federation.start()
-      this.federation = federation
+      this.#joinFederation(tasks, audit, logger)
     } catch (err) {
       if (this.up && this.clock === clock) this.bootFailure = err as Error
     }
+  }
+
+  /** An admitted org's node that is up joins the federation from its org's epoch file (`fedmesh federation join epoch.json`). */
+  joinFederation (): void {
+    if (this.up && this.tasks !== undefined && this.audit !== undefined && this.federation === undefined) this.#joinFederation(this.tasks, this.audit, this.world.loggerOf(this.name))
+  }
+
+  #joinFederation (tasks: TaskService, audit: AuditLog, logger: Logger): void {
+    const { org, world } = this
+    if (org.federation === undefined) return
+    const federationId = genesisId(world.genesis)
+    const federation = new Federation({
+      genesis: world.genesis, ...(org.federation !== 'genesis' ? org.federation : {}),
+      signer: this.#signer, certificate: this.certificate, org: org.name, orgRoot: org.root.publicKeyHex,
+      transport: this.transport, clock: this.clock, rng: this.prng, logger, sanitizer: world.sanitizer,
+      isLeader: () => tasks.raftStatus().role === 'leader',
+      commitBatch: async (batch) => await tasks.commitFederationBatch(batch),
+      installState: async (install) => await tasks.installFederationState(install),
+      state: () => tasks.federationState(federationId),
+      commitPromises: async (instance, record, requestId) => await tasks.commitPbftPromises(instance, record, requestId),
+      loadPromises: async (instance) => await tasks.pbftPromises(instance),
+      audit: async (input) => await audit.append(input),
+      auditHead: () => audit.head,
+      ...world.federation
+    })
+    federation.start()
+    this.federation = federation
   }
 
   /** kill -9: the process is gone mid-whatever; its disk keeps what was synced (and a torn tail). */

@@ -59,6 +59,21 @@ describe('simulation: whole federations on the production drivers', function () 
     assert.equal(verdict(r), 'ok')
   })
 
+  it('seed 7 (4 × 3, an org admitted mid-run): a laggard of the ended epoch replays to its later checkpoint', async () => {
+    // The old instance's checkpoint after the vote certified each org's state in the new epoch, which
+    // differed by how far each had got into it: charlie, behind, never replayed to it (19 tasks lost).
+    const r = await run(7, { orgs: 4, nodesPerOrg: 3 })
+    assert.equal(verdict(r), 'ok')
+    assert.ok(r.events.some((e) => e.kind === 'epoch' && e.detail.includes('joins epoch 1')), 'the admitted org joined')
+  })
+
+  it('seed 52 (4 × 3, an org admitted mid-run): a task executed before the vote is not applied again after it', async () => {
+    // Ordered again in the old instance after the vote, it was answered 'epoch-ended', so its
+    // proposer re-submitted it into the new epoch: alpha/0 held sim-27 at 0.29.0 and at 1.3.2.
+    const r = await run(52, { orgs: 4, nodesPerOrg: 3 })
+    assert.equal(verdict(r), 'ok')
+  })
+
   it('a fixed budget of swarm seeds (4 orgs × 3 nodes) holds every invariant', async () => {
     for (const seed of [101, 102, 103]) {
       const r = await run(seed, { orgs: 4, nodesPerOrg: 3 })

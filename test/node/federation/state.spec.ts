@@ -78,6 +78,45 @@ describe('federation state (applied by every org from PBFT batches)', () => {
     assert.deepEqual(outcome(lone.results[0]!).slice(3), ['refused', 'too-few-members'])
   })
 
+  it('certifies the ended instance\'s final state at its later checkpoints, however far each org got into the new epoch', () => {
+    // Found by the federation simulator (seed 7, 4 × 3, an admission vote): the digest at a later
+    // checkpoint of the old instance was the digest of the org's state in the new epoch, so orgs
+    // disagreed on it and a laggard of the old epoch could never replay to it.
+    const [ahead, behind] = [new FederationState(CONFIG), new FederationState(CONFIG)]
+    const votes = ORGS.slice(0, 3).map((o) => request(o, GENESIS, revokeDelta))
+    const closingOf = (s: FederationState) => s.apply({ config: CONFIG, instance: GENESIS, seq: 1, requests: votes })
+    const [a, b] = [closingOf(ahead), closingOf(behind)]
+    assert.deepEqual(a.results, b.results)
+    const next = instanceId(ahead.config)
+    const own = ahead.apply({ config: CONFIG, instance: next, seq: 1, requests: [request(ORGS[0]!, next, task('new epoch'))], checkpoint: true })
+    const late = { config: CONFIG, instance: GENESIS, seq: 4, requests: [request(ORGS[1]!, GENESIS, task('late'))], checkpoint: true }
+    const [fromAhead, fromBehind] = [ahead.apply(late), behind.apply(late)]
+    assert.ok(fromAhead.digest !== undefined)
+    assert.deepEqual(fromAhead.digest, fromBehind.digest)
+    assert.notDeepEqual(fromAhead.digest, own.digest)
+    // The new epoch's own checkpoint is untouched by the old instance's: a replay of it gets its digest back.
+    assert.deepEqual(ahead.apply({ config: CONFIG, instance: next, seq: 1, requests: [], checkpoint: true }).digest, own.digest)
+    // And a snapshot keeps the closing digest.
+    const restored = FederationState.decode(decodeCanonical(encodeCanonical(behind.encode())))
+    assert.deepEqual(restored.apply(late).digest, fromBehind.digest)
+  })
+
+  it('answers a request executed before the vote and ordered again after it with its result, not epoch-ended', () => {
+    // Found by the federation simulator (seed 52, 4 × 3, an admission vote): 'epoch-ended' had the
+    // proposer re-submit the task into the new epoch, and it was applied twice.
+    const s = new FederationState(CONFIG)
+    const early = request(ORGS[0]!, GENESIS, task('before the vote'))
+    const applied = s.apply({ config: CONFIG, instance: GENESIS, seq: 1, requests: [early] })
+    s.apply({ config: CONFIG, instance: GENESIS, seq: 2, requests: ORGS.slice(0, 3).map((o) => request(o, GENESIS, revokeDelta)) })
+    assert.equal(s.config.epoch, 1)
+    const again = { config: CONFIG, instance: GENESIS, seq: 3, requests: [early, request(ORGS[1]!, GENESIS, task('late'))] }
+    const results = s.apply(again).results
+    assert.deepEqual(results[0], applied.results[0])
+    assert.equal(outcome(results[1]!)[3], 'epoch-ended')
+    // Also after a restart from a snapshot.
+    assert.deepEqual(FederationState.decode(decodeCanonical(encodeCanonical(s.encode()))).apply(again).results, results)
+  })
+
   it('admits an org into a new epoch; it starts from the member list alone and computes the same results', () => {
     const s = new FederationState(CONFIG)
     const echo = makeOrg('echo')
