@@ -12,7 +12,9 @@ import { type Outcome, type RequestResult } from './state.js'
 
 // The client side of the federation on this node: each request is an op signed by this node, sent
 // to every replica until f+1 orgs reply the same result, with backoff, and re-submitted into the
-// next epoch when a membership change ended the one it was ordered in.
+// next epoch when a membership change ended the one it was ordered in — or began while it waited
+// for an answer (the old epoch's replicas retire). It keeps one client id throughout: the
+// federation state remembers executed clients across epochs, so it is applied at most once.
 
 const PENDING_PROPOSALS_MAX = 1024
 const PROPOSE_TIMEOUT_MS_DEFAULT = 30_000
@@ -65,8 +67,10 @@ export class Proposer {
     if (this.#pending.size >= PENDING_PROPOSALS_MAX) throw new FederationError('federation-busy', `${PENDING_PROPOSALS_MAX} federation requests in flight`)
     if (!init.epochs.isMember(init.orgRoot)) throw new FederationError('not-a-member', `org ${init.org} is not a member of federation epoch ${init.epochs.current.epoch} (revoked)`)
     const deadlineMs = init.clock.monotonicMs() + (options.timeoutMs ?? PROPOSE_TIMEOUT_MS_DEFAULT)
+    const client = `${this.#clientPrefix}.${++this.#requests}`
     for (let attempt = 0; ; attempt++) {
-      const result = await this.#requestIn(init.epochs.current, op, deadlineMs)
+      const result = await this.#requestIn(init.epochs.current, client, op, deadlineMs)
+      if (result === undefined) continue
       if (result.outcome !== 'epoch-ended' || attempt >= EPOCH_RETRIES_MAX) return { ...result, accepted: isAccepted(result.outcome) }
       // Ordered after a membership change: every org refused it alike; try again in the next epoch.
       while (init.epochs.current.epoch < result.epoch) {
@@ -90,10 +94,10 @@ export class Proposer {
     for (const client of to) if (this.#pending.get(client)?.instance === instance) this.deliver(client, m)
   }
 
-  async #requestIn (config: FederationConfig, op: FederationOp, deadlineMs: number): Promise<RequestResult> {
+  /** The result of the request in the epoch of config; undefined once this node entered a later epoch unanswered. */
+  async #requestIn (config: FederationConfig, client: string, op: FederationOp, deadlineMs: number): Promise<RequestResult | undefined> {
     const init = this.#init
     const instance = instanceId(config)
-    const client = `${this.#clientPrefix}.${++this.#requests}`
     const opBytes = signOp(init.signer, init.certificate, { instance, client, timestamp: 1 }, op)
     if (opBytes.length > PBFT_OP_BYTES_MAX) throw new TaskError('task-invalid', `operation of ${opBytes.length} bytes exceeds ${PBFT_OP_BYTES_MAX}`)
     const request = encodeCanonical([client, 1, opBytes])
@@ -118,7 +122,9 @@ export class Proposer {
         await init.envelopes.publish(init.envelopes.seal(instance, KIND_REQUEST, [], request))
         await Promise.race([answered, init.clock.sleep(retryMs)])
         retryMs = Math.min(2 * retryMs, retryMsMax)
-        if (answer === undefined && init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'no f+1 matching replies in time')
+        if (answer !== undefined) break
+        if (init.epochs.current.epoch > config.epoch) return undefined
+        if (init.clock.monotonicMs() >= deadlineMs) throw new FederationError('federation-timeout', 'no f+1 matching replies in time')
       }
       return decodeResult(answer)
     } finally {

@@ -16,9 +16,11 @@ import {
 // quorum, 2f+1 when n = 3f+1) signed an approval of it; the membership then changes at once and a
 // new epoch begins: a fresh PBFT instance over the new member set (instanceId), starting at seq 1.
 // Requests ordered after the passing vote in the old instance are answered 'epoch-ended' (naming
-// the org's epoch now) by every org alike, so their proposers re-submit them into the new epoch. Everything a result depends on
-// (members, votes, executed clients) starts afresh with the epoch, so an org admitted into it needs
-// only the epoch's member list — not the history — to compute the same results as the others.
+// the org's epoch now) by every org alike, so their proposers re-submit them into the new epoch.
+// Votes start afresh with the epoch; executed clients carry over (a request executed in the old
+// epoch and re-submitted into the new one by a proposer that never heard its result gets that
+// result, not a second execution). An org admitted into an epoch starts from the core it began
+// with (`fedmesh federation export`), so it computes the same results as the others.
 
 export interface BatchRequest { client: string, timestamp: number, op: Uint8Array }
 /** One committed PBFT batch of instance `instance`, as the org's replica host hands it to its org's state machine. */
@@ -79,7 +81,7 @@ export class FederationState {
   #lastSeq = 0
   /** Proposal key -> roots of the members that approved it (this epoch). */
   #votes = new Map<string, Set<string>>()
-  /** Client ids executed this epoch -> their result: a request ordered twice is applied once. */
+  /** Client ids executed lately (this epoch and before) -> their result: a request ordered twice is applied once. */
   #executed = new Map<string, Uint8Array>()
   /** Results of the latest batches: a host replaying a batch its org already applied gets them back. */
   #recent = new Map<number, Uint8Array[]>()
@@ -99,11 +101,9 @@ export class FederationState {
   /**
    * The batch that ended the previous epoch, with its results, the digest of the old instance's
    * final state — what every later checkpoint of that instance certifies (nothing applies there any
-   * more), so that it does not depend on how far each org got into the new epoch meanwhile — and its
-   * executed clients (a request executed there and ordered again later gets its result, not
-   * 'epoch-ended', which would have its proposer re-submit it into the new epoch: applied twice).
+   * more), so that it does not depend on how far each org got into the new epoch meanwhile.
    */
-  #closing: { instance: string, seq: number, results: Uint8Array[], digest: Uint8Array, executed: Map<string, Uint8Array> } | undefined
+  #closing: { instance: string, seq: number, results: Uint8Array[], digest: Uint8Array } | undefined
 
   constructor (config: FederationConfig) {
     this.#config = validConfig(config)
@@ -161,7 +161,7 @@ export class FederationState {
     // The batch that ended the previous epoch, replayed by a new host: the same results as before.
     const results = ended?.seq === batch.seq
       ? ended.results
-      : batch.requests.map((r, position) => ended?.executed.get(r.client) ?? this.#result(batch.seq, position, 'epoch-ended', ''))
+      : batch.requests.map((r, position) => this.#executed.get(r.client) ?? this.#result(batch.seq, position, 'epoch-ended', ''))
     const out: AppliedBatch = { results, tasks: [], updates: [], anchors: [] }
     if (batch.checkpoint === true) {
       // Of an instance left longer ago, or before its end: the same for every org that left it (no
@@ -202,10 +202,9 @@ export class FederationState {
     // Ordered after the passing vote: the old epoch is over for them (the result names the new one).
     const closing = this.#instance
     const digest = sha256(this.exportCore())
-    const executed = this.#executed
     this.#beginEpoch(out.change)
     for (let position = out.results.length; position < batch.requests.length; position++) out.results.push(this.#result(batch.seq, position, 'epoch-ended', ''))
-    this.#closing = { instance: closing, seq: batch.seq, results: out.results, digest, executed }
+    this.#closing = { instance: closing, seq: batch.seq, results: out.results, digest }
     if (batch.checkpoint === true) out.digest = digest
     return out
   }
@@ -286,7 +285,6 @@ export class FederationState {
     this.#instance = instanceId(this.#config)
     this.#lastSeq = 0
     this.#votes = new Map()
-    this.#executed = new Map()
     this.#recent = new Map()
     this.#digests = new Map()
     this.#epochStart = this.exportCore()
@@ -391,7 +389,7 @@ export class FederationState {
       this.#epochStart,
       [...this.#anchors.values()].flat().map((a) => [a.node, a.root, a.auditSeq, a.head, a.epoch, a.seq]),
       this.#changes.map((c) => [c.action, c.org.name, c.org.root, c.epoch, c.seq]),
-      this.#closing === undefined ? null : [this.#closing.instance, this.#closing.seq, this.#closing.results, this.#closing.digest, [...this.#closing.executed]]
+      this.#closing === undefined ? null : [this.#closing.instance, this.#closing.seq, this.#closing.results, this.#closing.digest]
     ]
   }
 
@@ -417,12 +415,12 @@ export class FederationState {
       s.#changes.push({ action, org: { name, root }, epoch, seq })
     }
     if (closing !== null) {
-      // Snapshots from before the closing digest and clients hold 3 fields: theirs is the marker of a left instance.
-      const row = Array.isArray(closing) && closing.length === 3 ? [...closing, undefined, []] : closing
-      const [instance, seq, results, digest, executed] = rows([row], 5, 1, bad)[0]!
+      // Snapshots from before the closing digest hold 3 fields: theirs is the marker of a left instance.
+      const row = Array.isArray(closing) && closing.length === 3 ? [...closing, undefined] : closing
+      const [instance, seq, results, digest] = rows([row], 4, 1, bad)[0]!
       if (typeof instance !== 'string' || !isCount(seq) || !Array.isArray(results) || !results.every((r) => r instanceof Uint8Array) ||
         !(digest === undefined || (digest instanceof Uint8Array && digest.length === 32))) return bad('closing batch')
-      s.#closing = { instance, seq, results: results as Uint8Array[], digest: digest ?? leftInstanceDigest(instance, seq), executed: executedClients(executed, bad) }
+      s.#closing = { instance, seq, results: results as Uint8Array[], digest: digest ?? leftInstanceDigest(instance, seq) }
     }
     return s
   }

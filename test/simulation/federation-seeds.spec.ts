@@ -74,6 +74,11 @@ describe('simulation: whole federations on the production drivers', function () 
     assert.equal(verdict(r), 'ok')
   })
 
+  it('seeds 36 and 48 (votes mid-run): a proposal waiting when the epoch changed is re-submitted into the new one', async () => {
+    // It kept asking the old epoch's replicas, which had retired, until its 30 s timeout.
+    for (const seed of [36, 48]) assert.equal(verdict(await run(seed)), 'ok')
+  })
+
   it('a fixed budget of swarm seeds (4 orgs × 3 nodes) holds every invariant', async () => {
     for (const seed of [101, 102, 103]) {
       const r = await run(seed, { orgs: 4, nodesPerOrg: 3 })

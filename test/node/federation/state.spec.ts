@@ -115,6 +115,12 @@ describe('federation state (applied by every org from PBFT batches)', () => {
     assert.equal(outcome(results[1]!)[3], 'epoch-ended')
     // Also after a restart from a snapshot.
     assert.deepEqual(FederationState.decode(decodeCanonical(encodeCanonical(s.encode()))).apply(again).results, results)
+    // Its proposer, having heard nothing before the epoch changed, re-submits it (same client) into the new one.
+    const next = instanceId(s.config)
+    const resubmitted = request(ORGS[0]!, next, task('before the vote'), early.client)
+    const inNext = s.apply({ config: CONFIG, instance: next, seq: 1, requests: [resubmitted] })
+    assert.deepEqual(inNext.results, applied.results, 'answered with its result in the old epoch')
+    assert.equal(inNext.tasks.length, 0, 'not applied twice')
   })
 
   it('admits an org into a new epoch; it starts from the member list alone and computes the same results', () => {
