@@ -15,13 +15,19 @@ import { bytesEqual, fromHex, toHex } from '../../base/bytes.js'
 //    for this (FederationState.retainedBatch), so a host that restarted, or a node of any org, answers;
 //  - else the core: the state at the checkpoint itself (tasks ordered in the skipped range are then
 //    missing from this org's board: it was too far behind).
+// A laggard of an epoch that a vote ended may find no checkpoint after its seq at all (the others
+// left the instance at the vote, their replicas retired): it asks how the instance ended, and takes
+// the batches up to the vote once f+1 orgs sent the same ones (one of them is correct) and they do
+// end the epoch when replayed on a copy.
 // Requests are gossiped (the laggard does not know who hosts what); answers go to the asking node.
 
 export const KIND_BATCHES_REQUEST = 2
 export const KIND_BATCHES = 3
 export const KIND_CORE_REQUEST = 4
 export const KIND_CORE = 5
-export const CATCH_UP_KINDS = new Set([KIND_BATCHES_REQUEST, KIND_BATCHES, KIND_CORE_REQUEST, KIND_CORE])
+export const KIND_ENDING_REQUEST = 6
+export const KIND_ENDING = 7
+export const CATCH_UP_KINDS = new Set([KIND_BATCHES_REQUEST, KIND_BATCHES, KIND_CORE_REQUEST, KIND_CORE, KIND_ENDING_REQUEST, KIND_ENDING])
 
 /** One answer's batches: they travel in one envelope. */
 const BATCHES_REPLY_BYTES_MAX = 900 * 1024
@@ -54,6 +60,8 @@ export interface CatchUpInit {
 }
 
 interface Waiting { instance: string, digest: string, resolve: (answer: Uint8Array) => void }
+/** An ending question: the orgs behind each distinct answer, until f+1 agree. */
+interface Ending { from: number, f: number, answers: Map<string, Set<string>>, resolve: (batches: Uint8Array) => void }
 
 export class CatchUp {
   readonly #init: CatchUpInit
@@ -61,6 +69,7 @@ export class CatchUp {
   readonly #answered = new Map<string, number>()
   readonly #waiting = new Map<string, Waiting>()
   readonly #fetching = new Map<string, Promise<boolean>>()
+  readonly #endings = new Map<string, Ending>()
   #installs = 0
   #replays = 0
 
@@ -115,8 +124,35 @@ export class CatchUp {
     return true
   }
 
-  /** A catch-up message of a known instance from `node` (already authenticated as a member's). */
-  receive (instance: string, node: Uint8Array, kind: number, payload: Uint8Array): void {
+  /**
+   * Finishes an instance that other orgs ended by a vote while this org lagged (f: the faults the
+   * instance tolerates); true once this org applied the batches up to that vote.
+   */
+  async finishEnded (instance: string, f: number): Promise<boolean> {
+    const from = this.#nextSeq(instance)
+    if (from === undefined || this.#endings.has(instance)) return false
+    const init = this.#init
+    const batches = await new Promise<Uint8Array | undefined>((resolve) => {
+      this.#endings.set(instance, { from, f, answers: new Map(), resolve })
+      const deadlineMs = init.clock.monotonicMs() + (init.batchesWaitMs ?? BATCHES_WAIT_MS)
+      const loop = async (): Promise<void> => {
+        while (this.#endings.has(instance) && init.hosting(instance) && init.clock.monotonicMs() < deadlineMs) {
+          init.publish(instance, KIND_ENDING_REQUEST, encodeCanonical([from]))
+          await init.clock.sleep(init.retryMs)
+        }
+        resolve(undefined)
+      }
+      void loop()
+    })
+    this.#endings.delete(instance)
+    if (batches === undefined || this.#nextSeq(instance) !== from) return false
+    for (const [i, requests] of decodeBatches(batches).entries()) await this.#init.apply(instance, from + i, requests)
+    this.#replays++
+    return true
+  }
+
+  /** A catch-up message of a known instance from `node`, certified by the org `root` (already authenticated as a member's). */
+  receive (instance: string, root: string, node: Uint8Array, kind: number, payload: Uint8Array): void {
     const v = decodeCanonical(payload)
     const count = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
     if (!Array.isArray(v) || !count(v[0])) throw new CatchUpError('malformed', 'a catch-up message starts with a seq')
@@ -127,6 +163,12 @@ export class CatchUp {
       case KIND_CORE_REQUEST:
         if (v.length !== 1) throw new CatchUpError('malformed', 'a core request holds [seq]')
         return this.#answerCore(instance, node, v[0])
+      case KIND_ENDING_REQUEST:
+        if (v.length !== 1) throw new CatchUpError('malformed', 'an ending request holds [from]')
+        return this.#answerEnding(instance, node, v[0])
+      case KIND_ENDING:
+        if (v.length !== 3 || !count(v[1]) || !(v[2] instanceof Uint8Array)) throw new CatchUpError('malformed', 'an ending holds [from, seq, batches]')
+        return this.#ending(instance, root, v[0], v[2])
       case KIND_BATCHES: case KIND_CORE: {
         if (v.length !== 3 || !(v[2] instanceof Uint8Array)) throw new CatchUpError('malformed', 'an answer holds [from, to, bytes]')
         const key = kind === KIND_CORE ? `c:${instance}:${v[0]}` : `b:${instance}:${v[0]}:${String(v[1])}`
@@ -135,6 +177,45 @@ export class CatchUp {
         const valid = kind === KIND_CORE ? toHex(sha256(v[2])) === waiting.digest : this.#replaysTo(instance, v[0], v[2], waiting.digest)
         if (valid) waiting.resolve(v[2])
       }
+    }
+  }
+
+  #ending (instance: string, root: string, from: number, bytes: Uint8Array): void {
+    const ending = this.#endings.get(instance)
+    if (ending === undefined || ending.from !== from) return
+    const key = toHex(sha256(bytes))
+    let orgs = ending.answers.get(key)
+    if (orgs === undefined) {
+      // Checked once per distinct answer: it must take this org's state out of the instance.
+      if (!this.#endsInstance(instance, from, bytes)) return
+      ending.answers.set(key, orgs = new Set())
+    }
+    orgs.add(root)
+    if (orgs.size >= ending.f + 1) ending.resolve(bytes)
+  }
+
+  /** True if these batches, replayed on a copy of the org's state from `from`, end its epoch. */
+  #endsInstance (instance: string, from: number, bytes: Uint8Array): boolean {
+    return this.#replayCopy(instance, from, bytes, (copy) => copy.instance !== instance)
+  }
+
+  /** Replays batches on a copy of the org's state of instance from `from`; the verdict of `check` on the copy, false if any of it fails. */
+  #replayCopy (instance: string, from: number, bytes: Uint8Array, check: (copy: FederationState, last: Uint8Array | undefined, to: number) => boolean): boolean {
+    const state = this.#stateOf(instance)
+    if (state === undefined || state.lastSeq + 1 !== from) return false
+    try {
+      const copy = FederationState.decode(decodeCanonical(encodeCanonical(state.encode())))
+      const batches = decodeBatches(bytes)
+      let last: Uint8Array | undefined
+      for (const [i, requests] of batches.entries()) {
+        const seq = from + i
+        // The instance they were ordered in, also past a vote that ended it (the copy then enters the next epoch).
+        const batch: FederationBatch = { config: copy.config, instance, seq, requests, checkpoint: seq % this.#init.checkpointInterval === 0 }
+        last = copy.apply(batch).digest
+      }
+      return check(copy, last, from + batches.length - 1)
+    } catch {
+      return false
     }
   }
 
@@ -175,37 +256,37 @@ export class CatchUp {
 
   /** True if these batches, replayed on a copy of the org's state, end at the certified digest. */
   #replaysTo (instance: string, from: number, bytes: Uint8Array, digest: string): boolean {
-    const state = this.#stateOf(instance)
-    if (state === undefined || state.lastSeq + 1 !== from) return false
-    try {
-      const copy = FederationState.decode(decodeCanonical(encodeCanonical(state.encode())))
-      const batches = decodeBatches(bytes)
-      let last: Uint8Array | undefined
-      for (const [i, requests] of batches.entries()) {
-        const seq = from + i
-        // The instance they were ordered in, also past a vote that ended it (the copy then enters the next epoch).
-        const batch: FederationBatch = { config: copy.config, instance, seq, requests, checkpoint: seq % this.#init.checkpointInterval === 0 }
-        last = copy.apply(batch).digest
-      }
-      return last !== undefined && (from + batches.length - 1) % this.#init.checkpointInterval === 0 && bytesEqual(last, fromHex(digest))
-    } catch {
-      return false
-    }
+    return this.#replayCopy(instance, from, bytes, (_copy, last, to) => last !== undefined && to % this.#init.checkpointInterval === 0 && bytesEqual(last, fromHex(digest)))
   }
 
   #answerBatches (instance: string, node: Uint8Array, from: number, to: number): void {
+    if (!this.#mayAnswer(`b:${toHex(node)}:${from}:${to}`)) return
+    const batches = this.#retained(instance, from, to)
+    if (batches !== undefined) this.#init.sendTo(node, instance, KIND_BATCHES, encodeCanonical([from, to, batches]))
+  }
+
+  /** How the instance ended here, when it did: the batches from `from` up to the vote that ended it. */
+  #answerEnding (instance: string, node: Uint8Array, from: number): void {
+    const closing = this.#init.state()?.closing
+    if (closing?.instance !== instance || closing.seq < from || !this.#mayAnswer(`e:${toHex(node)}:${from}`)) return
+    const batches = this.#retained(instance, from, closing.seq)
+    if (batches !== undefined) this.#init.sendTo(node, instance, KIND_ENDING, encodeCanonical([from, closing.seq, batches]))
+  }
+
+  /** The batches from..to of instance as this node retained them, encoded; undefined if it lacks one or they are too large for one answer. */
+  #retained (instance: string, from: number, to: number): Uint8Array | undefined {
     const state = this.#init.state()
-    if (state === undefined || !this.#mayAnswer(`b:${toHex(node)}:${from}:${to}`)) return
+    if (state === undefined) return undefined
     const out: BatchRequest[][] = []
     let bytes = 0
     for (let seq = from; seq <= to; seq++) {
       const requests = state.retainedBatch(instance, seq)
-      if (requests === undefined) return
+      if (requests === undefined) return undefined
       bytes += batchBytes(requests)
-      if (bytes > BATCHES_REPLY_BYTES_MAX) return
+      if (bytes > BATCHES_REPLY_BYTES_MAX) return undefined
       out.push(requests)
     }
-    this.#init.sendTo(node, instance, KIND_BATCHES, encodeCanonical([from, to, encodeCanonical(out.map((b) => b.map((r) => [r.client, r.timestamp, r.op])))]))
+    return encodeCanonical(out.map((b) => b.map((r) => [r.client, r.timestamp, r.op])))
   }
 
   #answerCore (instance: string, node: Uint8Array, seq: number): void {

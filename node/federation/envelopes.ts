@@ -37,7 +37,7 @@ export interface EnvelopeHandlers {
   replica: (instance: string, m: PbftMessage) => void
   /** A replica's reply to the clients in `to`. */
   reply: (instance: string, to: string[], m: PbftMessage) => void
-  catchUp: (instance: string, node: Uint8Array, kind: number, payload: Uint8Array) => void
+  catchUp: (instance: string, root: string, node: Uint8Array, kind: number, payload: Uint8Array) => void
   /** Hands m to `to` if that is a client on this node (nothing to send then). */
   local: (to: string, m: PbftMessage) => boolean
 }
@@ -177,7 +177,7 @@ export class PbftEnvelopes {
       this.stats.received++
       if (kind === KIND_REQUEST) this.#receiveRequest(instanceId(config), root, toHex(envelope.from), payload)
       else if (kind === KIND_REPLICA) this.#receiveReplica(instanceId(config), root, envelope.from, to as string[], payload)
-      else if (CATCH_UP_KINDS.has(kind as number)) init.handlers.catchUp(instanceId(config), envelope.from, kind as number, payload)
+      else if (CATCH_UP_KINDS.has(kind as number)) init.handlers.catchUp(instanceId(config), root, envelope.from, kind as number, payload)
       else throw new FederationError('malformed', 'unknown pbft envelope kind')
       return 'accept'
     } catch (err) {

@@ -99,7 +99,7 @@ export class Federation {
         request: (instance, op, id) => this.#host.propose(instance, op, id),
         replica: (instance, m) => this.#host.step(instance, m),
         reply: (instance, to, m) => this.#proposer.received(instance, to, m),
-        catchUp: (instance, node, kind, payload) => this.#catchUp.receive(instance, node, kind, payload),
+        catchUp: (instance, root, node, kind, payload) => this.#catchUp.receive(instance, root, node, kind, payload),
         local: (to, m) => this.#proposer.deliver(to, m)
       }
     })

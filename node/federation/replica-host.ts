@@ -1,4 +1,4 @@
-import type { CommittedBatch, Evidence, PbftMessage, PbftStatus } from '../../consensus/pbft/index.js'
+import { type CommittedBatch, type Evidence, type PbftMessage, type PbftStatus, faultsTolerated } from '../../consensus/pbft/index.js'
 import { PbftDriver } from '../../consensus/pbft/driver.js'
 import type { PromiseRecord } from '../../consensus/pbft/promise-log.js'
 import { decodeCanonical } from '../../base/codec.js'
@@ -33,7 +33,7 @@ export interface ReplicaHostInit extends Pick<FederationInit, 'signer' | 'orgRoo
   catchUp: CatchUp
 }
 
-interface Hosted { config: FederationConfig, instance: string, driver: PbftDriver, retireAtMs?: number }
+interface Hosted { config: FederationConfig, instance: string, driver: PbftDriver, retireAtMs?: number, inactiveSinceMs?: number }
 
 export class ReplicaHost {
   readonly #init: ReplicaHostInit
@@ -86,6 +86,8 @@ export class ReplicaHost {
         if (!leader) init.logger.info({ federation: init.federation, instance }, 'no longer the org\'s raft leader: pbft replica stopped')
       } else if (instance !== current && h.retireAtMs === undefined) {
         h.retireAtMs = nowMs + RETIRE_AFTER_TIMEOUTS * init.viewChangeTimeoutMs
+      } else if (instance === current) {
+        this.#askIfEnded(h, nowMs)
       }
     }
     if (leader && !this.#hosted.has(current) && !this.#starting && epochs.isMember(init.orgRoot)) {
@@ -116,6 +118,22 @@ export class ReplicaHost {
       })
     }))
     return applied
+  }
+
+  /**
+   * A replica changing views for a whole timeout may be the last of an epoch the others ended by a
+   * vote it missed (nobody joins its view change: their replicas of it retired): it asks how the
+   * epoch ended (catch-up, f+1 matching answers), which moves the org on to the next one.
+   */
+  #askIfEnded (h: Hosted, nowMs: number): void {
+    if (h.driver.status().active) {
+      h.inactiveSinceMs = undefined
+      return
+    }
+    h.inactiveSinceMs ??= nowMs
+    if (nowMs - h.inactiveSinceMs < this.#init.viewChangeTimeoutMs) return
+    void this.#init.catchUp.finishEnded(h.instance, faultsTolerated(h.config.orgs.length))
+      .catch((err: Error) => this.#init.logger.debug({ err: err.message }, 'the ended epoch not finished yet'))
   }
 
   #enforceRevocation (change: MembershipChange): void {

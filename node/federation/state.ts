@@ -115,6 +115,11 @@ export class FederationState {
   get instance (): string { return this.#instance }
   get lastSeq (): number { return this.#lastSeq }
   get changes (): readonly MembershipChange[] { return this.#changes }
+  /** Where the previous epoch ended: its instance and the seq of the batch that passed the vote. */
+  get closing (): { instance: string, seq: number } | undefined {
+    return this.#closing === undefined ? undefined : { instance: this.#closing.instance, seq: this.#closing.seq }
+  }
+
   /** The requests of batch seq of instance, if applied here lately: what any org node hands a laggard. */
   retainedBatch (instance: string, seq: number): BatchRequest[] | undefined {
     return this.#retained.get(`${instance}:${seq}`)

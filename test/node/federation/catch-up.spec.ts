@@ -39,7 +39,7 @@ describe('federation catch-up past a stable checkpoint', () => {
     let host: CatchUp
     const laggard: CatchUp = new CatchUp({
       ...base,
-      publish: (instance, kind, payload) => host.receive(instance, laggardNode.publicKey, kind, payload),
+      publish: (instance, kind, payload) => host.receive(instance, orgs[1]!.root.publicKeyHex, laggardNode.publicKey, kind, payload),
       sendTo: () => assert.fail('the laggard answers nobody'),
       // Like the org's board: no federation state until it applied a first batch.
       state: () => laggardState.lastSeq === 0 ? undefined : laggardState,
@@ -49,7 +49,7 @@ describe('federation catch-up past a stable checkpoint', () => {
     host = new CatchUp({
       ...base,
       publish: () => undefined,
-      sendTo: (_node, instance, kind, payload) => { if (deliver(kind, payload)) laggard.receive(instance, hostNode.publicKey, kind, kind === KIND_BATCHES && tamper !== undefined ? tampered(payload, tamper) : payload) },
+      sendTo: (_node, instance, kind, payload) => { if (deliver(kind, payload)) laggard.receive(instance, orgs[0]!.root.publicKeyHex, hostNode.publicKey, kind, kind === KIND_BATCHES && tamper !== undefined ? tampered(payload, tamper) : payload) },
       state: () => hostState,
       apply: async () => assert.fail('the host applies nothing'),
       install: async () => assert.fail('the host installs nothing')
@@ -127,6 +127,61 @@ describe('federation catch-up past a stable checkpoint', () => {
     assert.equal(installed.length, 1)
     assert.equal(laggardState.lastSeq, 8)
     assert.deepEqual(laggard.stats, { replayedRanges: 0, installedCores: 1 })
+  })
+
+  describe('an epoch that a vote ended while this org lagged, with no checkpoint after its seq', () => {
+    // Found by the federation simulator (seed 41, 4 × 3, an admission vote): bravo's replica missed
+    // the commit of the vote's batch; the others left the instance at the vote, their replicas of it
+    // retired, and bravo stayed in the ended epoch for good, its view changes joined by nobody.
+    const revoke: FederationOp = { kind: 'revoke', root: orgs[3]!.root.publicKeyHex }
+    const batchAt = [1, 2].map((seq) => [signedRequest(orgs[seq]!, genesis, taskOp(`t${seq}`))])
+    batchAt.push(orgs.slice(0, 3).map((o) => signedRequest(o, genesis, revoke)))
+
+    /** Orgs that applied batches 1..3 (3 passed the vote) answer a laggard at 2; a liar answers with another batch 3. */
+    function world (answering: number, liars = 0): { laggard: CatchUp, laggardState: FederationState, applied: number[] } {
+      const laggardState = new FederationState(config)
+      for (const [i, requests] of batchAt.slice(0, 2).entries()) laggardState.apply({ config, instance: genesis, seq: i + 1, requests })
+      const applied: number[] = []
+      const answerers: CatchUp[] = []
+      const base = { clock: systemClock, checkpointInterval: K, retryMs: 10, hosting: () => true, batchesWaitMs: 300, initial: () => new FederationState(config) }
+      const laggard: CatchUp = new CatchUp({
+        ...base,
+        publish: (instance, kind, payload) => { for (const a of answerers) a.receive(instance, orgs[3]!.root.publicKeyHex, laggardNode.publicKey, kind, payload) },
+        sendTo: () => assert.fail('the laggard answers nobody'),
+        state: () => laggardState,
+        apply: async (instance, seq, requests) => { applied.push(seq); laggardState.apply({ config, instance, seq, requests }) },
+        install: async () => assert.fail('nothing to install')
+      })
+      for (let i = 0; i < answering + liars; i++) {
+        const state = new FederationState(config)
+        const batches = i < answering ? batchAt : [...batchAt.slice(0, 2), [signedRequest(orgs[0]!, genesis, revoke), signedRequest(orgs[1]!, genesis, revoke), signedRequest(orgs[2]!, genesis, revoke)]]
+        for (const [j, requests] of batches.entries()) state.apply({ config, instance: genesis, seq: j + 1, requests })
+        const root = orgs[i]!.root.publicKeyHex
+        answerers.push(new CatchUp({
+          ...base,
+          publish: () => undefined,
+          sendTo: (_node, instance, kind, payload) => laggard.receive(instance, root, hostNode.publicKey, kind, payload),
+          state: () => state,
+          apply: async () => assert.fail('an answerer applies nothing'),
+          install: async () => assert.fail('an answerer installs nothing')
+        }))
+      }
+      return { laggard, laggardState, applied }
+    }
+
+    it('applies the batches up to the vote once f+1 orgs sent the same ones, and enters the next epoch', async () => {
+      const { laggard, laggardState, applied } = world(2)
+      assert.equal(await laggard.finishEnded(genesis, 1), true)
+      assert.deepEqual(applied, [3])
+      assert.equal(laggardState.config.epoch, 1)
+    })
+
+    it('takes no answer that fewer than f+1 orgs agree on', async () => {
+      const { laggard, laggardState, applied } = world(1, 1)
+      assert.equal(await laggard.finishEnded(genesis, 1), false)
+      assert.deepEqual(applied, [])
+      assert.equal(laggardState.config.epoch, 0)
+    })
   })
 
   it('gives up (false) when no host holds the checkpoint', async () => {
