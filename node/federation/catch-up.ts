@@ -105,8 +105,9 @@ export class CatchUp {
     const deadlineMs = this.#init.clock.monotonicMs() + (this.#init.batchesWaitMs ?? BATCHES_WAIT_MS)
     for (;;) {
       const from = this.#nextSeq(instance)
-      // The board already went past it (it applied batches the replica had not marked executed).
-      if (from !== undefined && from > seq) return true
+      // The board already went past it (it applied batches the replica had not marked executed), or
+      // past the whole instance (a vote ended it): a replica is hosted only in epochs its org reached.
+      if ((from !== undefined && from > seq) || this.#left(instance)) return true
       const waitMs = deadlineMs - this.#init.clock.monotonicMs()
       if (from === undefined || waitMs <= 0) break
       const reply = await this.#ask(instance, `b:${instance}:${from}:${seq}`, KIND_BATCHES_REQUEST, encodeCanonical([from, seq]), toHex(digest), waitMs, () => this.#nextSeq(instance) !== from)
@@ -217,6 +218,12 @@ export class CatchUp {
     } catch {
       return false
     }
+  }
+
+  /** True once the org's state moved on from this instance into a later epoch. */
+  #left (instance: string): boolean {
+    const state = this.#init.state()
+    return state !== undefined && state.instance !== instance
   }
 
   /** The seq this org applies next in the instance, or undefined when it is in another one. */

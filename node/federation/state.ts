@@ -345,6 +345,8 @@ export class FederationState {
     next.#decodeCore(v, bad)
     if (next.#instance !== instance) return bad('the state belongs to another epoch')
     if (next.#lastSeq < this.#lastSeq && this.#instance === instance) return
+    // A core of an epoch this org already left (an old instance's late fetch) would take it back in time.
+    if (next.#config.epoch < this.#config.epoch) return
     this.#config = next.#config
     this.#instance = next.#instance
     this.#lastSeq = next.#lastSeq

@@ -284,9 +284,9 @@ class FederationRun {
 
   /**
    * An org founded now, outside the federation, asks to join: every honest member votes to admit
-   * it. Once the vote passes, a member exports the new epoch (its config and the state it began
-   * with) and the org's nodes join from that file, as `fedmesh federation export` / `join` do; from
-   * that epoch on its boards must hold every acknowledged task.
+   * it. Once a member's state shows the vote passed, that member exports the new epoch (its config
+   * and the state it began with) and the org's nodes join from that file, as `fedmesh federation
+   * export` / `join` do; from that epoch on its boards must hold every acknowledged task.
    */
   #voteAdmit (): void {
     if (this.#voted || this.#orgs.length >= ORGS_MAX) return
@@ -296,20 +296,22 @@ class FederationRun {
     this.#event('vote-admit', `${candidate.name} founded outside the federation; every member votes to admit it`)
     for (const voter of this.#honestOrgs()) {
       const node = voter.nodes.find((n) => n.up && n.federation !== undefined)
-      node?.federation!.vote({ action: 'admit', name: candidate.name, root: candidate.root.publicKeyHex }, { timeoutMs: PROPOSE_TIMEOUT_MS }).then((r) => {
-        if (r.outcome !== 'passed' || this.#admitted.has(candidate.name)) return
-        this.#admitted.set(candidate.name, r.epoch + 1)
-        this.#event('epoch', `${candidate.name} admitted at ${r.epoch}.${r.seq}: epoch ${r.epoch + 1} orders with it`)
-      }, () => undefined)
+      // The receipt may never come back (its node killed): the members' states say when it passed.
+      void node?.federation!.vote({ action: 'admit', name: candidate.name, root: candidate.root.publicKeyHex }, { timeoutMs: PROPOSE_TIMEOUT_MS }).catch(() => undefined)
     }
   }
 
   /** An admitted org joins from the first member node that exports its epoch with the state it began with. */
   #joinAdmitted (): void {
-    for (const org of this.#orgs) {
+    for (const org of this.#orgs.filter((o) => o.federation === undefined)) {
+      for (const node of this.#honestNodes()) {
+        const change = node.federation?.state?.changes.find((c) => c.action === 'admit' && c.org.root === org.root.publicKeyHex)
+        if (change === undefined || this.#admitted.has(org.name)) continue
+        this.#admitted.set(org.name, change.epoch)
+        this.#event('epoch', `${org.name} admitted at ${change.epoch - 1}.${change.seq}: epoch ${change.epoch} orders with it`)
+      }
       const epoch = this.#admitted.get(org.name)
-      if (epoch === undefined || org.federation !== undefined) continue
-      const exporter = this.#honestNodes().find((n) => n.federation?.epochFile().epoch === epoch && n.federation.epochFile().core !== undefined)
+      const exporter = epoch === undefined ? undefined : this.#honestNodes().find((n) => n.federation?.epochFile().epoch === epoch && n.federation.epochFile().core !== undefined)
       if (exporter === undefined) continue
       const file = exporter.federation!.epochFile()
       org.federation = { config: { genesis: file.genesis, epoch: file.epoch, orgs: file.orgs }, epochCore: new Uint8Array(Buffer.from(file.core!, 'base64')) }

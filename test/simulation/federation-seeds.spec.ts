@@ -86,6 +86,18 @@ describe('simulation: whole federations on the production drivers', function () 
     assert.equal(verdict(r), 'ok')
   })
 
+  it('seed 556 (an org admitted mid-run): a late fetch of the ended instance never takes the org back into it', async () => {
+    // bravo, already in epoch 1, installed epoch 0's checkpoint core (an old replica's fetch) and
+    // applied batch 0.41 a second time: sim-40 twice on its board.
+    assert.equal(verdict(await run(556)), 'ok')
+  })
+
+  it('seed 373 (4 × 3): an admitted org joins although the receipt of the passing vote was lost', async () => {
+    const r = await run(373, { orgs: 4, nodesPerOrg: 3 })
+    assert.equal(verdict(r), 'ok')
+    assert.ok(r.events.some((e) => e.detail.includes('joins epoch 1')))
+  })
+
   it('a fixed budget of swarm seeds (4 orgs × 3 nodes) holds every invariant', async () => {
     for (const seed of [101, 102, 103]) {
       const r = await run(seed, { orgs: 4, nodesPerOrg: 3 })
