@@ -97,7 +97,7 @@ function tokenMatches (given: Buffer, expected: Buffer): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected)
 }
 
-function isLoopback (address: string | undefined): boolean {
+export function isLoopback (address: string | undefined): boolean {
   return address !== undefined && (address === '::1' || /^(::ffff:)?127\./.test(address))
 }
 
