@@ -6,14 +6,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { RaftNodeStatus } from '../../consensus/raft/driver.js'
+import { silentLogger } from '../../base/log.js'
+import { FedmeshNode } from '../../node/node.js'
+import { writeGenesis } from '../../node/federation/genesis.js'
+import { loadOrCreateToken } from '../../node/runtime/data-dir.js'
 import { CLI, CliNode, waitFor } from '../helpers/cli-node.js'
 import { HeadlessChromium } from '../helpers/chromium.js'
+import { foundFederation } from '../helpers/federation-genesis.js'
 
 // The web console in headless Chromium against a real 3-node org (3 fedmesh processes joined by
 // invite tokens): the login form refuses a wrong token and takes the right one, then the page
 // shows the 3 members alive, the Raft leader, the tasks proposed, claimed and completed, and the
 // audit log verified. FEDMESH_CONSOLE_SCREENSHOT=docs/console.png also saves the page (the
-// README's picture).
+// README's picture). Then a federation of 4 orgs × 1 node (in-process): the federation panel.
 
 const run = promisify(execFile)
 const TIMING = ['--heartbeat-ms', '250']
@@ -27,6 +32,7 @@ interface PageState {
   tasks: Record<'open' | 'claimed' | 'done', string>
   audit: string
   federation: string
+  pbftView: string
 }
 
 // Read in the page: what an operator sees, as text.
@@ -40,9 +46,12 @@ const READ_PAGE = `(() => {
     voters: document.querySelectorAll('#raft-voters .key').length,
     tasks: { open: text('tasks-open'), claimed: text('tasks-claimed'), done: text('tasks-done') },
     audit: text('audit-status'),
-    federation: text('federation-summary')
+    federation: text('federation-summary'),
+    pbftView: text('pbft-view')
   }
 })()`
+
+const readPage = async (browser: HeadlessChromium): Promise<PageState> => await browser.evaluate<PageState>(READ_PAGE)
 
 async function signIn (browser: HeadlessChromium, token: string): Promise<void> {
   await waitFor('the login form', async () => await browser.evaluate<boolean>('document.getElementById("token") !== null'), 10_000)
@@ -91,7 +100,7 @@ describe('the web console in headless Chromium, against a 3-node org', function 
 
     browser = await HeadlessChromium.launch({ width: 1400, height: 1000 })
     const page = browser
-    const read = async (): Promise<PageState> => await page.evaluate<PageState>(READ_PAGE)
+    const read = async (): Promise<PageState> => await readPage(page)
     await page.navigate(`${nodes[0]!.runtime.api}/console`)
     await signIn(page, 'not-the-token')
     await waitFor('the wrong token to be refused', async () => (await read()).loginError?.includes('refused'), 10_000)
@@ -121,5 +130,50 @@ describe('the web console in headless Chromium, against a 3-node org', function 
     const png = await page.screenshot()
     assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
     if (process.env.FEDMESH_CONSOLE_SCREENSHOT !== undefined) await writeFile(process.env.FEDMESH_CONSOLE_SCREENSHOT, png)
+  })
+})
+
+describe('the web console of a federated node (4 orgs × 1 node)', function () {
+  this.timeout(40_000)
+  const ORGS = ['alpha', 'bravo', 'charlie', 'delta']
+  let root: string
+  const nodes: FedmeshNode[] = []
+  let browser: HeadlessChromium | undefined
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'fedmesh-console-federation-'))
+    const genesis = await foundFederation(ORGS, (name) => join(root, name), { checkpointInterval: 4, viewChangeTimeoutMs: 2000 })
+    for (const name of ORGS) {
+      await writeGenesis(join(root, name), genesis)
+      nodes.push(await FedmeshNode.start({
+        dataDir: join(root, name), org: name, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: nodes[0]?.multiaddrs() ?? [],
+        api: name === 'alpha' ? { host: '127.0.0.1', port: 0 } : null, heartbeatMs: 200, logger: silentLogger
+      }))
+    }
+    await waitFor('every node to host its org\'s replica', () => nodes.every((n) => n.status().federation?.hosting === true), 15_000)
+  })
+
+  after(async () => {
+    await browser?.close()
+    for (const node of nodes) await node.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('shows the member orgs, the epoch, the PBFT view and the federated tasks', async () => {
+    await nodes[1]!.propose({ title: 'rotate certificates', capability: 'ops' }, { scope: 'federation' })
+    await waitFor('alpha to apply the federated task', async () => (await nodes[0]!.tasks.list()).some((t) => t.title === 'rotate certificates'), 10_000)
+    browser = await HeadlessChromium.launch({ width: 1400, height: 1000 })
+    await browser.navigate(`${nodes[0]!.apiUrl!}/console`)
+    await signIn(browser, await loadOrCreateToken(join(root, 'alpha')))
+    const page = browser
+    const state = await waitFor('the federation panel', async () => {
+      const s = await readPage(page)
+      return s.pbftView !== '' && s.tasks.open.includes('rotate certificates') ? s : undefined
+    }, 15_000)
+    assert.match(state.federation, /^epoch 0, 4 member orgs; this node hosts the org's replica/)
+    assert.match(state.pbftView, /^0, primary (alpha|bravo|charlie|delta)$/)
+    assert.match(state.tasks.open, /^open 1org 0, federated 1rotate certificates/)
+    assert.deepEqual(state.members.map((row) => row[1]).sort(), ORGS)
+    assert.equal(state.members.filter((row) => row[3] === 'other org').length, 3)
   })
 })

@@ -161,18 +161,20 @@ function renderFederation (view: View): void {
     return
   }
   const p = f.pbft
+  // PBFT replicas are the member orgs, named by their root keys.
+  const replica = (root: string): HTMLElement => h('span', { title: root }, f.orgs.find((o) => o.root === root)?.name ?? shortKey(root))
   fill('federation',
     h('p', { class: 'summary', id: 'federation-summary' }, `epoch ${f.epoch}, ${f.orgs.length} member orgs; `, f.hosting ? 'this node hosts the org\'s replica' : 'the replica is hosted by the org\'s Raft leader'),
     h('dl', {},
       h('dt', {}, 'members'), h('dd', {}, ...f.orgs.map((o) => h('span', { class: o.root === f.replica ? 'tag self' : 'tag', title: o.root }, o.name))),
       ...(p === undefined ? [] : [
-        h('dt', {}, 'PBFT view'), h('dd', { id: 'pbft-view' }, `${p.view}${p.active ? '' : ' (view change under way)'}, primary `, shortKey(p.primary)),
+        h('dt', {}, 'PBFT view'), h('dd', { id: 'pbft-view' }, `${p.view}${p.active ? '' : ' (view change under way)'}, primary `, replica(p.primary)),
         h('dt', {}, 'executed seq'), h('dd', {}, `${p.lastExecuted} (watermarks ${p.lowWatermark}..${p.highWatermark})`),
         h('dt', {}, 'pending requests'), h('dd', {}, String(p.pendingRequests))
       ]),
       h('dt', {}, 'envelopes'), h('dd', {}, `${f.received} received, ${f.sent} sent, ${Object.values(f.rejected).reduce((a, b) => a + b, 0)} rejected`)),
     f.viewChanges.length === 0 ? h('p', { class: 'muted' }, 'no view change seen here') : h('div', {}, h('h3', {}, 'recent view changes'),
-      table(['time', 'view', 'primary'], f.viewChanges.slice().reverse().map((v) => [clockTime(v.atMs), `${v.from} → ${v.to}`, shortKey(v.primary)]))),
+      table(['time', 'view', 'primary'], f.viewChanges.slice().reverse().map((v) => [clockTime(v.atMs), `${v.from} → ${v.to}`, replica(v.primary)]))),
     f.changes.length === 0 ? null : h('div', {}, h('h3', {}, 'membership changes'),
       table(['epoch', 'change', 'org'], f.changes.map((c) => [c.epoch, c.action, h('span', { title: c.root }, c.org)]))))
   if (p !== undefined) {
