@@ -71,8 +71,8 @@ async function fedmeshRun (): Promise<{ levels: Level[], entriesPerBatch: number
 
 async function leaderCounters (leader: CliNode): Promise<{ readies: number, drops: number, lastIndex: number }> {
   const metrics = await leader.get<string>('/metrics')
-  const readies = Number(/^fedmesh_raft_ready_batches (\d+)/m.exec(metrics)?.[1] ?? NaN)
-  const drops = [...metrics.matchAll(/^fedmesh_messages_dropped\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+  const readies = Number(/^fedmesh_raft_ready_batches_total (\d+)/m.exec(metrics)?.[1] ?? NaN)
+  const drops = [...metrics.matchAll(/^fedmesh_messages_dropped_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
   return { readies, drops, lastIndex: (await leader.get<{ raft: RaftNodeStatus }>('/v1/status')).raft.lastIndex }
 }
 

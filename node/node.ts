@@ -7,6 +7,7 @@ import type { Member, MemberChange, MemberStatus } from '../membership/membershi
 import { TRUST_SCORE_THRESHOLDS, TRUST_TOPIC_SCORE_CAP_MAX, type PeerTrust, type TrustOptions } from '../membership/trust.js'
 import { TrustStore } from '../membership/trust-store.js'
 import { API_PORT_DEFAULT, startApi, type ApiServer } from './api/server.js'
+import { ConsoleMonitor } from './api/console-monitor.js'
 import { LISTEN_DEFAULT } from './runtime/config.js'
 import { AuditLog, type AuditEntry, type AuditInput } from './gate/audit.js'
 import { CapabilityService, type CapabilityHandler } from './gate/capabilities.js'
@@ -14,7 +15,7 @@ import type { Clock, Rng } from '../base/clock.js'
 import type { NodeComponents } from '../base/components.js'
 import { decodeCanonical, encodeCanonical } from '../base/codec.js'
 import { FedmeshError } from '../base/errors.js'
-import { DB_DIR, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntime } from './runtime/data-dir.js'
+import { DB_DIR, loadOrCreateMetricsToken, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntime } from './runtime/data-dir.js'
 import { toHex } from '../base/bytes.js'
 import { loadOrCreateIdentity } from './runtime/key-file.js'
 import { type NodeIdentity } from '../base/ed25519.js'
@@ -32,7 +33,7 @@ import { RevocationEnforcer, refusesPeer } from './gate/revocation-enforcer.js'
 import { RevocationList, type RevokedOrg } from './gate/revocation.js'
 import type { Storage } from '../base/storage.js'
 import { cryptoRng, systemClock } from './runtime/system-clock.js'
-import { nodeRoutes } from './api/routes.js'
+import { ROUTE_ACCESS, consoleNode, nodeRoutes } from './api/routes.js'
 import type { RaftNodeStatus } from '../consensus/raft/driver.js'
 import { TaskService, type NewTask, type RaftOptions, type TaskReceipt, type WriteOptions } from './org/task-service.js'
 import { Federation, type FederationReceipt, type FederationStatus } from './federation/federation.js'
@@ -51,8 +52,8 @@ export interface FedmeshNodeInit {
   join?: string
   listen?: string[]
   bootstrap?: string[]
-  /** Admin API address, or null for none. */
-  api?: { host: string, port: number } | null
+  /** Admin API address, or null for none; metricsUnauthenticated serves /metrics without a token to loopback clients. */
+  api?: ApiAddress | null
   capabilities?: string[]
   heartbeatMs?: number
   suspectAfterMs?: number
@@ -67,6 +68,8 @@ export interface FedmeshNodeInit {
   clock?: Clock
   rng?: Rng
 }
+
+export interface ApiAddress { host: string, port: number, metricsUnauthenticated?: boolean }
 
 export interface NodeStatus {
   key: string
@@ -418,13 +421,20 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     return federation
   }
 
-  async #startApi (address: { host: string, port: number }): Promise<ApiServer> {
-    return await startApi({
+  /** The admin API, with the console's monitor sampling for as long as it runs. */
+  async #startApi (address: ApiAddress): Promise<ApiServer> {
+    const { dataDir, clock, logger } = this.#parts
+    const monitor = new ConsoleMonitor({ node: consoleNode(this), clock, logger })
+    const api = await startApi({
       ...address,
-      token: await loadOrCreateToken(this.#parts.dataDir),
-      logger: this.#parts.logger,
-      routes: nodeRoutes(this)
+      token: await loadOrCreateToken(dataDir),
+      metricsToken: await loadOrCreateMetricsToken(dataDir),
+      logger,
+      routes: nodeRoutes(this, monitor),
+      access: ROUTE_ACCESS
     })
+    const stopSampling = monitor.start()
+    return { url: api.url, close: async () => { stopSampling(); await api.close() } }
   }
 }
 

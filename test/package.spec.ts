@@ -48,7 +48,7 @@ describe('the npm package', function () {
 
   it('ships the built entry points and no tests or benchmarks', () => {
     const paths = pack.files.map((f) => f.path)
-    for (const entry of ['dist/node/index.js', 'dist/node/index.d.ts', 'dist/node/cli/cli.js', 'package.json']) assert.ok(paths.includes(entry), `${entry} is not in the tarball`)
+    for (const entry of ['dist/node/index.js', 'dist/node/index.d.ts', 'dist/node/cli/cli.js', 'dist/console/console.js', 'dist/console/console.css', 'package.json']) assert.ok(paths.includes(entry), `${entry} is not in the tarball`)
     assert.deepEqual(paths.filter((p) => /^(dist\/)?(test|bench)\//.test(p)), [])
   })
 

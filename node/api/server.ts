@@ -4,12 +4,17 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from '../../base/log.js'
 
 // The admin HTTP API: loopback by default, every request needs `Authorization: Bearer <token>`
-// (the token is in the data dir). Routes are 'METHOD /path' → handler returning a JSON value, or a
-// { contentType, body } for non-JSON responses such as Prometheus text. A path segment ':name' in a
-// route matches any one segment (handed over in params); POST bodies are JSON, bounded.
+// (the token is in the data dir), except the routes its access table opens: to anyone (health
+// probes, the console's page, which holds no data) or to the holder of the read-only metrics token
+// (so a Prometheus server scrapes without the admin token). Routes are 'METHOD /path' → handler
+// returning a JSON value, or a { contentType, body, status?, headers? } for other responses such as
+// Prometheus text. A path segment ':name' in a route matches any one segment (handed over in
+// params); POST bodies are JSON, bounded.
 export const API_PORT_DEFAULT = 7401
 
-export interface RawResponse { contentType: string, body: string }
+export interface RawResponse { contentType: string, body: string | Uint8Array, status?: number, headers?: Record<string, string> }
+/** Who may call a route: anyone, the metrics or admin token's holder, or the admin token's only (the default). */
+export type RouteAccess = 'public' | 'metrics' | 'admin'
 export interface RouteRequest { params: Record<string, string>, body: unknown }
 export type RouteHandler = (url: URL, request: RouteRequest) => Promise<unknown>
 export const API_BODY_BYTES_MAX = 256 * 1024
@@ -25,8 +30,29 @@ export interface ApiServer {
   close(): Promise<void>
 }
 
-export async function startApi (init: { host: string, port: number, token: string, routes: Record<string, RouteHandler>, logger: Logger }): Promise<ApiServer> {
-  const expected = Buffer.from(`Bearer ${init.token}`)
+export interface ApiInit {
+  host: string
+  port: number
+  token: string
+  routes: Record<string, RouteHandler>
+  /** Routes not listed need the admin token. */
+  access?: Record<string, RouteAccess>
+  /** A second token, good for 'metrics' routes only. */
+  metricsToken?: string
+  /** Serve 'metrics' routes without a token to clients on a loopback address. */
+  metricsUnauthenticated?: boolean
+  logger: Logger
+}
+
+export async function startApi (init: ApiInit): Promise<ApiServer> {
+  const admin = Buffer.from(`Bearer ${init.token}`)
+  const metrics = init.metricsToken === undefined ? undefined : Buffer.from(`Bearer ${init.metricsToken}`)
+  const authorized = (req: IncomingMessage, access: RouteAccess): boolean => {
+    const given = Buffer.from(req.headers.authorization ?? '')
+    if (access === 'public' || tokenMatches(given, admin)) return true
+    if (access !== 'metrics') return false
+    return (metrics !== undefined && tokenMatches(given, metrics)) || (init.metricsUnauthenticated === true && isLoopback(req.socket.remoteAddress))
+  }
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((err) => {
       const status = err instanceof ApiError ? err.status : 500
@@ -39,16 +65,16 @@ export async function startApi (init: { host: string, port: number, token: strin
   server.requestTimeout = 30_000
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const given = Buffer.from(req.headers.authorization ?? '')
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new ApiError(401, 'missing or wrong bearer token (see api.token in the data dir)')
-    }
     const url = new URL(req.url ?? '/', 'http://localhost')
     const route = findRoute(init.routes, req.method ?? 'GET', url.pathname)
+    // An unknown route needs the admin token too: without it, every path answers 401 alike.
+    if (!authorized(req, route === undefined ? 'admin' : init.access?.[route.key] ?? 'admin')) {
+      throw new ApiError(401, 'missing or wrong bearer token (see api.token in the data dir)')
+    }
     if (route === undefined) throw new ApiError(404, `no route ${req.method ?? ''} ${url.pathname}`)
     const body = req.method === 'POST' ? await readJsonBody(req) : undefined
     const result = await route.handler(url, { params: route.params, body })
-    if (isRaw(result)) send(res, 200, result.contentType, result.body)
+    if (isRaw(result)) send(res, result.status ?? 200, result.contentType, result.body, result.headers)
     else send(res, 200, 'application/json', JSON.stringify(result))
   }
 
@@ -67,16 +93,24 @@ export async function startApi (init: { host: string, port: number, token: strin
   }
 }
 
-function findRoute (routes: Record<string, RouteHandler>, method: string, path: string): { handler: RouteHandler, params: Record<string, string> } | undefined {
+function tokenMatches (given: Buffer, expected: Buffer): boolean {
+  return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+export function isLoopback (address: string | undefined): boolean {
+  return address !== undefined && (address === '::1' || /^(::ffff:)?127\./.test(address))
+}
+
+function findRoute (routes: Record<string, RouteHandler>, method: string, path: string): { key: string, handler: RouteHandler, params: Record<string, string> } | undefined {
   const exact = routes[`${method} ${path}`]
-  if (exact !== undefined) return { handler: exact, params: {} }
+  if (exact !== undefined) return { key: `${method} ${path}`, handler: exact, params: {} }
   const segments = path.split('/')
   for (const [key, handler] of Object.entries(routes)) {
     const [routeMethod, pattern] = key.split(' ')
     const parts = pattern?.split('/') ?? []
     if (routeMethod !== method || !key.includes('/:') || parts.length !== segments.length) continue
     const params: Record<string, string> = {}
-    if (parts.every((part, i) => part.startsWith(':') ? bindParam(params, part.slice(1), segments[i]!) : part === segments[i])) return { handler, params }
+    if (parts.every((part, i) => part.startsWith(':') ? bindParam(params, part.slice(1), segments[i]!) : part === segments[i])) return { key, handler, params }
   }
   return undefined
 }
@@ -120,8 +154,8 @@ function isRaw (value: unknown): value is RawResponse {
   return typeof value === 'object' && value !== null && 'contentType' in value && 'body' in value
 }
 
-function send (res: ServerResponse, status: number, contentType: string, body: string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) })
+function send (res: ServerResponse, status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) })
   res.end(body)
 }
 

@@ -58,6 +58,8 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
   --raft-tick-ms N       the org's Raft tick (default 50)
   --raft-election-ticks N  election timeout in ticks, randomised up to 2x (default 10)
   --raft-voters-max N    voters in the org's Raft group; further members stay learners (default 5)
+  --metrics-unauthenticated  serve GET /metrics without a token to loopback clients
+                         (otherwise it takes the admin token or the read-only <data-dir>/metrics.token)
 `
 
 type Command = (args: string[]) => Promise<number>
@@ -125,7 +127,8 @@ async function start (args: string[]): Promise<number> {
       'dead-after-ms': { type: 'string' },
       'raft-tick-ms': { type: 'string' },
       'raft-election-ticks': { type: 'string' },
-      'raft-voters-max': { type: 'string' }
+      'raft-voters-max': { type: 'string' },
+      'metrics-unauthenticated': { type: 'boolean' }
     }
   })
   const dataDir = values['data-dir'] ?? defaultDataDir()
@@ -141,7 +144,8 @@ async function start (args: string[]): Promise<number> {
     deadAfterMs: values['dead-after-ms'],
     raftTickMs: values['raft-tick-ms'],
     raftElectionTicks: values['raft-election-ticks'],
-    raftVotersMax: values['raft-voters-max']
+    raftVotersMax: values['raft-voters-max'],
+    metricsUnauthenticated: values['metrics-unauthenticated'] === true ? 'true' : undefined
   }
   const config = await resolveStartConfig(dataDir, flags)
   const logger = createLogger('fedmesh')
@@ -153,7 +157,7 @@ async function start (args: string[]): Promise<number> {
     ...(config.join !== undefined ? { join: config.join } : {}),
     listen: config.listen,
     bootstrap: config.bootstrap,
-    api: parseHostPort(config.api),
+    api: { ...parseHostPort(config.api), metricsUnauthenticated: config.metricsUnauthenticated },
     capabilities: config.capabilities,
     heartbeatMs: config.heartbeatMs,
     ...(config.suspectAfterMs !== undefined ? { suspectAfterMs: config.suspectAfterMs } : {}),

@@ -1,6 +1,6 @@
-import { Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import type { FederationStatus } from './federation.js'
-import { collectedGauge } from '../runtime/metrics.js'
+import { collectedGauge, mirroredCounter } from '../runtime/metrics.js'
 
 // What an operator watches of the federation on this node: the epoch, whether this node hosts its
 // org's replica, the replica's view and progress, and the envelopes it took, sent and refused.
@@ -11,18 +11,17 @@ export function registerFederationMetrics (registry: Registry, status: () => Fed
   gauge('fedmesh_pbft_hosting', '1 while this node hosts its org\'s PBFT replica (it leads the org\'s Raft group)', (s) => s.hosting ? 1 : 0)
   gauge('fedmesh_pbft_view', 'PBFT view of the hosted replica', (s) => s.pbft?.view)
   gauge('fedmesh_pbft_executed_seq', 'Highest PBFT sequence the hosted replica executed', (s) => s.pbft?.lastExecuted)
-  gauge('fedmesh_pbft_view_changes', 'View changes the hosted replica started since it was hosted here', (s) => s.pbft?.viewChanges)
   gauge('fedmesh_pbft_pending_requests', 'Client requests the hosted replica holds, not yet executed', (s) => s.pbft?.pendingRequests)
-  new Gauge({
-    name: 'fedmesh_federation_envelopes',
-    help: 'Federation envelopes since start: received, sent, and rejected by reason',
-    labelNames: ['result', 'reason'] as const,
-    registers: [registry],
-    collect () {
-      const s = status()
-      this.set({ result: 'received', reason: '' }, s.received)
-      this.set({ result: 'sent', reason: '' }, s.sent)
-      for (const [reason, count] of Object.entries(s.rejected)) this.set({ result: 'rejected', reason }, count)
-    }
+  mirroredCounter(registry, 'fedmesh_pbft_view_changes_total', 'View changes started by the replicas hosted on this node', [], () => {
+    const pbft = status().pbft
+    return pbft === undefined ? [] : [{ labels: {}, count: pbft.viewChanges }]
+  })
+  mirroredCounter(registry, 'fedmesh_federation_envelopes_total', 'Federation envelopes received, sent, and rejected by reason', ['result', 'reason'], () => {
+    const s = status()
+    return [
+      { labels: { result: 'received', reason: '' }, count: s.received },
+      { labels: { result: 'sent', reason: '' }, count: s.sent },
+      ...Object.entries(s.rejected).map(([reason, count]) => ({ labels: { result: 'rejected', reason }, count }))
+    ]
   })
 }

@@ -59,7 +59,7 @@ export class OrgStateMachine implements StateMachine<TaskOutcome> {
   }
 
   /** The org's tasks as applied so far: to read (writes go through the log). */
-  get board (): Pick<TaskBoard, 'size' | 'federatedDropped' | 'get' | 'list'> { return this.#board }
+  get board (): Pick<TaskBoard, 'size' | 'federatedDropped' | 'get' | 'list' | 'summary'> { return this.#board }
 
   /** Applies a committed entry; undefined for entries that carry no command (leader no-ops). */
   apply (e: Entry): TaskOutcome | undefined {

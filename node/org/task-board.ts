@@ -35,6 +35,12 @@ export interface FederatedTaskCopy { title: string, capability: string, payload:
 /** A claim or result for a federated task (ref: epoch.seq.position), applied to this org's copy. */
 export interface FederatedUpdate { ref: string, status: 'claimed' | 'done' | 'failed', node: string, result?: string }
 
+/** How many tasks the board holds by status, the org's own and federated copies apart, and the newest of each status (newest first). */
+export interface BoardSummary {
+  counts: Record<'org' | 'federated', Record<TaskStatus, number>>
+  recent: Record<TaskStatus, Task[]>
+}
+
 export const TASKS_MAX_DEFAULT = 100_000
 /** A federated task's payload wraps the proposer's (itself within a PBFT op) with its federation coordinates. */
 const STORED_PAYLOAD_BYTES_MAX = JSON_BYTES_MAX + 1024
@@ -60,6 +66,18 @@ export class TaskBoard {
   get (id: string): Task | undefined {
     const t = this.#tasks.get(id)
     return t === undefined ? undefined : view(t)
+  }
+
+  summary (recentMax: number): BoardSummary {
+    const zero = (): Record<TaskStatus, number> => ({ open: 0, claimed: 0, done: 0, failed: 0 })
+    const summary: BoardSummary = { counts: { org: zero(), federated: zero() }, recent: { open: [], claimed: [], done: [], failed: [] } }
+    const tasks = [...this.#tasks.values()]
+    for (let i = tasks.length - 1; i >= 0; i--) {
+      const t = tasks[i]!
+      summary.counts[isFederated(t.id) ? 'federated' : 'org'][t.status]++
+      if (summary.recent[t.status].length < recentMax) summary.recent[t.status].push(view(t))
+    }
+    return summary
   }
 
   /** Tasks in creation order, created after afterIndex, optionally of one status. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import type { RequestId } from '../../consensus/types.js'
 import type { Clock, Rng } from '../../base/clock.js'
 import { FedmeshError } from '../../base/errors.js'
@@ -7,12 +7,12 @@ import { toHex } from '../../base/bytes.js'
 import type { DropReason } from '../runtime/message-channel.js'
 import type { FederationBatch, FederationInstall, FederationState } from '../federation/state.js'
 import type { Logger } from '../../base/log.js'
-import { collectedGauge } from '../runtime/metrics.js'
+import { collectedGauge, mirroredCounter } from '../runtime/metrics.js'
 import type { PromiseLogState, PromiseRecord } from '../../consensus/pbft/promise-log.js'
 import { RaftDriver, type RaftDriverInit, type RaftNodeStatus } from '../../consensus/raft/driver.js'
 import type { Storage } from '../../base/storage.js'
 import { encodeOrgCommand, OrgStateMachine, type OrgCommand } from './org-state-machine.js'
-import type { Task, TaskStatus } from './task-board.js'
+import type { BoardSummary, Task, TaskStatus } from './task-board.js'
 import { claimCommand, finishCommand, proposeCommand, TaskError, type TaskCommand, type TaskOutcome } from './task-commands.js'
 import type { Transport } from '../../base/transport.js'
 
@@ -116,6 +116,11 @@ export class TaskService {
     return this.#machine.board.list({ ...filter, limit: Math.min(filter.limit ?? 100, LIST_LIMIT_MAX) })
   }
 
+  /** The board at a glance, as applied on this node (the console's task board). */
+  summary (recentMax: number): BoardSummary {
+    return this.#machine.board.summary(Math.min(recentMax, LIST_LIMIT_MAX))
+  }
+
   /**
    * Commits one Ready's PBFT promises into the org's log (all org members hold them); resolves once
    * applied here. A retry with the same request id applies once.
@@ -202,35 +207,23 @@ export class TaskService {
     const status = (): RaftNodeStatus => this.#driver.status()
     const stats = this.#driver.stats
     const gauge = (name: string, help: string, value: () => number): void => collectedGauge(registry, name, help, value)
+    const counter = (name: string, help: string, value: () => number): void => mirroredCounter(registry, name, help, [], () => [{ labels: {}, count: value() }])
     gauge('fedmesh_raft_term', 'Current Raft term of the org group', () => status().term)
     gauge('fedmesh_raft_leader', '1 while this node leads the org group', () => status().role === 'leader' ? 1 : 0)
     gauge('fedmesh_raft_commit_index', 'Highest committed log index', () => status().commit)
     gauge('fedmesh_raft_applied_index', 'Highest log index applied to the task board', () => status().applied)
-    gauge('fedmesh_federation_tasks_dropped', 'Federated tasks not added to this board because it was full of unfinished tasks (since start)', () => this.#machine.board.federatedDropped)
-    gauge('fedmesh_raft_ready_batches', 'Ready batches processed since start (each one synced write, then sends and applies)', () => stats.readies)
-    new Gauge({
-      name: 'fedmesh_raft_messages',
-      help: 'Raft messages since start: sent, received, rejected (malformed, unauthorized), unsendable',
-      labelNames: ['result'] as const,
-      registers: [registry],
-      collect () {
-        this.set({ result: 'sent' }, stats.sent)
-        this.set({ result: 'received' }, stats.received)
-        this.set({ result: 'malformed' }, stats.rejected.malformed)
-        this.set({ result: 'unauthorized' }, stats.rejected.unauthorized)
-        this.set({ result: 'unsendable' }, stats.unsendable)
-      }
-    })
+    counter('fedmesh_federation_tasks_dropped_total', 'Federated tasks not added to this board because it was full of unfinished tasks', () => this.#machine.board.federatedDropped)
+    counter('fedmesh_raft_ready_batches_total', 'Ready batches processed (each one synced write, then sends and applies)', () => stats.readies)
+    mirroredCounter(registry, 'fedmesh_raft_messages_total', 'Raft messages: sent, received, rejected (malformed, unauthorized), unsendable', ['result'], () => [
+      { labels: { result: 'sent' }, count: stats.sent },
+      { labels: { result: 'received' }, count: stats.received },
+      { labels: { result: 'malformed' }, count: stats.rejected.malformed },
+      { labels: { result: 'unauthorized' }, count: stats.rejected.unauthorized },
+      { labels: { result: 'unsendable' }, count: stats.unsendable }
+    ])
     if (transport.messageDrops === undefined) return
     const drops = transport.messageDrops.bind(transport)
-    new Gauge({
-      name: 'fedmesh_messages_dropped',
-      help: 'One-way messages dropped since start, by channel and reason (full queue, unreachable peer...)',
-      labelNames: ['channel', 'reason'] as const,
-      registers: [registry],
-      collect () {
-        for (const { channel, reason, count } of drops()) this.set({ channel, reason }, count)
-      }
-    })
+    mirroredCounter(registry, 'fedmesh_messages_dropped_total', 'One-way messages dropped, by channel and reason (full queue, unreachable peer...)', ['channel', 'reason'],
+      () => drops().map(({ channel, reason, count }) => ({ labels: { channel, reason }, count })))
   }
 }

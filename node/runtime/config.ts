@@ -20,6 +20,8 @@ export interface StartConfig {
   raftTickMs: number | undefined
   raftElectionTicks: number | undefined
   raftVotersMax: number | undefined
+  /** Serve GET /metrics without a token to loopback clients (a Prometheus on the same machine). */
+  metricsUnauthenticated: boolean
 }
 
 export const LISTEN_DEFAULT = ['/ip4/0.0.0.0/tcp/7400']
@@ -36,7 +38,8 @@ export const START_DEFAULTS: StartConfig = {
   deadAfterMs: undefined,
   raftTickMs: undefined,
   raftElectionTicks: undefined,
-  raftVotersMax: undefined
+  raftVotersMax: undefined,
+  metricsUnauthenticated: false
 }
 
 const ENV_NAMES: Record<keyof StartConfig, string> = {
@@ -51,7 +54,8 @@ const ENV_NAMES: Record<keyof StartConfig, string> = {
   deadAfterMs: 'FEDMESH_DEAD_AFTER_MS',
   raftTickMs: 'FEDMESH_RAFT_TICK_MS',
   raftElectionTicks: 'FEDMESH_RAFT_ELECTION_TICKS',
-  raftVotersMax: 'FEDMESH_RAFT_VOTERS_MAX'
+  raftVotersMax: 'FEDMESH_RAFT_VOTERS_MAX',
+  metricsUnauthenticated: 'FEDMESH_METRICS_UNAUTHENTICATED'
 }
 
 export type StartFlags = Partial<Record<keyof StartConfig, string | string[] | undefined>>
@@ -91,6 +95,11 @@ function coerce (name: keyof StartConfig, raw: unknown): unknown {
   if (isList) {
     const items = Array.isArray(raw) ? raw : String(raw).split(',')
     return items.map((s) => String(s).trim()).filter((s) => s.length > 0)
+  }
+  if (typeof START_DEFAULTS[name] === 'boolean') {
+    if (raw === true || raw === 'true' || raw === '1') return true
+    if (raw === false || raw === 'false' || raw === '0') return false
+    throw new Error(`${name} must be true or false, got '${String(raw)}'`)
   }
   if (INTEGER_SETTINGS.has(name)) {
     const n = Number(raw)

@@ -8,6 +8,8 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 export const CONFIG_FILE = 'config.json'
 export const RUNTIME_FILE = 'runtime.json'
 export const TOKEN_FILE = 'api.token'
+/** The read-only token for GET /metrics only: what a Prometheus server holds instead of api.token. */
+export const METRICS_TOKEN_FILE = 'metrics.token'
 export const SALT_FILE = 'sanitize.salt'
 export const DB_DIR = 'db'
 
@@ -47,6 +49,11 @@ export async function removeRuntime (dataDir: string): Promise<void> {
 /** The admin API bearer token (hex), created (mode 0600) on first use. */
 export async function loadOrCreateToken (dataDir: string): Promise<string> {
   return (await loadOrCreateSecret(dataDir, TOKEN_FILE)).toString('hex')
+}
+
+/** The metrics token (hex), created (mode 0600) on first use. */
+export async function loadOrCreateMetricsToken (dataDir: string): Promise<string> {
+  return (await loadOrCreateSecret(dataDir, METRICS_TOKEN_FILE)).toString('hex')
 }
 
 /** The per-node salt for keyed pseudonyms in the sanitizer, created (mode 0600) on first use. */

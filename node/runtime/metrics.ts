@@ -1,6 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 // One registry per node (tests run several nodes in one process), exposed at GET /metrics.
+// Cumulative counts are Counters (names ending in _total), levels are Gauges; the process and
+// Node.js runtime metrics keep prom-client's standard names (process_cpu_seconds_total…), less
+// its three gauges named like counters (promtool refuses them), which only sum a labelled gauge
+// it keeps (nodejs_active_handles_total = sum of nodejs_active_handles by type).
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+
 export class NodeMetrics {
   readonly registry = new Registry()
   readonly envelopes = new Counter({
@@ -18,13 +24,9 @@ export class NodeMetrics {
   })
 
   constructor (sources: { peers: () => number, membersByStatus: () => Record<string, number>, revokedRefusals: () => Readonly<Record<string, number>> }) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'fedmesh_process_' })
-    new Gauge({
-      name: 'fedmesh_peers_connected',
-      help: 'Peers with an open libp2p connection',
-      registers: [this.registry],
-      collect () { this.set(sources.peers()) }
-    })
+    collectDefaultMetrics({ register: this.registry })
+    for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name)
+    collectedGauge(this.registry, 'fedmesh_peers_connected', 'Peers with an open libp2p connection', sources.peers)
     new Gauge({
       name: 'fedmesh_members',
       help: 'Known mesh members by status (alive, suspect, dead, left)',
@@ -34,18 +36,10 @@ export class NodeMetrics {
         for (const [status, count] of Object.entries(sources.membersByStatus())) this.set({ status }, count)
       }
     })
-    // Mirrors the revocation list's own monotonic counts (the connection gater counts before the
-    // node exists), so every refusal is counted without an audit entry each.
-    new Counter({
-      name: 'fedmesh_revoked_refusals_total',
-      help: 'Refusals of a revoked organisation\'s nodes by gate (announcement, capability, connection, federation)',
-      labelNames: ['path'] as const,
-      registers: [this.registry],
-      collect () {
-        this.reset()
-        for (const [path, count] of Object.entries(sources.revokedRefusals())) this.inc({ path }, count)
-      }
-    })
+    // The revocation list keeps its own counts (the connection gater counts before the node
+    // exists), so every refusal is counted without an audit entry each.
+    mirroredCounter(this.registry, 'fedmesh_revoked_refusals_total', 'Refusals of a revoked organisation\'s nodes by gate (announcement, capability, connection, federation)',
+      ['path'], () => Object.entries(sources.revokedRefusals()).map(([path, count]) => ({ labels: { path }, count })))
   }
 }
 
@@ -56,6 +50,30 @@ export function collectedGauge (registry: Registry, name: string, help: string, 
     collect () {
       const v = value()
       if (v !== undefined) this.set(v)
+    }
+  })
+}
+
+export interface CountSample<L extends string> { labels: Record<L, string>, count: number }
+
+/**
+ * A Counter that follows counts a component keeps itself (messages sent, view changes…), read
+ * when scraped: it adds what each count grew by since the last scrape. A count that went down
+ * (the component was recreated, as a replica re-hosted here) restarted from zero, so all of it
+ * is new; the Counter itself never goes down.
+ */
+export function mirroredCounter<L extends string> (registry: Registry, name: string, help: string, labelNames: readonly L[], read: () => Iterable<CountSample<L>>): void {
+  if (!name.endsWith('_total')) throw new Error(`counter ${name} must end in _total`)
+  const last = new Map<string, number>()
+  new Counter({
+    name, help, labelNames, registers: [registry],
+    collect () {
+      for (const { labels, count } of read()) {
+        const key = labelNames.map((l) => labels[l]).join('\u0000')
+        const before = last.get(key) ?? 0
+        last.set(key, count)
+        this.inc(labels, count >= before ? count - before : count)
+      }
     }
   })
 }

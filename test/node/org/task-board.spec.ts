@@ -3,6 +3,7 @@ import type { Entry, RequestId } from '../../../consensus/types.js'
 import { decodeOrgCommand, encodeOrgCommand, OrgStateMachine } from '../../../node/org/org-state-machine.js'
 import { claimCommand, finishCommand, proposeCommand, TaskError, type TaskCommand } from '../../../node/org/task-commands.js'
 import { encodeCanonical } from '../../../base/codec.js'
+import { TaskBoard } from '../../../node/org/task-board.js'
 
 const P = 'a'.repeat(64)
 
@@ -26,6 +27,17 @@ describe('task board', () => {
     assert.deepEqual(org.board.get('t2'), {
       id: 't2', title: 'sum', capability: 'summarize', payload: { a: 1 }, proposer: P, status: 'done', assignee: 'bob', result: [1, 2], createdIndex: 2, updatedIndex: 4
     })
+  })
+
+  it('sums the board up: counts by status, the org\'s tasks and federated copies apart, the newest of each status first', () => {
+    const board = new TaskBoard()
+    for (let index = 2; index <= 6; index++) board.apply(proposeCommand({ title: `task ${index}`, capability: 'c' }, P), { index, term: 1 })
+    board.apply(claimCommand('t3', 'bob'), { index: 7, term: 1 })
+    board.openFederated({ title: 'shared', capability: 'c', payload: '{}', federation: { id: 'g', epoch: 0, seq: 1, position: 0, org: 'globex', root: 'r', proposer: P, target: null } }, 8)
+    const { counts, recent } = board.summary(2)
+    assert.deepEqual(counts, { org: { open: 4, claimed: 1, done: 0, failed: 0 }, federated: { open: 1, claimed: 0, done: 0, failed: 0 } })
+    assert.deepEqual(recent.open.map((t) => t.id), ['t8-0', 't6'])
+    assert.deepEqual(recent.claimed.map((t) => t.id), ['t3'])
   })
 
   it('refuses transitions out of order or by another assignee, changing nothing', () => {
