@@ -6,9 +6,10 @@ import type { Federation } from '../federation/federation.js'
 import type { TaskService } from '../org/task-service.js'
 import { taskRoutes } from './task-routes.js'
 import { federationRoutes } from './federation-routes.js'
+import { raftRoutes, type RaftApiNode } from './raft-routes.js'
 
 /** What the routes read of a running node: declared here, so the API does not import the node that starts it (FedmeshNode has it all). */
-export interface ApiNode {
+export interface ApiNode extends RaftApiNode {
   readonly key: string
   status(): unknown
   members(): unknown
@@ -36,6 +37,7 @@ export function nodeRoutes (node: ApiNode): Record<string, RouteHandler> {
     },
     'GET /v1/audit/verify': async () => await node.auditLog.verify(),
     ...taskRoutes(() => node.tasks),
+    ...raftRoutes(node),
     ...federationRoutes(() => node.federation, node.key),
     'GET /metrics': async () => ({ contentType: node.metrics.registry.contentType, body: await node.metrics.registry.metrics() })
   }

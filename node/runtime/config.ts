@@ -20,6 +20,8 @@ export interface StartConfig {
   raftTickMs: number | undefined
   raftElectionTicks: number | undefined
   raftVotersMax: number | undefined
+  /** The leader removes a voter silent this long (0: never) while a healthy quorum remains. */
+  raftDeadVoterRemoveAfterMs: number | undefined
 }
 
 export const LISTEN_DEFAULT = ['/ip4/0.0.0.0/tcp/7400']
@@ -36,7 +38,8 @@ export const START_DEFAULTS: StartConfig = {
   deadAfterMs: undefined,
   raftTickMs: undefined,
   raftElectionTicks: undefined,
-  raftVotersMax: undefined
+  raftVotersMax: undefined,
+  raftDeadVoterRemoveAfterMs: undefined
 }
 
 const ENV_NAMES: Record<keyof StartConfig, string> = {
@@ -51,7 +54,8 @@ const ENV_NAMES: Record<keyof StartConfig, string> = {
   deadAfterMs: 'FEDMESH_DEAD_AFTER_MS',
   raftTickMs: 'FEDMESH_RAFT_TICK_MS',
   raftElectionTicks: 'FEDMESH_RAFT_ELECTION_TICKS',
-  raftVotersMax: 'FEDMESH_RAFT_VOTERS_MAX'
+  raftVotersMax: 'FEDMESH_RAFT_VOTERS_MAX',
+  raftDeadVoterRemoveAfterMs: 'FEDMESH_RAFT_DEAD_VOTER_REMOVE_AFTER_MS'
 }
 
 export type StartFlags = Partial<Record<keyof StartConfig, string | string[] | undefined>>
@@ -84,7 +88,9 @@ async function readConfigFile (dataDir: string): Promise<Record<string, unknown>
   return value as Record<string, unknown>
 }
 
-const INTEGER_SETTINGS = new Set<keyof StartConfig>(['heartbeatMs', 'suspectAfterMs', 'deadAfterMs', 'raftTickMs', 'raftElectionTicks', 'raftVotersMax'])
+const INTEGER_SETTINGS = new Set<keyof StartConfig>(['heartbeatMs', 'suspectAfterMs', 'deadAfterMs', 'raftTickMs', 'raftElectionTicks', 'raftVotersMax', 'raftDeadVoterRemoveAfterMs'])
+/** Settings where 0 means "off". */
+const ZERO_ALLOWED = new Set<keyof StartConfig>(['raftDeadVoterRemoveAfterMs'])
 
 function coerce (name: keyof StartConfig, raw: unknown): unknown {
   const isList = Array.isArray(START_DEFAULTS[name])
@@ -94,7 +100,8 @@ function coerce (name: keyof StartConfig, raw: unknown): unknown {
   }
   if (INTEGER_SETTINGS.has(name)) {
     const n = Number(raw)
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got '${String(raw)}'`)
+    const min = ZERO_ALLOWED.has(name) ? 0 : 1
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer, got '${String(raw)}'`)
     return n
   }
   return String(raw)
