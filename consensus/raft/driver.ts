@@ -284,7 +284,7 @@ export class RaftDriver<R> {
     const deadlineMs = this.#init.clock.monotonicMs() + 4 * this.#init.electionTicks * this.#init.tickMs
     for (;;) {
       try {
-        await this.removeMember(this.#init.selfKey, { timeoutMs: Math.max(1, deadlineMs - this.#init.clock.monotonicMs()) })
+        await this.removeMember(this.#init.selfKey, { timeoutMs: Math.max(1, Math.ceil(deadlineMs - this.#init.clock.monotonicMs())) })
         this.#init.logger.info({ group: this.group }, 'raft: left the group')
         return { removed: true }
       } catch (err) {
