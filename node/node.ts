@@ -428,6 +428,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const tasks = await TaskService.start({
       org: this.org, selfKey: this.key, founder: this.isOrgRoot, storage, transport, clock, rng, logger,
       orgMembers: () => this.#aliveOrgMembers().map((m) => ({ key: m.key, incarnation: m.incarnation })),
+      incarnationOf: (key) => key === this.key ? this.membership.incarnation : this.membership.core.get(key)?.incarnation,
       registry: this.metrics.registry, options: { deadVoterRemoveAfterMs: DEAD_VOTER_REMOVE_AFTER_MS_DEFAULT, ...options }, forceNewGroup
     })
     this.membership.on('change', () => tasks.membersChanged())

@@ -40,6 +40,8 @@ export interface TaskServiceInit {
   logger: Logger
   /** The other verified, alive members of the org. */
   orgMembers: () => OrgMember[]
+  /** The incarnation a member (or this node) announces, if known: recorded with its removal. */
+  incarnationOf: (key: string) => number | undefined
   registry?: Registry
   options?: RaftOptions
   /** Disaster recovery: this node becomes the group's only voter from its own log (once; audit it). */
@@ -85,7 +87,7 @@ export class TaskService {
     const members = (): OrgMember[] => init.orgMembers().filter((m) => machine?.isRemoved(m.key, m.incarnation) !== true)
     const driver = await RaftDriver.start<TaskOutcome>({
       ...raft,
-      removalContext: (key) => removalContext(init.orgMembers().find((m) => m.key === key)?.incarnation ?? 0),
+      removalContext: (key) => removalContext(init.incarnationOf(key) ?? 0),
       ...(init.forceNewGroup === true ? { forceNewGroup: { removedContext: removalContext(REMOVED_FOR_GOOD) } } : {}),
       group: `org/${init.org}`,
       selfKey: init.selfKey,

@@ -185,4 +185,19 @@ describe('org autopilot: a voter dead past the threshold is removed and a health
     assert.deepEqual(a.status().raft.learners, [])
     await a.propose({ title: 'after the cleanup', capability: 'work' })
   })
+
+  it('removes the leader itself on an operator\'s request from a follower, and does not add it back while it runs', async () => {
+    const a = nodes[0]!
+    const [follower, other] = nodes.filter((n) => a.status().raft.voters.includes(n.key) && n !== a) as [FedmeshNode, FedmeshNode]
+    await follower.removeMember(a.key)
+    await waitFor('a new leader without a', () => other.status().raft.role === 'leader' || follower.status().raft.role === 'leader', 10_000, 20)
+    const leader = follower.status().raft.role === 'leader' ? follower : other
+    for (let i = 0; i < 10; i++) {
+      await leader.propose({ title: `without a ${i}`, capability: 'work' })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const r = leader.status().raft
+      assert.deepEqual([r.voters, r.learners], [sorted([follower.key, other.key]), []], 'a was added back')
+    }
+    assert.ok(leader.orgMembers().includes(a.key), 'a is still alive in the org')
+  })
 })
