@@ -220,7 +220,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         dataDir: init.dataDir, identity, nowMs: clock.wallMs(), org: init.org, join: init.join,
         requestJoin: async (token) => await requestJoin(transport, identity, token, clock, rng)
       })
-      serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input) })
+      serveJoins({ transport, org, identity, storage, clock, audit: async (input) => await audit.append(input) })
       const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, revocations, policy, sanitizer, transport, logger, clock, rng, lifecycle }, init, incarnation)
       // The task board finds the org's members through membership; the leave goes out once the board and federation stopped.
       await lifecycle.start('membership', () => node.membership.start(), async () => await node.membership.stop())

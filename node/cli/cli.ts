@@ -9,7 +9,7 @@ import { parseHostPort } from '../api/server.js'
 import { resolveStartConfig, type StartFlags } from '../runtime/config.js'
 import { callApi } from '../api/client.js'
 import { CONFIG_FILE, defaultDataDir, loadOrCreateToken, readRuntime } from '../runtime/data-dir.js'
-import { inviteToken } from '../org/org-identity.js'
+import { acceptDelegation, delegateIssuing, inviteToken } from '../org/org-identity.js'
 import { JOIN_TTL_MS_DEFAULT } from '../../base/org-certificate.js'
 import { KEY_FILE, loadOrCreateIdentity, peerIdOf } from '../runtime/key-file.js'
 import { createLogger } from '../runtime/log.js'
@@ -29,7 +29,8 @@ Usage: fedmesh <command> [options]
 
 Commands:
   init        create the node key, API token and config in the data dir
-  invite      print a one-time join token for this node's org (on the node that founded it)
+  invite      print a one-time join token for this node's org (on the founder, or a member it delegated to)
+  org         delegate KEY | accept-issuer TEXT: let a member issue invites (on the founder), accept that on the member
   start       run a node (joins a mesh with --bootstrap; a single-node mesh without)
   id          print this node's public key, libp2p peer id and org root key
   status      show the running node's status (via its admin API)
@@ -112,6 +113,28 @@ async function invite (args: string[]): Promise<number> {
   process.stdout.write(`${token}\n`)
   process.stderr.write(`one-time token for org '${runtime.org}', valid ${Math.round(ttlMs / 60000)} min: fedmesh start --join <token>\n`)
   return 0
+}
+
+/** `org delegate KEY` on the founder prints a grant; `org accept-issuer TEXT` on that member stores it (restart to serve joins). */
+async function org (args: string[]): Promise<number> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parseArgs({ args: rest, options: { ...DATA_DIR_OPTION, 'ttl-ms': { type: 'string' } }, allowPositionals: true })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const arg = positionals[0]
+  if (sub === 'delegate' && arg !== undefined && /^[0-9a-f]{64}$/.test(arg)) {
+    const ttlMs = values['ttl-ms'] === undefined ? undefined : Number(values['ttl-ms'])
+    if (ttlMs !== undefined && (!Number.isSafeInteger(ttlMs) || ttlMs <= 0)) throw new Error('--ttl-ms must be a positive integer')
+    process.stdout.write(`${await delegateIssuing(dataDir, Buffer.from(arg, 'hex'), Date.now(), ttlMs)}\n`)
+    process.stderr.write(`on member ${arg.slice(0, 16)}: fedmesh org accept-issuer <text>, then restart it; it can then invite\n`)
+    return 0
+  }
+  if (sub === 'accept-issuer' && arg !== undefined) {
+    const delegation = await acceptDelegation(dataDir, arg, Date.now())
+    process.stdout.write(`this node may issue invites for org '${delegation.org}' until ${new Date(delegation.expiresAtMs).toISOString()} (restart it to serve joins)\n`)
+    return 0
+  }
+  process.stderr.write('usage: fedmesh org delegate KEY [--ttl-ms N] | fedmesh org accept-issuer TEXT [--data-dir DIR]\n')
+  return 2
 }
 
 async function start (args: string[]): Promise<number> {
@@ -321,7 +344,7 @@ function table (header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
-const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, raft, leave, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand, simulate: simulateCommand }
+const COMMANDS: Record<string, Command> = { init, invite, org, start, id, status, members, raft, leave, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand, simulate: simulateCommand }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
   process.stderr.write(`fedmesh: ${err.message}\n`)
