@@ -14,7 +14,7 @@ export { RevocationError, type RevokedOrg } from './gate/revocation.js'
 export { StorageError } from './runtime/level-storage.js'
 export { FedmeshError, IdentityError } from '../base/errors.js'
 export { OrgError } from '../base/org-certificate.js'
-export { RaftError, type RaftErrorCode, type RaftNodeStatus } from '../consensus/raft/driver.js'
+export { RaftError, type LeaveResult, type RaftErrorCode, type RaftMember, type RaftMembers, type RaftNodeStatus } from '../consensus/raft/driver.js'
 export type { Member, MemberChange, MemberChangeKind, MemberStatus } from '../membership/membership-core.js'
 export { TrustError, type PeerTrust, type TrustOptions } from '../membership/trust.js'
 export {

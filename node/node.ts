@@ -34,7 +34,7 @@ import { RevocationList, type RevokedOrg } from './gate/revocation.js'
 import type { Storage } from '../base/storage.js'
 import { cryptoRng, systemClock } from './runtime/system-clock.js'
 import { ROUTE_ACCESS, consoleNode, nodeRoutes } from './api/routes.js'
-import type { RaftNodeStatus } from '../consensus/raft/driver.js'
+import type { LeaveResult, RaftMembers, RaftNodeStatus } from '../consensus/raft/driver.js'
 import { TaskService, type NewTask, type RaftOptions, type TaskReceipt, type WriteOptions } from './org/task-service.js'
 import { Federation, type FederationReceipt, type FederationStatus } from './federation/federation.js'
 import { genesisId, loadEpochFile, loadGenesis } from './federation/genesis.js'
@@ -60,8 +60,13 @@ export interface FedmeshNodeInit {
   deadAfterMs?: number
   /** Trust model settings (prior, halfLifeMs, quarantineBelow...). */
   trust?: Partial<TrustOptions>
-  /** The org's Raft group (tick, election timeout, voters, snapshots) and task board bounds. */
+  /** The org's Raft group (tick, election timeout, voters, snapshots, dead-voter cleanup) and task board bounds. */
   raft?: RaftOptions
+  /**
+   * Disaster recovery for an org that lost its quorum for good: this node becomes the group's only
+   * voter from its own log, removing every other member for good (audited). Once, on one survivor.
+   */
+  forceNewGroup?: boolean
   /** Federation timing: replica tick and how often this node anchors its audit head. */
   federation?: { tickMs?: number, anchorIntervalMs?: number }
   logger?: Logger
@@ -96,6 +101,8 @@ export interface MemberView extends Omit<Member, 'lastHeardMs' | 'sinceMs'> {
 
 export interface FedmeshNodeEvents {
   'member:change': [MemberChange]
+  /** The node stopped (stop(), leave(), or the admin API's leave). */
+  stopped: []
   'peer:trust-changed': [{ peer: string, crossed: 'entered-quarantine' | 'left-quarantine', score: number }]
 }
 
@@ -117,6 +124,8 @@ interface Parts {
 }
 
 const INCARNATION_KEY = 'node/incarnation'
+/** A voter the org's Raft leader has not heard from for this long is removed, if a healthy quorum remains. */
+export const DEAD_VOTER_REMOVE_AFTER_MS_DEFAULT = 300_000
 
 export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   readonly metrics: NodeMetrics
@@ -129,6 +138,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
   #api?: ApiServer
   #tasks?: TaskService
   #federation?: Federation
+  #stopping: Promise<void> | undefined
 
   private constructor (parts: Parts, init: FedmeshNodeInit, incarnation: number) {
     super()
@@ -213,11 +223,11 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         dataDir: init.dataDir, identity, nowMs: clock.wallMs(), org: init.org, join: init.join,
         requestJoin: async (token) => await requestJoin(transport, identity, token, clock, rng)
       })
-      serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input) })
+      serveJoins({ transport, org, identity, storage, clock, audit: async (input) => await audit.append(input) })
       const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, revocations, policy, sanitizer, transport, logger, clock, rng, lifecycle }, init, incarnation)
       // The task board finds the org's members through membership; the leave goes out once the board and federation stopped.
       await lifecycle.start('membership', () => node.membership.start(), async () => await node.membership.stop())
-      node.#tasks = await lifecycle.start('tasks', async () => await node.#startTasks(init.raft), async (tasks) => await tasks.stop())
+      node.#tasks = await lifecycle.start('tasks', async () => await node.#startTasks(init.raft, init.forceNewGroup === true), async (tasks) => await tasks.stop())
       const federation = await node.#loadFederation(init.federation)
       if (federation !== undefined) node.#federation = await lifecycle.start('federation', () => node.#startFederation(federation), (f) => f.stop())
       await lifecycle.start('conduct', () => node.#conduct.start(), () => node.#conduct.stop())
@@ -307,7 +317,11 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
 
   /** Keys of alive members whose certificates chain to our org root (our org's replicas). */
   orgMembers (): string[] {
-    return this.membership.members().filter((m) => m.root === this.orgRoot && m.status === 'alive').map((m) => m.key)
+    return this.#aliveOrgMembers().map((m) => m.key)
+  }
+
+  #aliveOrgMembers (): Member[] {
+    return this.membership.members().filter((m) => m.root === this.orgRoot && m.status === 'alive')
   }
 
   /**
@@ -362,8 +376,40 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
    * scores, database.
    */
   async stop (): Promise<void> {
-    await this.#parts.lifecycle.stop()
-    this.#parts.logger.info({ key: this.key }, 'node stopped')
+    this.#stopping ??= this.#parts.lifecycle.stop().finally(() => {
+      this.#parts.logger.info({ key: this.key }, 'node stopped')
+      this.emit('stopped')
+    })
+    await this.#stopping
+  }
+
+  /**
+   * Leaves the org's Raft group (`fedmesh leave`, SIGTERM), then stops: the leader removes this
+   * node unless that would leave the group without a healthy quorum (or it is the only voter).
+   */
+  async leave (): Promise<LeaveResult> {
+    const result = await this.leaveGroup()
+    await this.stop()
+    return result
+  }
+
+  /** The removal part of leave(), audited ('raft.leave'); the node keeps running. */
+  async leaveGroup (): Promise<LeaveResult> {
+    if (this.#stopping !== undefined) return { removed: false, reason: 'stopping', message: 'the node is stopping' }
+    const result = await this.tasks.leave()
+    await this.audit({ action: 'raft.leave', decision: result.removed ? 'allow' : 'deny', detail: result.removed ? {} : { reason: result.reason } })
+    return result
+  }
+
+  /** The org's Raft members with the leader's view of their health (asked of the leader). */
+  async raftMembers (): Promise<RaftMembers> {
+    return await this.tasks.members()
+  }
+
+  /** Removes a member from the org's Raft group through its leader (`fedmesh members remove`), audited. */
+  async removeMember (key: string): Promise<void> {
+    await this.tasks.removeMember(key)
+    await this.audit({ action: 'raft.member.remove', decision: 'allow', peer: key })
   }
 
   #onMemberChange (change: MemberChange): void {
@@ -380,13 +426,19 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     return counts
   }
 
-  async #startTasks (options: RaftOptions | undefined): Promise<TaskService> {
+  async #startTasks (options: RaftOptions | undefined, forceNewGroup: boolean): Promise<TaskService> {
     const { storage, transport, clock, rng, logger } = this.#parts
     const tasks = await TaskService.start({
       org: this.org, selfKey: this.key, founder: this.isOrgRoot, storage, transport, clock, rng, logger,
-      orgMembers: () => this.orgMembers(), registry: this.metrics.registry, ...(options !== undefined ? { options } : {})
+      orgMembers: () => this.#aliveOrgMembers().map((m) => ({ key: m.key, incarnation: m.incarnation })),
+      incarnationOf: (key) => key === this.key ? this.membership.incarnation : this.membership.core.get(key)?.incarnation,
+      registry: this.metrics.registry, options: { deadVoterRemoveAfterMs: DEAD_VOTER_REMOVE_AFTER_MS_DEFAULT, ...options }, forceNewGroup
     })
     this.membership.on('change', () => tasks.membersChanged())
+    const forced = tasks.forced
+    if (forced !== undefined) {
+      await this.audit({ action: 'raft.force-new-group', decision: 'allow', detail: { removed: forced.removed.join(','), term: String(forced.hardState.term), commit: String(forced.hardState.commit) } })
+    }
     return tasks
   }
 

@@ -369,7 +369,10 @@ export class RaftSimulation {
       node.driver = driver
       const s = driver.status()
       this.#event(`${node.name} starts (term ${s.term}, commit ${s.commit}, log ${driver.log.firstIndex()}..${s.lastIndex})`)
-    }, (err: unknown) => this.#fail(err))
+    }, (err: unknown) => {
+      // A crash while the driver was still loading closes its storage under it: not a failure.
+      if (node.incarnation === incarnation) this.#fail(err)
+    })
   }
 
   /** The driver's state machine: the KV store, each applied entry checked against every other node's. */

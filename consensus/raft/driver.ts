@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { type ConfChange, nextPromotion } from './conf-change.js'
+import { type ConfChange, decodeConfChange, deadVoterRemoval, keepsQuorumWithout, nextPromotion } from './conf-change.js'
+import { type ForcedGroup, forceNewGroup } from './force-new-group.js'
 import { decodeRaftMessage, encodeRaftMessage, type RaftMessage } from './messages.js'
 import { type RaftConfig, RaftCore, type RaftReady, type Role } from './raft.js'
 import { RaftPersistence } from './raft-persistence.js'
@@ -25,13 +26,22 @@ import type { Transport } from '../../base/transport.js'
 // the configuration). Proposals on a follower are forwarded to the leader as MsgProp; the proposer
 // re-proposes with the same request id until the entry applies, and the state machine's session
 // table applies a retried request once.
+//
+// Membership administration (remove a member, list the members with the leader's view of their
+// health) is served by the leader on the 'raft-admin' request channel, so it works from any
+// member; the leader refuses a removal that would leave the group without a healthy quorum
+// (etcd's strict reconfiguration check). With deadVoterRemoveAfterMs set, the leader also removes
+// voters silent for that long under the same rule (Consul's autopilot dead-server cleanup).
 
 export const RAFT_CHANNEL = 'raft'
+export const RAFT_ADMIN_CHANNEL = 'raft-admin'
 
 /** The replicated state machine: deterministic apply, deterministic snapshot. */
 export interface StateMachine<R> {
   /** Applies a committed 'normal' entry (leader no-ops have empty data); returns the client's result. */
   apply(e: Entry): R | undefined
+  /** Sees each committed membership change (with its context), in log order. */
+  applyConfChange?(cc: ConfChange): void
   snapshot(): Uint8Array
 }
 
@@ -57,6 +67,12 @@ export interface RaftDriverInit<R> {
   votersMax?: number
   /** A learner is promoted once it is within this many entries of the leader's log. */
   promotionLagEntriesMax?: number
+  /** The leader removes a voter it has not heard from for this long (0: never), if a healthy quorum remains. */
+  deadVoterRemoveAfterMs?: number
+  /** The context recorded with a removal asked for by an operator or a leaving member. */
+  removalContext?: (key: string) => Uint8Array | undefined
+  /** Disaster recovery, once: become the group's only voter from the local log (force-new-group.ts). */
+  forceNewGroup?: { removedContext: Uint8Array }
   snapshotEntries?: number
   /** Entries kept below a snapshot, so a slightly lagging follower needs no snapshot. */
   compactionRetainEntries?: number
@@ -85,7 +101,7 @@ export interface RaftNodeStatus {
   learners: string[]
 }
 
-export type RaftErrorCode = 'raft-timeout' | 'raft-stopped' | 'raft-busy' | 'raft-not-leader' | 'raft-failed'
+export type RaftErrorCode = 'raft-timeout' | 'raft-stopped' | 'raft-busy' | 'raft-not-leader' | 'raft-failed' | 'raft-not-member' | 'raft-quorum-at-risk'
 
 export class RaftError extends FedmeshError {
   constructor (code: RaftErrorCode, message: string) {
@@ -105,11 +121,18 @@ interface Waiter<T> {
 interface ProposalWaiter<R> extends Waiter<Committed<R>> { data: Uint8Array, requestId: RequestId }
 interface ReadWaiter extends Waiter<void> { context: string, index?: number }
 
+/** A member as the leader sees it: how far its log matches, how long since it was heard from. */
+export interface RaftMember { key: string, role: 'voter' | 'learner', match: number, lastContactAgoMs: number, healthy: boolean }
+export interface RaftMembers { group: string, term: number, leader: string, commit: number, members: RaftMember[] }
+export type LeaveResult = { removed: true } | { removed: false, reason: 'not-a-member' | 'last-voter' | RaftErrorCode | string, message: string }
+
 export interface RaftMessageStats { received: number, rejected: Record<'malformed' | 'unauthorized', number>, sent: number, unsendable: number, readies: number }
 
 const RECONCILE_EVERY_TICKS = 5
 
-type DriverSettings<R> = Required<Omit<RaftDriverInit<R>, 'founder' | 'core'>>
+type DriverSettings<R> = Required<Omit<RaftDriverInit<R>, 'founder' | 'core' | 'forceNewGroup'>>
+const ADMIN_REQUEST_BYTES_MAX = 1024
+const ADMIN_TIMEOUT_MS = 5_000
 
 export class RaftDriver<R> {
   readonly group: string
@@ -128,6 +151,11 @@ export class RaftDriver<R> {
   #readSeq = 0
   #stopped = false
   #failure: Error | undefined
+  /** When each peer was last heard from (monotonic ms), and since when this node leads. */
+  readonly #contactMs = new Map<string, number>()
+  #leaderSinceMs: number | undefined
+  /** What a forced recovery at this start did (for the node to audit). */
+  forced: ForcedGroup | undefined
 
   private constructor (init: DriverSettings<R>, core: RaftCore, persistence: RaftPersistence, stateMachine: StateMachine<R>) {
     this.group = init.group
@@ -136,18 +164,22 @@ export class RaftDriver<R> {
     this.#persistence = persistence
     this.#stateMachine = stateMachine
     this.#members = new Set(init.orgMembers())
-    this.#stopListening = init.transport.onMessage(RAFT_CHANNEL, (from, bytes) => this.#receive(from, bytes))
+    const stopMessages = init.transport.onMessage(RAFT_CHANNEL, (from, bytes) => this.#receive(from, bytes))
+    const stopAdmin = init.transport.onRequest(RAFT_ADMIN_CHANNEL, async (from, bytes) => await this.#serveAdmin(from, bytes))
+    this.#stopListening = () => { stopMessages(); stopAdmin() }
   }
 
   static async start<R> (init: RaftDriverInit<R>): Promise<RaftDriver<R>> {
     const full = {
       tickMs: 50, electionTicks: 10, heartbeatTicks: 1, votersMax: 5, promotionLagEntriesMax: 64, snapshotEntries: 1000, compactionRetainEntries: 100,
-      requestTimeoutMs: 10_000, pendingRequestsMax: 4096, unsafeSendBeforePersist: false, ...init
+      requestTimeoutMs: 10_000, pendingRequestsMax: 4096, unsafeSendBeforePersist: false, deadVoterRemoveAfterMs: 0, removalContext: () => undefined, ...init
     }
     const storageGroup = init.group.replace(/[^A-Za-z0-9_-]/g, '-')
     const persistence = new RaftPersistence(init.storage, storageGroup)
     const founders = await foundersOf(init.storage, storageGroup, init.founder ? init.selfKey : undefined)
     const view = await persistence.load(founders)
+    const forced = init.forceNewGroup === undefined ? undefined : forceNewGroup(view, init.selfKey, init.forceNewGroup.removedContext)
+    if (forced !== undefined) await persistence.save({ entries: forced.entries, hardState: forced.hardState, messages: [], committedEntries: [], readStates: [] })
     // The core snapshots whichever state machine is current (a leader's snapshot replaces it).
     let driver: RaftDriver<R> | undefined
     const core = new RaftCore({
@@ -162,6 +194,8 @@ export class RaftDriver<R> {
       ...init.core
     })
     driver = new RaftDriver<R>(full, core, persistence, init.restore(view.snapshot().data))
+    driver.forced = forced
+    if (forced !== undefined) init.logger.warn({ group: init.group, removed: forced.removed, commit: forced.hardState.commit }, 'raft group forced to this node as its only voter')
     const conf = core.status().conf
     if (conf.voters.length === 1 && conf.voters[0] === init.selfKey) core.campaign()
     driver.#stopTicking = init.clock.every(full.tickMs, () => driver.#tick())
@@ -214,21 +248,54 @@ export class RaftDriver<R> {
     }
   }
 
-  /** Leader only: removes a (dead) member from the group; resolves once the removal is committed. */
+  /**
+   * Removes a member from the group, on the leader (asked through the admin channel from any other
+   * member); resolves once the removal is committed. Refused for a key that is no member
+   * (raft-not-member), and for a voter whose removal would leave no healthy quorum (raft-quorum-at-risk).
+   */
   async removeMember (key: string, options: { timeoutMs?: number } = {}): Promise<void> {
-    const deadlineMs = this.#init.clock.monotonicMs() + (options.timeoutMs ?? this.#init.requestTimeoutMs)
-    const cc: ConfChange = { type: 'remove', node: key }
+    this.#assertRunning()
+    const lead = this.#core.status().lead
+    if (lead === this.#init.selfKey) return await this.#removeAsLeader(key, options.timeoutMs ?? this.#init.requestTimeoutMs)
+    if (lead === '') throw new RaftError('raft-not-leader', 'no leader yet')
+    await this.#init.transport.request(fromHex(lead), RAFT_ADMIN_CHANNEL, encodeCanonical(['remove', key]), { timeoutMs: options.timeoutMs ?? this.#init.requestTimeoutMs })
+  }
+
+  /** The group's members with the leader's view of their health (asked of the leader from any member). */
+  async members (): Promise<RaftMembers> {
+    this.#assertRunning()
+    const lead = this.#core.status().lead
+    if (lead === this.#init.selfKey) return this.#membersAsLeader()
+    if (lead === '') throw new RaftError('raft-not-leader', 'no leader: the group has no quorum, or is electing one')
+    return decodeMembers(await this.#init.transport.request(fromHex(lead), RAFT_ADMIN_CHANNEL, encodeCanonical(['members']), { timeoutMs: ADMIN_TIMEOUT_MS }))
+  }
+
+  /**
+   * Leaves the group before this node stops: hands leadership over, then has the leader remove it,
+   * unless it is the last voter or the voters left would have no healthy quorum (then it stays a
+   * member, and the group goes on as after a crash).
+   */
+  async leave (): Promise<LeaveResult> {
+    const s = this.#core.status()
+    if (!s.conf.voters.includes(this.#init.selfKey) && !s.conf.learners.includes(this.#init.selfKey)) return { removed: false, reason: 'not-a-member', message: 'this node is not a member of the group' }
+    if (s.conf.voters.length === 1 && s.conf.voters[0] === this.#init.selfKey) return { removed: false, reason: 'last-voter', message: 'this node is the group\'s only voter' }
+    await this.#handOverLeadership()
+    // Long enough for a handover or an election; a group without a leader does not hold up the stop.
+    const deadlineMs = this.#init.clock.monotonicMs() + 4 * this.#init.electionTicks * this.#init.tickMs
     for (;;) {
-      // Checked every round: a stop (or a failure) meanwhile ends the removal.
-      this.#assertRunning()
-      const s = this.#core.status()
-      if (!s.conf.voters.includes(key) && !s.conf.learners.includes(key)) return
-      if (s.role !== 'leader') throw new RaftError('raft-not-leader', s.lead === '' ? 'no leader yet' : `ask the leader, ${s.lead}`)
-      const result = this.#core.proposeConfChange(cc)
-      if (!result.ok && result.reason === 'invalid-conf-change') throw new FedmeshError('raft-invalid-conf-change', `cannot remove ${key} (the last voter?)`)
-      this.#kick()
-      if (this.#init.clock.monotonicMs() > deadlineMs) throw new RaftError('raft-timeout', `removal of ${key} did not commit in time`)
-      await this.#init.clock.sleep(this.#init.tickMs)
+      try {
+        await this.removeMember(this.#init.selfKey, { timeoutMs: Math.max(1, Math.ceil(deadlineMs - this.#init.clock.monotonicMs())) })
+        this.#init.logger.info({ group: this.group }, 'raft: left the group')
+        return { removed: true }
+      } catch (err) {
+        const code = err instanceof FedmeshError ? err.code : 'raft-failed'
+        // A leader change meanwhile (or none yet after the handover): ask again until the deadline.
+        if (code !== 'raft-not-leader' || this.#init.clock.monotonicMs() >= deadlineMs) {
+          this.#init.logger.warn({ group: this.group, code, err: (err as Error).message }, 'raft: stays a member on leaving')
+          return { removed: false, reason: code, message: (err as Error).message }
+        }
+        await this.#init.clock.sleep(this.#init.tickMs)
+      }
     }
   }
 
@@ -249,6 +316,15 @@ export class RaftDriver<R> {
   /** Graceful stop: hand leadership to the most caught-up voter first, then stop ticking and listening. */
   async stop (): Promise<void> {
     if (this.#stopped) return
+    await this.#handOverLeadership()
+    this.#stopped = true
+    this.#stopTicking()
+    this.#stopListening()
+    await this.#pumping
+    this.#rejectAll(new RaftError('raft-stopped', 'the raft group stopped on this node'))
+  }
+
+  async #handOverLeadership (): Promise<void> {
     const s = this.#core.status()
     const successor = s.role === 'leader'
       ? s.conf.voters.filter((v) => v !== this.#init.selfKey).sort((a, b) => (s.progress.get(b)?.match ?? 0) - (s.progress.get(a)?.match ?? 0))[0]
@@ -259,13 +335,78 @@ export class RaftDriver<R> {
       while (this.#core.status().role === 'leader' && this.#init.clock.monotonicMs() < deadlineMs && this.#failure === undefined) {
         await this.#init.clock.sleep(this.#init.tickMs)
       }
-      this.#init.logger.info({ group: this.group, to: successor, transferred: this.#core.status().role !== 'leader' }, 'raft leadership transfer on stop')
+      this.#init.logger.info({ group: this.group, to: successor, transferred: this.#core.status().role !== 'leader' }, 'raft leadership transfer')
     }
-    this.#stopped = true
-    this.#stopTicking()
-    this.#stopListening()
-    await this.#pumping
-    this.#rejectAll(new RaftError('raft-stopped', 'the raft group stopped on this node'))
+  }
+
+  // ---- membership administration (the leader's side) ----
+
+  async #removeAsLeader (key: string, timeoutMs: number): Promise<void> {
+    const conf = this.#core.status().conf
+    if (!conf.voters.includes(key) && !conf.learners.includes(key)) throw new RaftError('raft-not-member', `${key} is not a member of ${this.group}: nothing was removed`)
+    if (conf.voters.length === 1 && conf.voters[0] === key) throw new FedmeshError('raft-invalid-conf-change', `cannot remove ${key}: it is the group's only voter`)
+    if (conf.voters.includes(key) && !keepsQuorumWithout(conf, key, (v) => this.#healthy(v))) {
+      throw new RaftError('raft-quorum-at-risk', `removing ${key} would leave ${conf.voters.length - 1} voters without a healthy quorum: nothing was removed`)
+    }
+    const context = this.#init.removalContext(key)
+    const cc: ConfChange = context === undefined ? { type: 'remove', node: key } : { type: 'remove', node: key, context }
+    const deadlineMs = this.#init.clock.monotonicMs() + timeoutMs
+    for (;;) {
+      // Checked every round: a stop (or a failure) meanwhile ends the removal.
+      this.#assertRunning()
+      const s = this.#core.status()
+      if (!s.conf.voters.includes(key) && !s.conf.learners.includes(key)) {
+        this.#init.logger.info({ group: this.group, node: key }, 'raft member removed')
+        return
+      }
+      if (s.role !== 'leader') throw new RaftError('raft-not-leader', s.lead === '' ? 'no leader yet' : `ask the leader, ${s.lead}`)
+      const result = this.#core.proposeConfChange(cc)
+      if (!result.ok && result.reason === 'invalid-conf-change') throw new FedmeshError('raft-invalid-conf-change', `cannot remove ${key} (the last voter?)`)
+      this.#kick()
+      if (this.#init.clock.monotonicMs() > deadlineMs) throw new RaftError('raft-timeout', `removal of ${key} did not commit in time`)
+      await this.#init.clock.sleep(this.#init.tickMs)
+    }
+  }
+
+  #membersAsLeader (): RaftMembers {
+    const s = this.#core.status()
+    const row = (key: string, role: RaftMember['role']): RaftMember => ({
+      key, role, match: s.progress.get(key)?.match ?? 0, lastContactAgoMs: Math.round(this.#silentForMs(key)), healthy: this.#healthy(key)
+    })
+    return { group: this.group, term: s.term, leader: this.#init.selfKey, commit: s.commit, members: [...s.conf.voters.map((k) => row(k, 'voter')), ...s.conf.learners.map((k) => row(k, 'learner'))] }
+  }
+
+  // Requests from other members: served only by the leader (no forwarding on, so no loops).
+  async #serveAdmin (from: Uint8Array, bytes: Uint8Array): Promise<Uint8Array> {
+    if (!this.#isMember(toHex(from))) throw new RaftError('raft-not-member', 'admin requests are served to group and org members only')
+    if (bytes.length > ADMIN_REQUEST_BYTES_MAX) throw new FedmeshError('rpc-malformed', 'admin request too large')
+    const v = decodeCanonical(bytes)
+    const s = this.#core.status()
+    if (s.lead !== this.#init.selfKey) throw new RaftError('raft-not-leader', s.lead === '' ? 'no leader yet' : `ask the leader, ${s.lead}`)
+    if (Array.isArray(v) && v.length === 1 && v[0] === 'members') return encodeMembers(this.#membersAsLeader())
+    if (Array.isArray(v) && v.length === 2 && v[0] === 'remove' && typeof v[1] === 'string' && /^[0-9a-f]{1,256}$/.test(v[1])) {
+      await this.#removeAsLeader(v[1], this.#init.requestTimeoutMs)
+      return new Uint8Array()
+    }
+    throw new FedmeshError('rpc-malformed', 'admin request must be [\'members\'] or [\'remove\', key]')
+  }
+
+  /** Time since the leader last heard from a member; never more than it has led (nothing to go by before). */
+  #silentForMs (key: string): number {
+    if (key === this.#init.selfKey) return 0
+    const nowMs = this.#init.clock.monotonicMs()
+    return nowMs - Math.max(this.#contactMs.get(key) ?? -Infinity, this.#leaderSinceMs ?? nowMs)
+  }
+
+  /** Heard from within two election timeouts (a member not heard from at all is not healthy, whatever the leader's age). */
+  #healthy (key: string): boolean {
+    if (key === this.#init.selfKey) return true
+    const contactMs = this.#contactMs.get(key)
+    return contactMs !== undefined && this.#init.clock.monotonicMs() - contactMs <= this.#healthyWithinMs()
+  }
+
+  #healthyWithinMs (): number {
+    return 2 * this.#init.electionTicks * this.#init.tickMs
   }
 
   // ---- inputs ----
@@ -284,6 +425,7 @@ export class RaftDriver<R> {
       return
     }
     this.stats.received++
+    this.#contactMs.set(m.from, this.#init.clock.monotonicMs())
     this.#core.step(m)
     this.#kick()
   }
@@ -293,6 +435,9 @@ export class RaftDriver<R> {
     this.#core.tick()
     this.#ticks++
     const nowMs = this.#init.clock.monotonicMs()
+    const leading = this.#core.status().role === 'leader'
+    if (leading && this.#leaderSinceMs === undefined) this.#leaderSinceMs = nowMs
+    if (!leading) this.#leaderSinceMs = undefined
     for (const w of this.#proposals.values()) this.#revisit(w, nowMs, () => this.#submitProposal(w))
     for (const w of this.#reads.values()) this.#revisit(w, nowMs, () => this.#submitRead(w))
     if (this.#ticks % RECONCILE_EVERY_TICKS === 0) this.membersChanged()
@@ -322,13 +467,15 @@ export class RaftDriver<R> {
     if (s.role !== 'leader' || this.#stopped) return
     const inGroup = new Set([...s.conf.voters, ...s.conf.learners])
     const joiner = [...this.#members].sort().find((key) => !inGroup.has(key))
+    const deadAfterMs = this.#init.deadVoterRemoveAfterMs
+    const dead = deadAfterMs > 0 ? deadVoterRemoval(s.conf, this.#init.selfKey, (v) => this.#silentForMs(v), deadAfterMs, this.#healthyWithinMs()) : undefined
     const cc: ConfChange | undefined = joiner !== undefined
       ? { type: 'add-learner', node: joiner }
-      : nextPromotion(s.conf, s.progress, s.lastIndex, this.#init.votersMax, this.#init.promotionLagEntriesMax)
+      : dead ?? nextPromotion(s.conf, s.progress, s.lastIndex, this.#init.votersMax, this.#init.promotionLagEntriesMax)
     if (cc === undefined) return
     const result = this.#core.proposeConfChange(cc)
     if (result.ok) {
-      this.#init.logger.info({ group: this.group, change: cc.type, node: cc.node }, 'raft membership change proposed')
+      this.#init.logger.info({ group: this.group, change: cc.type, node: cc.node, ...(cc === dead ? { autopilot: 'dead voter', silentForMs: Math.round(this.#silentForMs(cc.node)) } : {}) }, 'raft membership change proposed')
       this.#kick()
     }
   }
@@ -384,6 +531,7 @@ export class RaftDriver<R> {
       this.#init.logger.info({ group: this.group, index: rd.snapshot.meta.index }, 'raft snapshot installed')
     }
     for (const e of rd.committedEntries) {
+      if (e.type === 'conf') this.#stateMachine.applyConfChange?.(decodeConfChange(e.data))
       const result = e.type === 'normal' ? this.#stateMachine.apply(e) : undefined
       if (e.requestId === undefined) continue
       this.#proposals.get(`${e.requestId.client}\u0000${e.requestId.seq}`)?.resolve({ index: e.index, term: e.term, result })
@@ -443,4 +591,24 @@ async function foundersOf (storage: Storage, group: string, founderKey: string |
   if (founderKey === undefined || await storage.get(`raft/${group}/hardstate`) !== undefined) return undefined
   await storage.batch([{ type: 'put', key, value: encodeCanonical([founderKey]) }])
   return { voters: [founderKey], learners: [] }
+}
+
+function encodeMembers (m: RaftMembers): Uint8Array {
+  return encodeCanonical([m.group, m.term, m.leader, m.commit, m.members.map((r) => [r.key, r.role, r.match, r.lastContactAgoMs, r.healthy])])
+}
+
+/** The leader's answer, checked field by field (it is still bytes off the network). */
+function decodeMembers (bytes: Uint8Array): RaftMembers {
+  const v = decodeCanonical(bytes)
+  const count = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
+  if (!Array.isArray(v) || v.length !== 5 || typeof v[0] !== 'string' || !count(v[1]) || typeof v[2] !== 'string' || !count(v[3]) || !Array.isArray(v[4]) || v[4].length > 256) {
+    throw new FedmeshError('rpc-malformed', 'malformed members answer')
+  }
+  const members = (v[4] as unknown[]).map((r): RaftMember => {
+    if (!Array.isArray(r) || r.length !== 5 || typeof r[0] !== 'string' || (r[1] !== 'voter' && r[1] !== 'learner') || !count(r[2]) || !count(r[3]) || typeof r[4] !== 'boolean') {
+      throw new FedmeshError('rpc-malformed', 'malformed member row')
+    }
+    return { key: r[0], role: r[1], match: r[2], lastContactAgoMs: r[3], healthy: r[4] }
+  })
+  return { group: v[0], term: v[1], leader: v[2], commit: v[3], members }
 }

@@ -11,9 +11,10 @@ import { federationRoutes } from './federation-routes.js'
 import { CONSOLE_ACCESS, collect, consoleRoutes, type ConsoleNode } from './console-routes.js'
 import { HEALTH_ACCESS, healthRoutes } from './health-routes.js'
 import type { ConsoleMonitor } from './console-monitor.js'
+import { raftRoutes, type RaftApiNode } from './raft-routes.js'
 
 /** What the routes read of a running node: declared here, so the API does not import the node that starts it (FedmeshNode has it all). */
-export interface ApiNode {
+export interface ApiNode extends RaftApiNode {
   readonly key: string
   status(): unknown
   members(): unknown
@@ -60,6 +61,7 @@ export function nodeRoutes (node: ApiNode, monitor: ConsoleMonitor): Record<stri
     },
     'GET /v1/audit/verify': async () => await node.auditLog.verify(),
     ...taskRoutes(() => node.tasks),
+    ...raftRoutes(node),
     ...federationRoutes(() => node.federation, node.key),
     'GET /metrics': async () => ({ contentType: node.metrics.registry.contentType, body: await node.metrics.registry.metrics() })
   }

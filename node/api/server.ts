@@ -15,7 +15,12 @@ export const API_PORT_DEFAULT = 7401
 export interface RawResponse { contentType: string, body: string | Uint8Array, status?: number, headers?: Record<string, string> }
 /** Who may call a route: anyone, the metrics or admin token's holder, or the admin token's only (the default). */
 export type RouteAccess = 'public' | 'metrics' | 'admin'
-export interface RouteRequest { params: Record<string, string>, body: unknown }
+export interface RouteRequest {
+  params: Record<string, string>
+  body: unknown
+  /** Runs fn once a successful answer was sent (e.g. stopping the node that answered). */
+  afterResponse: (fn: () => void) => void
+}
 export type RouteHandler = (url: URL, request: RouteRequest) => Promise<unknown>
 export const API_BODY_BYTES_MAX = 256 * 1024
 
@@ -73,7 +78,9 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
     }
     if (route === undefined) throw new ApiError(404, `no route ${req.method ?? ''} ${url.pathname}`)
     const body = req.method === 'POST' ? await readJsonBody(req) : undefined
-    const result = await route.handler(url, { params: route.params, body })
+    const after: Array<() => void> = []
+    const result = await route.handler(url, { params: route.params, body, afterResponse: (fn) => after.push(fn) })
+    if (after.length > 0) res.once('finish', () => { for (const fn of after) fn() })
     if (isRaw(result)) send(res, result.status ?? 200, result.contentType, result.body, result.headers)
     else send(res, 200, 'application/json', JSON.stringify(result))
   }

@@ -34,28 +34,27 @@ export function taskRoutes (tasks: () => TaskService): Record<string, RouteHandl
     'POST /v1/tasks/:id/fail': async (_url, req) => await answer(async () => {
       const b = body(req)
       return await tasks().fail(req.params.id!, b.result, { ...writeOptions(b), ...assignee(b) })
-    }),
-    'POST /v1/raft/remove': async (_url, req) => await answer(async () => {
-      const key = body(req).key
-      if (typeof key !== 'string' || !/^[0-9a-f]{64}$/.test(key)) throw new ApiError(400, 'key must be a member\'s public key (64 hex characters)')
-      await tasks().removeMember(key)
-      return { removed: key }
     })
   }
 }
 
-/** Typed errors become HTTP statuses: bad input 400, unknown task 404, wrong state 409, Raft unavailable 503. */
-async function answer<T> (fn: () => Promise<T>): Promise<T> {
+const RAFT_ERROR_STATUS: Record<string, number> = { 'raft-invalid-conf-change': 400, 'raft-not-member': 404, 'raft-quorum-at-risk': 409 }
+
+/**
+ * Typed errors become HTTP statuses: bad input 400, unknown task or member 404, wrong state or a
+ * removal that would cost the quorum 409, Raft unavailable 503.
+ */
+export async function answer<T> (fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (err) {
     if (err instanceof ApiError || !(err instanceof FedmeshError)) throw err
-    const status = err.code.startsWith('task-') ? taskErrorStatus(err.code) : err.code === 'raft-invalid-conf-change' ? 400 : 503
+    const status = err.code.startsWith('task-') ? taskErrorStatus(err.code) : RAFT_ERROR_STATUS[err.code] ?? 503
     throw new ApiError(status, err.message, err.code)
   }
 }
 
-function body (req: RouteRequest): Record<string, unknown> {
+export function body (req: RouteRequest): Record<string, unknown> {
   const b = req.body ?? {}
   if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new ApiError(400, 'request body must be a JSON object')
   return b as Record<string, unknown>

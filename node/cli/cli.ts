@@ -9,7 +9,7 @@ import { parseHostPort } from '../api/server.js'
 import { resolveStartConfig, type StartFlags } from '../runtime/config.js'
 import { callApi } from '../api/client.js'
 import { CONFIG_FILE, defaultDataDir, loadOrCreateToken, readRuntime } from '../runtime/data-dir.js'
-import { inviteToken } from '../org/org-identity.js'
+import { acceptDelegation, delegateIssuing, inviteToken } from '../org/org-identity.js'
 import { JOIN_TTL_MS_DEFAULT } from '../../base/org-certificate.js'
 import { KEY_FILE, loadOrCreateIdentity, peerIdOf } from '../runtime/key-file.js'
 import { createLogger } from '../runtime/log.js'
@@ -21,6 +21,7 @@ import { simulateCommand } from './commands/simulate.js'
 import { taskCommand } from './commands/task.js'
 import { federationCommand, orgOfDataDir } from './commands/federation.js'
 import type { PeerTrust } from '../../membership/trust.js'
+import type { LeaveResult, RaftMembers } from '../../consensus/raft/driver.js'
 
 const USAGE = `fedmesh — a peer-to-peer federation mesh node
 
@@ -28,11 +29,14 @@ Usage: fedmesh <command> [options]
 
 Commands:
   init        create the node key, API token and config in the data dir
-  invite      print a one-time join token for this node's org (on the node that founded it)
+  invite      print a one-time join token for this node's org (on the founder, or a member it delegated to)
+  org         delegate KEY | accept-issuer TEXT: let a member issue invites (on the founder), accept that on the member
   start       run a node (joins a mesh with --bootstrap; a single-node mesh without)
   id          print this node's public key, libp2p peer id and org root key
   status      show the running node's status (via its admin API)
-  members     list the mesh members the running node knows
+  members     list the mesh members the running node knows; members remove KEY: remove one from the org's Raft group
+  raft        members: the org's Raft group as its leader sees it (voters, learners, health)
+  leave       leave the org's Raft group (when it keeps a quorum without this node), then stop the node
   trust       show the running node's trust scores and the recent events behind them
   audit       tail | export | verify the tamper-evident audit log
   policy      check FILE | explain: validate a capability policy, explain a decision
@@ -60,6 +64,8 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
   --raft-voters-max N    voters in the org's Raft group; further members stay learners (default 5)
   --metrics-unauthenticated  serve GET /metrics without a token to loopback clients
                          (otherwise it takes the admin token or the read-only <data-dir>/metrics.token)
+  --raft-dead-voter-remove-after-ms N  the leader removes a voter silent this long, if a healthy quorum remains (default 300000; 0: never)
+  --force-new-group      disaster recovery, once: this node becomes the org's only Raft voter from its own log (audited)
 `
 
 type Command = (args: string[]) => Promise<number>
@@ -111,6 +117,28 @@ async function invite (args: string[]): Promise<number> {
   return 0
 }
 
+/** `org delegate KEY` on the founder prints a grant; `org accept-issuer TEXT` on that member stores it (restart to serve joins). */
+async function org (args: string[]): Promise<number> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parseArgs({ args: rest, options: { ...DATA_DIR_OPTION, 'ttl-ms': { type: 'string' } }, allowPositionals: true })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const arg = positionals[0]
+  if (sub === 'delegate' && arg !== undefined && /^[0-9a-f]{64}$/.test(arg)) {
+    const ttlMs = values['ttl-ms'] === undefined ? undefined : Number(values['ttl-ms'])
+    if (ttlMs !== undefined && (!Number.isSafeInteger(ttlMs) || ttlMs <= 0)) throw new Error('--ttl-ms must be a positive integer')
+    process.stdout.write(`${await delegateIssuing(dataDir, Buffer.from(arg, 'hex'), Date.now(), ttlMs)}\n`)
+    process.stderr.write(`on member ${arg.slice(0, 16)}: fedmesh org accept-issuer <text>, then restart it; it can then invite\n`)
+    return 0
+  }
+  if (sub === 'accept-issuer' && arg !== undefined) {
+    const delegation = await acceptDelegation(dataDir, arg, Date.now())
+    process.stdout.write(`this node may issue invites for org '${delegation.org}' until ${new Date(delegation.expiresAtMs).toISOString()} (restart it to serve joins)\n`)
+    return 0
+  }
+  process.stderr.write('usage: fedmesh org delegate KEY [--ttl-ms N] | fedmesh org accept-issuer TEXT [--data-dir DIR]\n')
+  return 2
+}
+
 async function start (args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -128,7 +156,10 @@ async function start (args: string[]): Promise<number> {
       'raft-tick-ms': { type: 'string' },
       'raft-election-ticks': { type: 'string' },
       'raft-voters-max': { type: 'string' },
-      'metrics-unauthenticated': { type: 'boolean' }
+      'metrics-unauthenticated': { type: 'boolean' },
+      'raft-dead-voter-remove-after-ms': { type: 'string' },
+      // A flag only (no env, no config key): a recovery must not repeat at every restart.
+      'force-new-group': { type: 'boolean', default: false }
     }
   })
   const dataDir = values['data-dir'] ?? defaultDataDir()
@@ -145,7 +176,8 @@ async function start (args: string[]): Promise<number> {
     raftTickMs: values['raft-tick-ms'],
     raftElectionTicks: values['raft-election-ticks'],
     raftVotersMax: values['raft-voters-max'],
-    metricsUnauthenticated: values['metrics-unauthenticated'] === true ? 'true' : undefined
+    metricsUnauthenticated: values['metrics-unauthenticated'] === true ? 'true' : undefined,
+    raftDeadVoterRemoveAfterMs: values['raft-dead-voter-remove-after-ms']
   }
   const config = await resolveStartConfig(dataDir, flags)
   const logger = createLogger('fedmesh')
@@ -165,18 +197,22 @@ async function start (args: string[]): Promise<number> {
     raft: {
       ...(config.raftTickMs !== undefined ? { tickMs: config.raftTickMs } : {}),
       ...(config.raftElectionTicks !== undefined ? { electionTicks: config.raftElectionTicks } : {}),
-      ...(config.raftVotersMax !== undefined ? { votersMax: config.raftVotersMax } : {})
+      ...(config.raftVotersMax !== undefined ? { votersMax: config.raftVotersMax } : {}),
+      ...(config.raftDeadVoterRemoveAfterMs !== undefined ? { deadVoterRemoveAfterMs: config.raftDeadVoterRemoveAfterMs } : {})
     },
+    forceNewGroup: values['force-new-group'],
     logger
   })
   process.stdout.write(startBanner(node))
   await new Promise<void>((resolve) => {
     let stopping = false
+    // Stopped through the admin API (fedmesh leave): the process ends with the node.
+    node.once('stopped', resolve)
     const shutdown = (signal: string): void => {
       if (stopping) return
       stopping = true
-      logger.info({ signal }, 'stopping: announcing leave')
-      node.stop().then(resolve, (err) => { logger.error({ err: (err as Error).message }, 'stop failed'); resolve() })
+      logger.info({ signal }, 'stopping: leaving the org\'s Raft group, announcing leave')
+      node.leave().then(() => resolve(), (err) => { logger.error({ err: (err as Error).message }, 'stop failed'); resolve() })
     }
     process.once('SIGINT', () => shutdown('SIGINT'))
     process.once('SIGTERM', () => shutdown('SIGTERM'))
@@ -244,8 +280,64 @@ const status = apiCommand<NodeStatus>('/v1/status', (result) => {
   ].join('\n')
 })
 
-const members = apiCommand<MemberView[]>('/v1/members', (result) => table(['KEY', 'ORG', 'ROOT', 'STATUS', 'INC', 'HEARD', 'CAPABILITIES'],
+const listMembers = apiCommand<MemberView[]>('/v1/members', (result) => table(['KEY', 'ORG', 'ROOT', 'STATUS', 'INC', 'HEARD', 'CAPABILITIES'],
   result.map((m) => [m.key.slice(0, 16) + (m.self ? '*' : ' '), m.org, m.root.slice(0, 8), m.status, String(m.incarnation), `${(m.lastHeardAgoMs / 1000).toFixed(1)}s`, m.capabilities.join(',')])))
+
+async function members (args: string[]): Promise<number> {
+  if (args[0] !== 'remove') return await listMembers(args)
+  const { values, positionals } = parseArgs({ args: args.slice(1), options: { ...DATA_DIR_OPTION, ...JSON_OPTION }, allowPositionals: true })
+  const key = positionals[0]
+  if (key === undefined || positionals.length !== 1) {
+    process.stderr.write('usage: fedmesh members remove KEY [--data-dir DIR]\n')
+    return 2
+  }
+  const result = await callApi<{ removed: string }>(values['data-dir'] ?? defaultDataDir(), '/v1/raft/remove', { body: { key } })
+  if (result === undefined) return 1
+  process.stdout.write(values.json ? JSON.stringify(result) + '\n' : `removed ${result.removed} from the org's Raft group\n`)
+  return 0
+}
+
+const raftMembers = apiCommand<RaftMembers>('/v1/raft/members', (result) => `group ${result.group}, term ${result.term}, commit ${result.commit}\n` +
+  table(['KEY', 'ROLE', 'MATCH', 'LAST CONTACT', 'HEALTHY'], result.members.map((m) => [
+    m.key + (m.key === result.leader ? ' (leader)' : ''), m.role, String(m.match), `${(m.lastContactAgoMs / 1000).toFixed(1)}s`, m.healthy ? 'yes' : 'no'
+  ])))
+
+async function raft (args: string[]): Promise<number> {
+  if (args[0] === 'members') return await raftMembers(args.slice(1))
+  process.stderr.write('usage: fedmesh raft members [--data-dir DIR] [--json]\n')
+  return 2
+}
+
+/** Asks the running node to leave the org's Raft group and stop; waits for its process to exit. */
+async function leave (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...DATA_DIR_OPTION, ...JSON_OPTION } })
+  const dataDir = values['data-dir'] ?? defaultDataDir()
+  const pid = (await readRuntime(dataDir))?.pid
+  const result = await callApi<LeaveResult>(dataDir, '/v1/leave', { body: {} })
+  if (result === undefined) return 1
+  process.stdout.write(values.json ? JSON.stringify(result) + '\n' : result.removed ? 'left the org\'s Raft group\n' : `still a member of the org's Raft group (${result.reason}: ${result.message})\n`)
+  const deadlineMs = Date.now() + LEAVE_EXIT_WAIT_MS
+  while (pid !== undefined && isRunning(pid)) {
+    if (Date.now() > deadlineMs) {
+      process.stderr.write(`fedmesh: the node (pid ${pid}) did not exit within ${LEAVE_EXIT_WAIT_MS / 1000} s\n`)
+      return 1
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  if (!values.json) process.stdout.write('node stopped\n')
+  return 0
+}
+
+const LEAVE_EXIT_WAIT_MS = 30_000
+
+function isRunning (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
 
 const trust = apiCommand<PeerTrust[]>('/v1/trust', (result) => table(['PEER', 'SCORE', 'STATE', 'RECENT EVENTS'],
   result.map((t) => [t.peer.slice(0, 16), t.score.toFixed(3), t.quarantined ? 'quarantined' : 'ok',
@@ -256,7 +348,7 @@ function table (header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
-const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand, simulate: simulateCommand }
+const COMMANDS: Record<string, Command> = { init, invite, org, start, id, status, members, raft, leave, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand, simulate: simulateCommand }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
   process.stderr.write(`fedmesh: ${err.message}\n`)

@@ -1,5 +1,6 @@
 import { SessionTable } from '../../consensus/raft/dedup.js'
 import type { StateMachine } from '../../consensus/raft/driver.js'
+import type { ConfChange } from '../../consensus/raft/conf-change.js'
 import type { Entry } from '../../consensus/types.js'
 import { PbftPromiseLogs, PromiseLogError, decodePromiseRecord, encodePromiseRecord, type PromiseLogState, type PromiseRecord } from '../../consensus/pbft/promise-log.js'
 import { decodeCanonical, encodeCanonical } from '../../base/codec.js'
@@ -14,6 +15,9 @@ import { TaskError, decodeTaskCommand, encodeTaskCommand, invalid, type TaskComm
 // it), committed federation batches and state transfers to the per-genesis federation states (which
 // open and update federated tasks on the board). Retried proposals carry the same request id and
 // apply once: the session table, like everything else here, is part of the one snapshot.
+// Members removed by an operator or on leaving are remembered with the incarnation they had
+// (the removal's context): the leader re-adds such a member only once it restarted (a higher
+// incarnation), never the same running process.
 
 export type OrgCommand =
   | TaskCommand
@@ -24,9 +28,16 @@ export type OrgCommand =
   /** A state transfer: another org's federation state at a stable checkpoint this org fell behind. */
   | { op: 'federation-install', install: FederationInstall }
 
-/** Version 1 snapshots predate the promise logs, version 2 the federation states; both still restore. */
-const SNAPSHOT_VERSION = 3
+/** Version 1 snapshots predate the promise logs, version 2 the federation states, 3 the removed members; all still restore. */
+const SNAPSHOT_VERSION = 4
 const FEDERATIONS_MAX = 8
+const REMOVED_MAX = 4096
+/** The removal context of a member that must never return under its key (a forced recovery removed it). */
+export const REMOVED_FOR_GOOD = Number.MAX_SAFE_INTEGER
+
+export function removalContext (incarnation: number): Uint8Array {
+  return encodeCanonical(incarnation)
+}
 
 export function encodeOrgCommand (cmd: OrgCommand): Uint8Array {
   if (cmd.op === 'pbft-promise') return encodeCanonical(['pbft-promise', ...encodePromiseRecord(cmd.genesis, cmd.record)])
@@ -51,6 +62,8 @@ export class OrgStateMachine implements StateMachine<TaskOutcome> {
   #promiseLogs = new PbftPromiseLogs()
   /** Per genesis id, the federation state this org applied (least recently used first). */
   readonly #federations = new Map<string, FederationState>()
+  /** Removed member key → the incarnation it was removed at (oldest removal first). */
+  readonly #removed = new Map<string, number>()
 
   constructor (options: { tasksMax?: number, sessionsMax?: number } = {}, snapshot?: Uint8Array) {
     this.#board = new TaskBoard(options)
@@ -68,6 +81,27 @@ export class OrgStateMachine implements StateMachine<TaskOutcome> {
     return applied.result === undefined ? undefined : decodeOutcome(applied.result)
   }
 
+  /** Records a removal that carries an incarnation (an operator's, a leave, a forced recovery). */
+  applyConfChange (cc: ConfChange): void {
+    if (cc.type !== 'remove' || cc.context === undefined) return
+    let incarnation: unknown
+    try {
+      incarnation = decodeCanonical(cc.context)
+    } catch {
+      return // another kind of context: not a removal to remember
+    }
+    if (!Number.isSafeInteger(incarnation) || (incarnation as number) < 0) return
+    this.#removed.delete(cc.node)
+    this.#removed.set(cc.node, incarnation as number)
+    if (this.#removed.size > REMOVED_MAX) this.#removed.delete(this.#removed.keys().next().value!)
+  }
+
+  /** Whether a member at this incarnation was removed (and so must not be added back). */
+  isRemoved (key: string, incarnation: number): boolean {
+    const removedAt = this.#removed.get(key)
+    return removedAt !== undefined && incarnation <= removedAt
+  }
+
   /** The org's PBFT promises for a federation, as applied so far: what its next replica host restores. */
   pbftPromises (genesis: string): PromiseLogState {
     return this.#promiseLogs.state(genesis)
@@ -80,7 +114,7 @@ export class OrgStateMachine implements StateMachine<TaskOutcome> {
 
   /** Deterministic: the board's tasks, the session table, the PBFT promise logs, then the federation states. */
   snapshot (): Uint8Array {
-    return encodeCanonical([SNAPSHOT_VERSION, this.#board.encode(), this.#sessions.encode(), this.#promiseLogs.encode(), [...this.#federations].map(([g, f]) => [g, f.encode()])])
+    return encodeCanonical([SNAPSHOT_VERSION, this.#board.encode(), this.#sessions.encode(), this.#promiseLogs.encode(), [...this.#federations].map(([g, f]) => [g, f.encode()]), [...this.#removed]])
   }
 
   #execute (e: Entry): TaskOutcome {
@@ -146,13 +180,21 @@ export class OrgStateMachine implements StateMachine<TaskOutcome> {
   #restore (bytes: Uint8Array, options: { tasksMax?: number, sessionsMax?: number }): void {
     try {
       const v = decodeCanonical(bytes)
-      if (!Array.isArray(v) || !(v[0] === 1 ? v.length === 3 : v[0] === 2 ? v.length === 4 : v[0] === SNAPSHOT_VERSION && v.length === 5) || !Array.isArray(v[1]) || !(v[2] instanceof Uint8Array)) throw new Error('bad shape')
+      const lengths: Record<number, number> = { 1: 3, 2: 4, 3: 5, 4: 6 }
+      if (!Array.isArray(v) || lengths[v[0] as number] !== v.length || !Array.isArray(v[1]) || !(v[2] instanceof Uint8Array)) throw new Error('bad shape')
       this.#board = TaskBoard.decode(v[1], options)
       this.#sessions = SessionTable.decode(v[2], options.sessionsMax)
       if (v[0] !== 1) this.#promiseLogs = PbftPromiseLogs.decode(v[3])
-      if (v[0] === SNAPSHOT_VERSION) {
+      if (v[0] >= 3) {
         if (!Array.isArray(v[4]) || v[4].length > FEDERATIONS_MAX) throw new Error('bad federations')
         for (const [g, f] of v[4] as unknown[][]) this.#federations.set(g as string, FederationState.decode(f))
+      }
+      if (v[0] === SNAPSHOT_VERSION) {
+        if (!Array.isArray(v[5]) || v[5].length > REMOVED_MAX) throw new Error('bad removed members')
+        for (const r of v[5] as unknown[]) {
+          if (!Array.isArray(r) || typeof r[0] !== 'string' || !Number.isSafeInteger(r[1])) throw new Error('bad removed member')
+          this.#removed.set(r[0], r[1] as number)
+        }
       }
     } catch (err) {
       throw new TaskError('task-snapshot-malformed', `task board snapshot: ${(err as Error).message}`)

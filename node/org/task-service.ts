@@ -9,9 +9,10 @@ import type { FederationBatch, FederationInstall, FederationState } from '../fed
 import type { Logger } from '../../base/log.js'
 import { collectedGauge, mirroredCounter } from '../runtime/metrics.js'
 import type { PromiseLogState, PromiseRecord } from '../../consensus/pbft/promise-log.js'
-import { RaftDriver, type RaftDriverInit, type RaftNodeStatus } from '../../consensus/raft/driver.js'
+import { type LeaveResult, RaftDriver, type RaftDriverInit, type RaftMembers, type RaftNodeStatus } from '../../consensus/raft/driver.js'
+import type { ForcedGroup } from '../../consensus/raft/force-new-group.js'
 import type { Storage } from '../../base/storage.js'
-import { encodeOrgCommand, OrgStateMachine, type OrgCommand } from './org-state-machine.js'
+import { encodeOrgCommand, OrgStateMachine, REMOVED_FOR_GOOD, removalContext, type OrgCommand } from './org-state-machine.js'
 import type { BoardSummary, Task, TaskStatus } from './task-board.js'
 import { claimCommand, finishCommand, proposeCommand, TaskError, type TaskCommand, type TaskOutcome } from './task-commands.js'
 import type { Transport } from '../../base/transport.js'
@@ -21,9 +22,11 @@ import type { Transport } from '../../base/transport.js'
 // committed and applied here; reads are local (possibly a little stale on a follower) unless
 // `linearizable`, which waits for a ReadIndex barrier first.
 
-export type RaftOptions = Pick<RaftDriverInit<TaskOutcome>, 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'votersMax' | 'snapshotEntries' | 'compactionRetainEntries' | 'requestTimeoutMs'> & {
+export type RaftOptions = Pick<RaftDriverInit<TaskOutcome>, 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'votersMax' | 'snapshotEntries' | 'compactionRetainEntries' | 'requestTimeoutMs' | 'deadVoterRemoveAfterMs'> & {
   tasksMax?: number
 }
+
+export interface OrgMember { key: string, incarnation: number }
 
 export interface TaskServiceInit {
   org: string
@@ -35,9 +38,14 @@ export interface TaskServiceInit {
   clock: Clock
   rng: Rng
   logger: Logger
-  orgMembers: () => string[]
+  /** The other verified, alive members of the org. */
+  orgMembers: () => OrgMember[]
+  /** The incarnation a member (or this node) announces, if known: recorded with its removal. */
+  incarnationOf: (key: string) => number | undefined
   registry?: Registry
   options?: RaftOptions
+  /** Disaster recovery: this node becomes the group's only voter from its own log (once; audit it). */
+  forceNewGroup?: boolean
 }
 
 export interface NewTask {
@@ -74,8 +82,13 @@ export class TaskService {
 
   static async start (init: TaskServiceInit): Promise<TaskService> {
     const { tasksMax, ...raft } = init.options ?? {}
+    let machine: OrgStateMachine | undefined
+    // A member removed at its current incarnation stays out (not re-added, its Raft traffic refused).
+    const members = (): OrgMember[] => init.orgMembers().filter((m) => machine?.isRemoved(m.key, m.incarnation) !== true)
     const driver = await RaftDriver.start<TaskOutcome>({
       ...raft,
+      removalContext: (key) => removalContext(init.incarnationOf(key) ?? 0),
+      ...(init.forceNewGroup === true ? { forceNewGroup: { removedContext: removalContext(REMOVED_FOR_GOOD) } } : {}),
       group: `org/${init.org}`,
       selfKey: init.selfKey,
       founder: init.founder,
@@ -84,8 +97,8 @@ export class TaskService {
       clock: init.clock,
       rng: init.rng,
       logger: init.logger,
-      orgMembers: init.orgMembers,
-      restore: (snapshot) => new OrgStateMachine(tasksMax === undefined ? {} : { tasksMax }, snapshot)
+      orgMembers: () => members().map((m) => m.key),
+      restore: (snapshot) => (machine = new OrgStateMachine(tasksMax === undefined ? {} : { tasksMax }, snapshot))
     })
     return new TaskService(driver, init)
   }
@@ -171,8 +184,24 @@ export class TaskService {
     return this.#driver.status()
   }
 
+  /** Removes a member from the org's Raft group (through the leader, from any member). */
   async removeMember (key: string, options: { timeoutMs?: number } = {}): Promise<void> {
     await this.#driver.removeMember(key, options)
+  }
+
+  /** The group's members as its leader sees them (asked of the leader). */
+  async members (): Promise<RaftMembers> {
+    return await this.#driver.members()
+  }
+
+  /** Has the leader remove this node from the group, when the group keeps a healthy quorum without it. */
+  async leave (): Promise<LeaveResult> {
+    return await this.#driver.leave()
+  }
+
+  /** What a forced recovery did at this start, if one ran. */
+  get forced (): ForcedGroup | undefined {
+    return this.#driver.forced
   }
 
   membersChanged (): void {

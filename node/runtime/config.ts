@@ -21,7 +21,9 @@ export interface StartConfig {
   raftElectionTicks: number | undefined
   raftVotersMax: number | undefined
   /** Serve GET /metrics without a token to loopback clients (a Prometheus on the same machine). */
-  metricsUnauthenticated: boolean
+  metricsUnauthenticated: boolean,
+  /** The leader removes a voter silent this long (0: never) while a healthy quorum remains. */
+  raftDeadVoterRemoveAfterMs: number | undefined
 }
 
 export const LISTEN_DEFAULT = ['/ip4/0.0.0.0/tcp/7400']
@@ -39,7 +41,8 @@ export const START_DEFAULTS: StartConfig = {
   raftTickMs: undefined,
   raftElectionTicks: undefined,
   raftVotersMax: undefined,
-  metricsUnauthenticated: false
+  metricsUnauthenticated: false,
+  raftDeadVoterRemoveAfterMs: undefined
 }
 
 const ENV_NAMES: Record<keyof StartConfig, string> = {
@@ -55,7 +58,8 @@ const ENV_NAMES: Record<keyof StartConfig, string> = {
   raftTickMs: 'FEDMESH_RAFT_TICK_MS',
   raftElectionTicks: 'FEDMESH_RAFT_ELECTION_TICKS',
   raftVotersMax: 'FEDMESH_RAFT_VOTERS_MAX',
-  metricsUnauthenticated: 'FEDMESH_METRICS_UNAUTHENTICATED'
+  metricsUnauthenticated: 'FEDMESH_METRICS_UNAUTHENTICATED',
+  raftDeadVoterRemoveAfterMs: 'FEDMESH_RAFT_DEAD_VOTER_REMOVE_AFTER_MS'
 }
 
 export type StartFlags = Partial<Record<keyof StartConfig, string | string[] | undefined>>
@@ -88,7 +92,9 @@ async function readConfigFile (dataDir: string): Promise<Record<string, unknown>
   return value as Record<string, unknown>
 }
 
-const INTEGER_SETTINGS = new Set<keyof StartConfig>(['heartbeatMs', 'suspectAfterMs', 'deadAfterMs', 'raftTickMs', 'raftElectionTicks', 'raftVotersMax'])
+const INTEGER_SETTINGS = new Set<keyof StartConfig>(['heartbeatMs', 'suspectAfterMs', 'deadAfterMs', 'raftTickMs', 'raftElectionTicks', 'raftVotersMax', 'raftDeadVoterRemoveAfterMs'])
+/** Settings where 0 means "off". */
+const ZERO_ALLOWED = new Set<keyof StartConfig>(['raftDeadVoterRemoveAfterMs'])
 
 function coerce (name: keyof StartConfig, raw: unknown): unknown {
   const isList = Array.isArray(START_DEFAULTS[name])
@@ -103,7 +109,8 @@ function coerce (name: keyof StartConfig, raw: unknown): unknown {
   }
   if (INTEGER_SETTINGS.has(name)) {
     const n = Number(raw)
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got '${String(raw)}'`)
+    const min = ZERO_ALLOWED.has(name) ? 0 : 1
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer, got '${String(raw)}'`)
     return n
   }
   return String(raw)

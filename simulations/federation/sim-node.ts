@@ -87,7 +87,7 @@ export class SimFedNode {
       this.audit = audit
       const tasks = await TaskService.start({
         org: org.name, selfKey: this.key, founder: this.index === 0, storage, transport, clock, rng: this.prng, logger,
-        orgMembers: () => org.nodes.filter((n) => n !== this && n.up).map((n) => n.key), options: world.raft
+        orgMembers: () => org.nodes.filter((n) => n !== this && n.up).map((n) => ({ key: n.key, incarnation: 0 })), incarnationOf: () => undefined, options: world.raft
       })
       if (!this.up || this.clock !== clock) return
       this.tasks = tasks

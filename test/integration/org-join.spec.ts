@@ -8,7 +8,8 @@ import { FedmeshError } from '../../base/errors.js'
 import { silentLogger } from '../../base/log.js'
 import { FedmeshNode } from '../../node/node.js'
 import { createJoinToken } from '../../base/org-certificate.js'
-import { inviteToken } from '../../node/org/org-identity.js'
+import { acceptDelegation, delegateIssuing, inviteToken } from '../../node/org/org-identity.js'
+import { fromHex } from '../../base/bytes.js'
 import { waitFor } from '../helpers/cli-node.js'
 import { generateIdentity } from '../../node/runtime/key-file.js'
 
@@ -65,5 +66,45 @@ describe('joining an organisation with a one-time token (real libp2p on 127.0.0.
     running.pop()
     await assert.rejects(FedmeshNode.start({ dataDir, org: 'globex', listen: ['/ip4/127.0.0.1/tcp/0'], api: null, logger: silentLogger }),
       (err: Error) => err instanceof FedmeshError && err.code === 'already-in-org')
+  })
+})
+
+describe('a member the founder delegated to issues invites while the founder is gone (real libp2p on 127.0.0.1)', function () {
+  this.timeout(30_000)
+  let root: string
+  const running: FedmeshNode[] = []
+  const start = async (name: string, options: { org?: string, join?: string, bootstrap?: string[] } = {}): Promise<FedmeshNode> => {
+    const node = await FedmeshNode.start({ dataDir: join(root, name), listen: ['/ip4/127.0.0.1/tcp/0'], api: null, heartbeatMs: 200, logger: silentLogger, raft: { tickMs: 20, electionTicks: 10 }, ...options })
+    running.push(node)
+    return node
+  }
+
+  before(async () => { root = await mkdtemp(join(tmpdir(), 'fedmesh-delegate-')) })
+  after(async () => {
+    for (const node of running) await node.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('admits a machine through the delegate, chained to the org root, and it becomes a voter of the org', async () => {
+    const founder = await start('founder', { org: 'acme' })
+    let delegate = await start('delegate', { join: await inviteToken(join(root, 'founder'), founder.multiaddrs(), Date.now(), new Uint8Array(randomBytes(16))) })
+    await assert.rejects(inviteToken(join(root, 'delegate'), delegate.multiaddrs(), Date.now(), new Uint8Array(randomBytes(16))), (err: Error) => err instanceof FedmeshError && err.code === 'not-org-root')
+    await acceptDelegation(join(root, 'delegate'), await delegateIssuing(join(root, 'founder'), fromHex(delegate.key), Date.now()), Date.now())
+    await delegate.stop()
+    running.splice(running.indexOf(delegate), 1)
+    delegate = await start('delegate', { bootstrap: founder.multiaddrs() })
+    await waitFor('the delegate back as a voter', () => founder.status().raft.voters.includes(delegate.key), 10_000, 20)
+
+    assert.deepEqual(await founder.leave(), { removed: true })
+    running.splice(running.indexOf(founder), 1)
+    await waitFor('the delegate to lead alone', () => delegate.status().raft.role === 'leader', 10_000, 20)
+    const token = await inviteToken(join(root, 'delegate'), delegate.multiaddrs(), Date.now(), new Uint8Array(randomBytes(16)))
+    const newcomer = await start('newcomer', { join: token })
+    assert.deepEqual([newcomer.org, newcomer.orgRoot, newcomer.isOrgRoot], ['acme', founder.orgRoot, false])
+    await waitFor('the newcomer a voter of the org\'s group', () => delegate.status().raft.voters.includes(newcomer.key), 10_000, 20)
+    assert.equal(delegate.members().find((m) => m.key === newcomer.key)?.root, founder.orgRoot)
+    const audit = []
+    for await (const e of delegate.auditLog.tail(100)) if (e.action === 'org.join') audit.push(`${e.decision}:${e.peer}`)
+    assert.deepEqual(audit, [`allow:${newcomer.key}`])
   })
 })

@@ -3,7 +3,7 @@ import { type PbftMessage, batchDigest, sha256, sign } from '../../../consensus/
 import type { Entry } from '../../../consensus/types.js'
 import { decodeCanonical, encodeCanonical } from '../../../base/codec.js'
 import type { BatchRequest } from '../../../node/federation/state.js'
-import { OrgStateMachine, encodeOrgCommand, type OrgCommand } from '../../../node/org/org-state-machine.js'
+import { OrgStateMachine, REMOVED_FOR_GOOD, encodeOrgCommand, removalContext, type OrgCommand } from '../../../node/org/org-state-machine.js'
 import { claimCommand, proposeCommand } from '../../../node/org/task-commands.js'
 import { generateIdentity } from '../../../node/runtime/key-file.js'
 import { configOf, makeOrg, signedRequest, taskOp } from '../../helpers/federation-ops.js'
@@ -188,5 +188,19 @@ describe('the org state machine\'s snapshot', () => {
     const restored = new OrgStateMachine({}, encodeCanonical([2, tasks, sessions, promiseLogs]))
     assert.deepEqual(restored.snapshot(), org.snapshot())
     assert.deepEqual(restored.pbftPromises(GENESIS), org.pbftPromises(GENESIS))
+  })
+
+  it('remembers members removed with an incarnation, through snapshots, and still restores a version 3 snapshot', () => {
+    const org = new OrgStateMachine()
+    org.applyConfChange({ type: 'remove', node: 'b', context: removalContext(4) })
+    org.applyConfChange({ type: 'remove', node: 'c', context: removalContext(REMOVED_FOR_GOOD) })
+    org.applyConfChange({ type: 'remove', node: 'd' })   // the autopilot's: no context, nothing to remember
+    org.applyConfChange({ type: 'remove', node: 'e', context: new Uint8Array([0xff]) })
+    const restored = new OrgStateMachine({}, org.snapshot())
+    for (const m of [org, restored]) {
+      assert.deepEqual([m.isRemoved('b', 4), m.isRemoved('b', 5), m.isRemoved('c', 1e9), m.isRemoved('d', 1), m.isRemoved('e', 1)], [true, false, true, false, false])
+    }
+    const [, tasks, sessions, promiseLogs, federations] = decodeCanonical(org.snapshot()) as unknown[]
+    assert.equal(new OrgStateMachine({}, encodeCanonical([3, tasks, sessions, promiseLogs, federations])).isRemoved('b', 1), false)
   })
 })

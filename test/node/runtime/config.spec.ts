@@ -34,6 +34,12 @@ describe('start configuration', () => {
     await assert.rejects(resolveStartConfig(dir, { heartbeatMs: '-3' }, {}), /heartbeatMs must be a positive integer/)
   })
 
+  it('takes 0 (off) for the dead-voter cleanup, from a flag or the environment, but no negative number', async () => {
+    assert.equal((await resolveStartConfig(dir, { raftDeadVoterRemoveAfterMs: '0' }, {})).raftDeadVoterRemoveAfterMs, 0)
+    assert.equal((await resolveStartConfig(dir, {}, { FEDMESH_RAFT_DEAD_VOTER_REMOVE_AFTER_MS: '60000' })).raftDeadVoterRemoveAfterMs, 60_000)
+    await assert.rejects(resolveStartConfig(dir, { raftDeadVoterRemoveAfterMs: '-1' }, {}), /raftDeadVoterRemoveAfterMs must be a non-negative integer/)
+  })
+
   it('parses host:port for the admin API', () => {
     assert.deepEqual(parseHostPort('127.0.0.1:0'), { host: '127.0.0.1', port: 0 })
     assert.deepEqual(parseHostPort('[::1]:7401'), { host: '::1', port: 7401 })
