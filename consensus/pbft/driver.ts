@@ -10,8 +10,10 @@ import type { PromiseLogState, PromiseRecord } from './promise-log.js'
 
 // Runs one org's PBFT replica (the pure core) on the node hosting it (the org's Raft leader), and
 // unchanged for every org of the simulator (simulations/pbft-sim.ts): ticks it, feeds it, and walks
-// its Ready like the Raft driver does — promises durable first, then send,
-// then apply, then advance.
+// its Ready like the Raft driver does — promises durable first, then send, then advance — while
+// committed batches are applied in order off that path (each apply is another round through the
+// org's Raft log, with audits): agreement on k+1 does not wait for the apply of k, and whatever
+// arrives during a round rides in the next Ready, so Readies grow with load.
 //
 // "Durable" means committed through the org's Raft log: every promise of a Ready (and the stable
 // checkpoint it records) goes into ONE `pbft-promise` entry of the task board before any message of
@@ -67,6 +69,11 @@ export class PbftDriver {
   /** Executed since the last committed record: goes into the next one. */
   #executed: PromiseRecord['executed']
   #stopTimer?: () => void
+  /** Committed batches handed out by the core, applied in order by #applyQueued. */
+  readonly #toApply: CommittedBatch[] = []
+  #applying = false
+  /** The seq of a state installed by transfer: batches up to it are not applied (nor reported) any more. */
+  #installedSeq = 0
   #draining = false
   #stopped = false
   #failure: Error | undefined
@@ -127,13 +134,19 @@ export class PbftDriver {
   }
 
   #drain (): void {
-    if (this.#draining || this.#stopped || !this.#core.hasReady()) return
+    if (this.#draining || this.#stopped || (!this.#core.hasReady() && this.#executed === undefined)) return
     this.#draining = true
-    this.#walk().catch((err: Error) => {
-      this.#failure = err
-      this.#init.logger.error({ err: err.message }, 'pbft replica stopped on a failure')
-      this.stop()
-    }).finally(() => { this.#draining = false })
+    this.#walk().catch((err: Error) => this.#fail(err)).finally(() => {
+      this.#draining = false
+      // An apply that finished as the walk ended left its replies (or executed mark) behind.
+      this.#drain()
+    })
+  }
+
+  #fail (err: Error): void {
+    this.#failure = err
+    this.#init.logger.error({ err: err.message }, 'pbft replica stopped on a failure')
+    this.stop()
   }
 
   async #walk (): Promise<void> {
@@ -147,7 +160,10 @@ export class PbftDriver {
       await this.#persist(rd)
       if (this.#stopped) return
       if (rd.messages.length > 0) this.#init.send(rd.messages)
-      for (const batch of rd.committed) await this.#apply(batch)
+      if (rd.committed.length > 0) {
+        this.#toApply.push(...rd.committed)
+        this.#applyQueued()
+      }
       if (rd.fetchState !== undefined) this.#fetchState(rd.fetchState)
       for (const e of rd.evidence) this.#init.evidence(e)
       this.#core.advance(rd)
@@ -160,16 +176,31 @@ export class PbftDriver {
     await this.#init.promiseLog.commit({
       promises: rd.promises, ...(rd.stable !== undefined ? { stable: rd.stable } : {}), ...(executed !== undefined ? { executed } : {}), host: this.#init.host
     })
-    this.#executed = undefined
+    // An apply that finished meanwhile set a later mark: it goes into the next entry.
+    if (this.#executed === executed) this.#executed = undefined
+  }
+
+  /** Applies the queued batches one after another; each applied one's replies and checkpoint leave in a later Ready. */
+  #applyQueued (): void {
+    if (this.#applying || this.#stopped) return
+    this.#applying = true
+    const run = async (): Promise<void> => {
+      for (let batch = this.#toApply.shift(); batch !== undefined && !this.#stopped; batch = this.#toApply.shift()) {
+        if (batch.seq > this.#installedSeq) await this.#apply(batch)
+        this.#drain()
+      }
+    }
+    run().catch((err: Error) => this.#fail(err)).finally(() => { this.#applying = false })
   }
 
   async #apply (batch: CommittedBatch): Promise<void> {
     const { results, digest } = await this.#init.apply(batch)
+    // A state transfer installed a later state meanwhile: the core no longer waits for this one.
+    if (this.#stopped || batch.seq <= this.#installedSeq) return
     const checkpoint = batch.seq % this.#init.checkpointInterval === 0
     if (checkpoint && digest === undefined) throw new Error(`no state digest for checkpoint ${batch.seq}`)
     if (digest !== undefined) this.#stateHash = digest
     this.#executed = { seq: batch.seq, stateHash: this.#stateHash }
-    if (this.#stopped) return
     this.#core.applied(batch.seq, results, checkpoint ? this.#stateHash : undefined)
   }
 
@@ -178,6 +209,7 @@ export class PbftDriver {
     this.#init.logger.info({ seq }, 'pbft replica is behind a stable checkpoint: fetching the state')
     this.#init.fetchState(seq, stateDigest).then((installed) => {
       if (!installed || this.#stopped || !this.#core.stateInstalled(seq, stateDigest)) return
+      this.#installedSeq = Math.max(this.#installedSeq, seq)
       this.#stateHash = stateDigest
       this.#executed = { seq, stateHash: stateDigest }
       this.#init.logger.info({ seq }, 'pbft replica installed the state of a stable checkpoint')

@@ -32,7 +32,9 @@ export class CliNode {
 
   static async start (dataDir: string, args: string[] = [], options: { startTimeoutMs?: number } = {}): Promise<CliNode> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build (npm test does it first)`)
-    const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...args], {
+    // FEDMESH_NODE_ARGS: node flags for every node process, e.g. '--cpu-prof --cpu-prof-dir=prof' for a benchmark's profiles.
+    const nodeArgs = process.env.FEDMESH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
+    const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, FEDMESH_LOG_LEVEL: 'info' }
     })
