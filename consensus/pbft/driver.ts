@@ -113,9 +113,9 @@ export class PbftDriver {
     this.#drain()
   }
 
-  propose (op: Uint8Array, id: RequestId): boolean {
+  propose (op: Uint8Array, id: RequestId, options: { relay?: boolean } = {}): boolean {
     if (this.#stopped) return false
-    const accepted = this.#core.propose(op, id).ok
+    const accepted = this.#core.propose(op, id, options).ok
     this.#drain()
     return accepted
   }

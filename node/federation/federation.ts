@@ -96,7 +96,8 @@ export class Federation {
       epochs,
       hostFreshMs: viewChangeTimeoutMs,
       handlers: {
-        request: (instance, op, id) => this.#host.propose(instance, op, id),
+        // Gossiped to every node by its proposer: no replica needs to relay it to the others.
+        request: (instance, op, id) => this.#host.propose(instance, op, id, { relay: false }),
         replica: (instance, m) => this.#host.step(instance, m),
         reply: (instance, to, m) => this.#proposer.received(instance, to, m),
         catchUp: (instance, root, node, kind, payload) => this.#catchUp.receive(instance, root, node, kind, payload),

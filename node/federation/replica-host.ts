@@ -58,8 +58,8 @@ export class ReplicaHost {
     this.#hosted.get(instance)?.driver.step(m)
   }
 
-  propose (instance: string, op: Uint8Array, id: { client: string, seq: number }): void {
-    this.#hosted.get(instance)?.driver.propose(op, id)
+  propose (instance: string, op: Uint8Array, id: { client: string, seq: number }, options: { relay?: boolean } = {}): void {
+    this.#hosted.get(instance)?.driver.propose(op, id, options)
   }
 
   stop (): void {

@@ -164,8 +164,8 @@ export class TestNetwork {
   }
 
   /** Submits a client request at one replica and runs until quiet (ticks let the primary batch). */
-  request (at: string, client: string, timestamp: number, op: string): void {
-    const result = this.core(at).propose(new TextEncoder().encode(op), { client, seq: timestamp })
+  request (at: string, client: string, timestamp: number, op: string, options: { relay?: boolean } = {}): void {
+    const result = this.core(at).propose(new TextEncoder().encode(op), { client, seq: timestamp }, options)
     if (!result.ok) throw new Error(`request refused: ${result.reason}`)
     this.stabilize()
   }

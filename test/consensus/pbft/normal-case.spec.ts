@@ -20,6 +20,19 @@ describe('pbft: normal case', () => {
     assert.equal(decode(net.accepted('alice', 1)!), 1)
   })
 
+  it('a request the client sent to every replica itself is not relayed among them (relay: false), and still executes everywhere', () => {
+    // The federation gossips each request to every node: replicas relaying it again cost n−1 signed messages each.
+    const net = new TestNetwork(4, { proposeWhenIdle: true })
+    for (const id of net.ids) net.request(id, 'alice', 1, 'a1', { relay: false })
+    net.tick()
+    assert.equal(net.delivered.filter((m) => m.body.type === 'Request').length, 0)
+    for (const r of net.replicas.values()) assert.deepEqual(r.applied, ['a1'])
+    // The default relays, so that a request a client could hand to one replica only reaches all of them.
+    const relaying = new TestNetwork(4, { proposeWhenIdle: true })
+    relaying.request('org2', 'bob', 1, 'b1')
+    assert.equal(relaying.delivered.filter((m) => m.body.type === 'Request').length, 3)
+  })
+
   it('batches requests that arrive between ticks into one pre-prepare', () => {
     const net = new TestNetwork(4)
     for (let i = 1; i <= 5; i++) net.request('org1', `c${i}`, 1, `op${i}`)
