@@ -5,6 +5,12 @@
 /** A gossip handler's judgement, as gossipsub understands it: reject penalises the propagator. */
 export type Verdict = 'accept' | 'ignore' | 'reject'
 
+/**
+ * A gossiped message and the neighbour that delivered it (its publisher, or a node relaying it).
+ * Gossip carries no transport-level author: what is published must authenticate itself (every
+ * fedmesh topic carries signed envelopes), which spares a second signature and verification per
+ * message in the transport.
+ */
 export type TopicHandler = (from: Uint8Array, bytes: Uint8Array) => Verdict
 export type RequestHandler = (from: Uint8Array, bytes: Uint8Array) => Promise<Uint8Array>
 /** A one-way message from `from`, the connection's authenticated peer key. */

@@ -122,7 +122,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     let announcement: Announcement
     let latencyMs: number
     try {
-      const envelope = openEnvelope(bytes, { nowMs, expectedSender: from, replayGuard: this.#replayGuard, bytesMax: ANNOUNCEMENT_BYTES_MAX })
+      // `from` may be a relay: the envelope's signature names the member.
+      const envelope = openEnvelope(bytes, { nowMs, replayGuard: this.#replayGuard, bytesMax: ANNOUNCEMENT_BYTES_MAX })
       if (envelope.type !== ANNOUNCE_TYPE && envelope.type !== LEAVE_TYPE) throw new FedmeshError('malformed', `unexpected type ${envelope.type} on membership topic`)
       const kind = envelope.type === ANNOUNCE_TYPE ? 'alive' : 'leave'
       const { certificate, ...body } = decodeAnnouncementBody(envelope.body)

@@ -91,8 +91,10 @@ export class PbftEnvelopes {
   /** Receives from the topic and the channel until the returned function is called. */
   listen (): () => void {
     const { transport } = this.#init
-    const stopTopic = transport.onTopic(PBFT_TOPIC, (from, bytes) => this.#receive(from, bytes))
-    const stopChannel = transport.onMessage(PBFT_CHANNEL, (from, bytes) => { this.#receive(from, bytes) })
+    // Gossip may arrive through a relay: the envelope's own signature names its sender. A direct
+    // message must come from the node that signed it.
+    const stopTopic = transport.onTopic(PBFT_TOPIC, (from, bytes) => this.#receive(from, bytes, undefined))
+    const stopChannel = transport.onMessage(PBFT_CHANNEL, (from, bytes) => { this.#receive(from, bytes, from) })
     return () => { stopTopic(); stopChannel() }
   }
 
@@ -156,11 +158,11 @@ export class PbftEnvelopes {
     }
   }
 
-  #receive (from: Uint8Array, bytes: Uint8Array): Verdict {
+  #receive (from: Uint8Array, bytes: Uint8Array, expectedSender: Uint8Array | undefined): Verdict {
     const init = this.#init
     const nowMs = init.clock.wallMs()
     try {
-      const envelope = openEnvelope(bytes, { nowMs, expectedSender: from, replayGuard: this.#replayGuard, bytesMax: FEDERATION_ENVELOPE_BYTES_MAX })
+      const envelope = openEnvelope(bytes, { nowMs, ...(expectedSender !== undefined ? { expectedSender } : {}), replayGuard: this.#replayGuard, bytesMax: FEDERATION_ENVELOPE_BYTES_MAX })
       if (envelope.type !== ENVELOPE_TYPE) throw new FederationError('malformed', `unexpected type ${envelope.type}`)
       const v = decodeCanonical(envelope.body)
       if (!Array.isArray(v) || v.length !== 5) throw new FederationError('malformed', 'pbft envelope body must hold 5 fields')
