@@ -171,7 +171,7 @@ export class RaftDriver<R> {
 
   static async start<R> (init: RaftDriverInit<R>): Promise<RaftDriver<R>> {
     const full = {
-      tickMs: 50, electionTicks: 10, heartbeatTicks: 1, votersMax: 5, promotionLagEntriesMax: 64, snapshotEntries: 1000, compactionRetainEntries: 100,
+      tickMs: 50, electionTicks: 10, heartbeatTicks: 2, votersMax: 5, promotionLagEntriesMax: 64, snapshotEntries: 1000, compactionRetainEntries: 100,
       requestTimeoutMs: 10_000, pendingRequestsMax: 4096, unsafeSendBeforePersist: false, deadVoterRemoveAfterMs: 0, removalContext: () => undefined, ...init
     }
     const storageGroup = init.group.replace(/[^A-Za-z0-9_-]/g, '-')
