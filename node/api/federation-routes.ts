@@ -58,7 +58,7 @@ function jsonObject (body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>
 }
 
-/** Invalid tasks 400, a blocked payload 422, no genesis 404, a non-member org 409, busy or no answer in time 503. */
+/** Invalid tasks 400, a blocked payload 422, no genesis 404, a non-member org 409, too many in flight 429, no answer in time 503. */
 async function answer<T> (fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
@@ -74,6 +74,7 @@ function errorStatus (code: string): number {
     case 'sanitize-blocked': return 422
     case 'not-federated': return 404
     case 'not-a-member': return 409
+    case 'federation-busy': return 429
     default: return 503
   }
 }

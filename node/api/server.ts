@@ -63,7 +63,9 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
       const status = err instanceof ApiError ? err.status : 500
       if (status === 500) init.logger.error({ err: (err as Error).message, url: req.url }, 'api handler failed')
       const code = err instanceof ApiError ? err.code : undefined
-      send(res, status, 'application/json', JSON.stringify(code === undefined ? { error: (err as Error).message } : { error: (err as Error).message, code }))
+      // Overload (429) and unavailability (503) are worth a retry: say when, so that clients back off alike.
+      send(res, status, 'application/json', JSON.stringify(code === undefined ? { error: (err as Error).message } : { error: (err as Error).message, code }),
+        status === 429 || status === 503 ? { 'retry-after': '1' } : {})
     })
   })
   server.headersTimeout = 10_000

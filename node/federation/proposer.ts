@@ -106,9 +106,10 @@ export class Proposer {
       const collector = new ReplyCollector(client, 1, faultsTolerated(replicas.length), new Map(replicas.map((r) => [r, fromHex(r)])), this.#verify)
       this.#pending.set(client, { instance, collector, resolve })
     })
-    // Backing off: under overload, retries of every pending request would multiply the load that
-    // delays them (each one re-verified and re-forwarded by every replica).
-    let retryMs = Math.max(100, init.viewChangeTimeoutMs >> 1)
+    // Backing off from one view-change timeout (the time a correct federation may take to order it,
+    // a view change included): under load, earlier retries of every pending request multiplied the
+    // load that delayed them (each one re-verified by every node) until throughput collapsed.
+    let retryMs = Math.max(100, init.viewChangeTimeoutMs)
     const retryMsMax = 4 * init.viewChangeTimeoutMs
     let answer: Uint8Array | undefined
     void answered.then((a) => { answer = a })
