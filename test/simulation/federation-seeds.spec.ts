@@ -92,6 +92,12 @@ describe('simulation: whole federations on the production drivers', function () 
     assert.equal(verdict(await run(556)), 'ok')
   })
 
+  it('seed 2433 (found by a sweep): a revoked org is no longer checked as a member although the receipt of the passing vote was lost', async () => {
+    const r = await run(2433)
+    assert.equal(verdict(r), 'ok')
+    assert.ok(r.events.some((e) => e.kind === 'epoch' && e.detail.includes('revoked')))
+  })
+
   it('seed 373 (4 × 3): an admitted org joins although the receipt of the passing vote was lost', async () => {
     const r = await run(373, { orgs: 4, nodesPerOrg: 3 })
     assert.equal(verdict(r), 'ok')
