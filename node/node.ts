@@ -10,6 +10,7 @@ import { API_PORT_DEFAULT, startApi, type ApiServer } from './api/server.js'
 import { LISTEN_DEFAULT } from './runtime/config.js'
 import { AuditLog, type AuditEntry, type AuditInput } from './gate/audit.js'
 import { CapabilityService, type CapabilityHandler } from './gate/capabilities.js'
+import { RejectionAudit } from './gate/rejection-audit.js'
 import type { Clock, Rng } from '../base/clock.js'
 import type { NodeComponents } from '../base/components.js'
 import { decodeCanonical, encodeCanonical } from '../base/codec.js'
@@ -102,6 +103,7 @@ interface Parts {
   identity: NodeIdentity
   storage: Storage
   audit: AuditLog
+  rejections: RejectionAudit
   trust: TrustStore
   revocations: RevocationList
   policy: PolicyWatcher
@@ -133,6 +135,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const { identity, transport, clock, rng, logger, trust, revocations } = parts
     const components: NodeComponents = { signer: identity, org: parts.org.org, transport, clock, rng, logger, isOrgRevoked: (root) => revocations.isOrgRevoked(root) }
     const audit = async (input: AuditInput): Promise<AuditEntry> => await this.audit(input)
+    const auditRejection = async (input: AuditInput, reason: string): Promise<void> => await parts.rejections.record(input, reason)
     this.#startedMs = clock.monotonicMs()
     this.membership = new Membership({
       ...components,
@@ -159,6 +162,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       },
       conduct: (peer, event) => this.#conduct.record(peer, event),
       audit,
+      auditRejection,
       orgOf: (peer) => this.membership.core.get(peer)?.org,
       isRevoked: (peer) => this.#revocation.refusesPeer(peer, 'capability')
     })
@@ -170,7 +174,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       if (key === undefined) return
       if (reason === 'org-revoked' && root !== undefined) return this.#revocation.refuseAnnouncement(key, root)
       this.#conduct.announcement(key, verdict, reason)
-      if (verdict === 'reject') void this.audit({ action: 'announcement.in', decision: 'reject', peer: key, detail: { reason: reason ?? '' } }).catch(() => undefined)
+      if (verdict === 'reject') void auditRejection({ action: 'announcement.in', decision: 'reject', peer: key, detail: { reason: reason ?? '' } }, reason ?? '').catch(() => undefined)
     })
   }
 
@@ -194,6 +198,12 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         if (announced) await log.append({ action: 'node.stopped', decision: 'info' }).catch(() => undefined)
         await log.close()
       })
+      // Stopped before the log closes, so the last window's counts are written.
+      const rejections = await lifecycle.start('rejections', () => {
+        const bounded = new RejectionAudit({ audit: async (input) => await audit.append(input), clock, logger })
+        bounded.start()
+        return bounded
+      }, async (bounded) => await bounded.stop())
       const revocations = await RevocationList.load({ storage, logger })
       const policy = await lifecycle.start('policy', async () => {
         const watcher = new PolicyWatcher({ dataDir: init.dataDir, clock, logger })
@@ -210,8 +220,8 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         dataDir: init.dataDir, identity, nowMs: clock.wallMs(), org: init.org, join: init.join,
         requestJoin: async (token) => await requestJoin(transport, identity, token, clock, rng)
       })
-      serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input) })
-      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, revocations, policy, sanitizer, transport, logger, clock, rng, lifecycle }, init, incarnation)
+      serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input), auditRejection: async (input, reason) => await rejections.record(input, reason) })
+      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, rejections, trust, revocations, policy, sanitizer, transport, logger, clock, rng, lifecycle }, init, incarnation)
       // The task board finds the org's members through membership; the leave goes out once the board and federation stopped.
       await lifecycle.start('membership', () => node.membership.start(), async () => await node.membership.stop())
       node.#tasks = await lifecycle.start('tasks', async () => await node.#startTasks(init.raft), async (tasks) => await tasks.stop())

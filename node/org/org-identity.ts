@@ -95,7 +95,11 @@ export async function requestJoin (transport: Transport, identity: NodeIdentity,
 }
 
 /** The org root's side: checks the token (ours, unexpired, unused), burns it, issues a certificate. */
-export function serveJoins (init: { transport: Transport, org: OrgIdentity, storage: Storage, clock: Clock, audit: (input: AuditInput) => Promise<unknown>, certTtlMs?: number }): void {
+export function serveJoins (init: {
+  transport: Transport, org: OrgIdentity, storage: Storage, clock: Clock, audit: (input: AuditInput) => Promise<unknown>,
+  /** Refused joins come from strangers: their audit is bounded per window (gate/rejection-audit.ts). */
+  auditRejection: (input: AuditInput, reason: string) => Promise<unknown>, certTtlMs?: number
+}): void {
   const { org, storage, clock } = init
   const signer = org.rootSigner
   if (signer === undefined) return
@@ -121,7 +125,8 @@ export function serveJoins (init: { transport: Transport, org: OrgIdentity, stor
       await init.audit({ action: 'org.join', decision: 'allow', peer, org: org.org })
       return encodeCertificate(certificate)
     } catch (err) {
-      await init.audit({ action: 'org.join', decision: 'deny', peer, detail: { reason: err instanceof FedmeshError ? err.code : 'malformed' } })
+      const reason = err instanceof FedmeshError ? err.code : 'malformed'
+      await init.auditRejection({ action: 'org.join', decision: 'deny', peer, detail: { reason } }, reason)
       throw err
     }
   })
