@@ -29,6 +29,13 @@ export const RPC_TIMEOUT_MS_DEFAULT = 5_000
 /** One-way message frames (Raft appends and snapshots ride on them). */
 export const MESSAGE_FRAME_BYTES_MAX = 16 * 1024 * 1024
 const RPC_INBOUND_STREAMS_MAX = 256
+// Inbound connection admission. libp2p's defaults — 5 connections per second per remote host, 10
+// upgrading at once — reset all but 5 of 40 simultaneous dials from one machine: a federation runs
+// many nodes behind one address (one host, one NAT egress), and they all dial their bootstrap node
+// when they boot together. A host may open 64 a second, 64 may be in their Noise/yamux upgrade at
+// once (each costs a handshake; 10 s upgrade timeout), and the connection cap stays the bound.
+export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND_MAX = 64
+export const INBOUND_UPGRADES_MAX = 64
 const CHANNEL_LENGTH_MAX = 64
 
 export interface Libp2pTransportInit {
@@ -86,7 +93,11 @@ export class Libp2pTransport implements Transport {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      connectionManager: { maxConnections: init.connectionsMax ?? 256, maxIncomingPendingConnections: 32 },
+      connectionManager: {
+        maxConnections: init.connectionsMax ?? 256,
+        inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND_MAX,
+        maxIncomingPendingConnections: INBOUND_UPGRADES_MAX
+      },
       connectionGater: gaterOf(init.denyPeer),
       services: {
         identify: identify(),
