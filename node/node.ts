@@ -19,7 +19,9 @@ import { DB_DIR, loadOrCreateSalt, loadOrCreateToken, removeRuntime, writeRuntim
 import { toHex } from '../base/bytes.js'
 import { loadOrCreateIdentity } from './runtime/key-file.js'
 import { type NodeIdentity } from '../base/ed25519.js'
-import { requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from './org/org-identity.js'
+import { hasOrgCertificate, requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from './org/org-identity.js'
+import { parseJoinToken } from '../base/org-certificate.js'
+import { BootstrapError, checkBootstrapAddresses, keepBootstrapped, KnownAddresses, reachBootstrap } from './runtime/bootstrap.js'
 import { Lifecycle } from './runtime/lifecycle.js'
 import { LevelStorage } from './runtime/level-storage.js'
 import { Libp2pTransport } from './runtime/libp2p-transport.js'
@@ -186,6 +188,13 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const logger = init.logger ?? createLogger('fedmesh')
     const clock = init.clock ?? systemClock
     const rng = init.rng ?? cryptoRng
+    const bootstrap = init.bootstrap ?? []
+    // Nothing is written before the addresses are checked, and a first start names its org.
+    checkBootstrapAddresses(bootstrap)
+    const firstStart = !hasOrgCertificate(init.dataDir)
+    if (firstStart && bootstrap.length > 0 && init.org === undefined && init.join === undefined) {
+      throw new BootstrapError('org-unspecified', 'a first start with --bootstrap founds no org by accident: pass --join TOKEN (from fedmesh invite on a node of the org to join) or --org NAME (found your own org in that mesh)')
+    }
     const { identity } = await loadOrCreateIdentity(init.dataDir)
     const lifecycle = new Lifecycle(logger)
     // The audit log of a node that got as far as node.started ends with node.stopped.
@@ -216,10 +225,13 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         scoring: { appSpecificScore: (key) => trust.appSpecificScore(key, clock.wallMs()), thresholds: TRUST_SCORE_THRESHOLDS, topicScoreCap: TRUST_TOPIC_SCORE_CAP_MAX },
         denyPeer: (key) => refusesPeer({ revocations, trust }, toHex(key), 'connection')
       }), async (t) => await t.stop())
+      if (firstStart && bootstrap.length > 0) await reachBootstrap(transport, bootstrap, { clock, logger })
+      const known = await KnownAddresses.load(init.dataDir, transport.libp2p.peerId.toString(), logger)
       const org = await resolveOrgIdentity({
         dataDir: init.dataDir, identity, nowMs: clock.wallMs(), org: init.org, join: init.join,
         requestJoin: async (token) => await requestJoin(transport, identity, token, clock, rng)
       })
+      if (firstStart && init.join !== undefined) known.remember(parseJoinToken(init.join, clock.wallMs()).addrs)
       serveJoins({ transport, org, storage, clock, audit: async (input) => await audit.append(input), auditRejection: async (input, reason) => await rejections.record(input, reason) })
       const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, rejections, trust, revocations, policy, sanitizer, transport, logger, clock, rng, lifecycle }, init, incarnation)
       // The task board finds the org's members through membership; the leave goes out once the board and federation stopped.
@@ -228,7 +240,10 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       const federation = await node.#loadFederation(init.federation)
       if (federation !== undefined) node.#federation = await lifecycle.start('federation', () => node.#startFederation(federation), (f) => f.stop())
       await lifecycle.start('conduct', () => node.#conduct.start(), () => node.#conduct.stop())
-      await lifecycle.start('bootstrap', () => keepBootstrapped(transport, init.bootstrap ?? [], node.membership.heartbeatMs, clock, logger), (stopDialing) => stopDialing())
+      await lifecycle.start('bootstrap', () => keepBootstrapped({
+        transport, bootstrap, known, everyMs: node.membership.heartbeatMs, clock, logger,
+        learned: () => node.membership.members().filter((m) => m.status === 'alive').flatMap((m) => m.addrs)
+      }), (stop) => stop())
       if (init.api !== null) node.#api = await lifecycle.start('api', async () => await node.#startApi(init.api ?? { host: '127.0.0.1', port: API_PORT_DEFAULT }), async (api) => await api.close())
       await lifecycle.start('runtime', async () => await writeRuntime(init.dataDir, {
         pid: process.pid, key: identity.publicKeyHex, peerId: node.peerId, org: org.org,
@@ -436,20 +451,6 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       routes: nodeRoutes(this)
     })
   }
-}
-
-// Dials the bootstrap addresses at start and again whenever the node finds itself alone (the
-// bootstrap node may start later, or restart); returns the stop.
-function keepBootstrapped (transport: Libp2pTransport, addresses: string[], everyMs: number, clock: Clock, logger: Logger): () => void {
-  if (addresses.length === 0) return () => {}
-  const dialAll = (): void => {
-    if (transport.connectedPeers().length > 0) return
-    for (const address of addresses) {
-      transport.dial([address]).catch((err) => logger.warn({ address, err: (err as Error).message }, 'bootstrap dial failed'))
-    }
-  }
-  dialAll()
-  return clock.every(everyMs, dialAll)
 }
 
 /** Increments and durably stores the incarnation before we announce it. */

@@ -2,7 +2,7 @@
 import '../runtime/polyfills.js'
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseHostPort } from '../api/server.js'
@@ -14,12 +14,12 @@ import { JOIN_TTL_MS_DEFAULT } from '../../base/org-certificate.js'
 import { KEY_FILE, loadOrCreateIdentity, peerIdOf } from '../runtime/key-file.js'
 import { createLogger } from '../runtime/log.js'
 import type { FedmeshNode, MemberView, NodeStatus } from '../node.js'
-import { auditCommand } from './commands/audit.js'
-import { policyCommand } from './commands/policy.js'
-import { sanitizeCommand } from './commands/sanitize.js'
-import { simulateCommand } from './commands/simulate.js'
-import { taskCommand } from './commands/task.js'
-import { federationCommand, orgOfDataDir } from './commands/federation.js'
+import { auditCommand, USAGE as AUDIT_USAGE } from './commands/audit.js'
+import { policyCommand, USAGE as POLICY_USAGE } from './commands/policy.js'
+import { sanitizeCommand, USAGE as SANITIZE_USAGE } from './commands/sanitize.js'
+import { simulateCommand, USAGE as SIMULATE_USAGE } from './commands/simulate.js'
+import { taskCommand, USAGE as TASK_USAGE } from './commands/task.js'
+import { federationCommand, orgOfDataDir, USAGE as FEDERATION_USAGE } from './commands/federation.js'
 import type { PeerTrust } from '../../membership/trust.js'
 
 const USAGE = `fedmesh — a peer-to-peer federation mesh node
@@ -44,6 +44,8 @@ Commands:
 Common options:
   --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
   --json           machine-readable output (id, status, members)
+  -h, --help       this text, or a command's (fedmesh COMMAND --help)
+  --version        the fedmesh version
 
 start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
   --org NAME             organisation to found on first start (default 'default')
@@ -60,6 +62,8 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
   --raft-voters-max N    voters in the org's Raft group; further members stay learners (default 5)
 `
 
+const START_OPTIONS_AT = USAGE.indexOf('start options')
+
 type Command = (args: string[]) => Promise<number>
 
 async function main (argv: string[]): Promise<number> {
@@ -68,12 +72,29 @@ async function main (argv: string[]): Promise<number> {
     process.stdout.write(USAGE)
     return 0
   }
+  if (name === '--version' || name === 'version' || args.includes('--version')) {
+    process.stdout.write(`fedmesh ${version()}\n`)
+    return 0
+  }
   const command = COMMANDS[name]
   if (command === undefined) {
     process.stderr.write(`fedmesh: unknown command '${name}'\n\n${USAGE}`)
     return 2
   }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(COMMAND_USAGE[name]!.trimEnd() + '\n')
+    return 0
+  }
   return await command(args)
+}
+
+/** The package's version: package.json sits two levels above node/cli/ in the source tree, three in dist/. */
+function version (): string {
+  for (const path of ['../../package.json', '../../../package.json']) {
+    const url = new URL(path, import.meta.url)
+    if (existsSync(url)) return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
+  }
+  return 'unknown'
 }
 
 const DATA_DIR_OPTION = { 'data-dir': { type: 'string' } } as const
@@ -252,9 +273,28 @@ function table (header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
+const COMMON = '[--data-dir DIR] [--json]'
+const COMMAND_USAGE: Record<string, string> = {
+  init: 'usage: fedmesh init [--org NAME] [--data-dir DIR]\n    create the node key (node.key, 0600), API token and config (org) in the data dir',
+  invite: 'usage: fedmesh invite [--ttl-ms N] [--data-dir DIR]\n    print a one-time join token for this org (on the running node that holds org-root.key; default 1 h)',
+  start: 'usage: fedmesh start [options]\n    run a node (a first start with --bootstrap needs --org NAME or --join TOKEN)\n\n' + USAGE.slice(START_OPTIONS_AT),
+  id: `usage: fedmesh id ${COMMON}\n    this node's key, peer id, org and org root (no running node needed)`,
+  status: `usage: fedmesh status ${COMMON}\n    the running node's status (exit 1 when no node runs in the data dir)`,
+  members: `usage: fedmesh members ${COMMON}\n    every mesh member the running node knows`,
+  trust: `usage: fedmesh trust ${COMMON}\n    trust score per peer and the recent events behind it`,
+  audit: AUDIT_USAGE,
+  policy: POLICY_USAGE,
+  sanitize: SANITIZE_USAGE,
+  task: TASK_USAGE,
+  federation: FEDERATION_USAGE,
+  simulate: SIMULATE_USAGE
+}
+
 const COMMANDS: Record<string, Command> = { init, invite, start, id, status, members, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand, simulate: simulateCommand }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
   process.stderr.write(`fedmesh: ${err.message}\n`)
   process.exitCode = 1
+  // A failed command (a start that failed part way) exits even if something it opened lingers.
+  setTimeout(() => process.exit(1), 5_000).unref()
 })

@@ -46,6 +46,11 @@ export interface ResolveOrgInit {
   requestJoin: (token: string) => Promise<Uint8Array>
 }
 
+/** Whether this data dir's node belongs to an org already (a later start, not the first). */
+export function hasOrgCertificate (dataDir: string): boolean {
+  return existsSync(join(dataDir, CERT_FILE))
+}
+
 /** Loads this node's org identity, founding an org or joining one on first start. */
 export async function resolveOrgIdentity (init: ResolveOrgInit): Promise<OrgIdentity> {
   const certPath = join(init.dataDir, CERT_FILE)

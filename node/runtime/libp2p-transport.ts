@@ -104,7 +104,7 @@ export class Libp2pTransport implements Transport {
         ping: ping(),
         pubsub: gossipsub(gossipOptions)
       }
-    })
+    }).catch((err: unknown) => { throw listenProblem(err) ?? err })
     const transport = new Libp2pTransport(libp2p, init.identity, init.logger)
     await libp2p.handle(RPC_PROTOCOL, (stream, connection) => {
       void transport.#serve(stream, connection.remotePeer)
@@ -253,6 +253,18 @@ export class Libp2pTransport implements Transport {
       }
     }
   }
+}
+
+// libp2p names each address it could not listen on in its error's text ("  ADDR: Error: listen
+// EADDRINUSE…", with stacks): one line instead, saying which address and what to do.
+function listenProblem (err: unknown): FedmeshError | undefined {
+  const failures = [...String((err as Error).message).matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.*)$/gm)]
+  if (failures.length === 0) return undefined
+  const inUse = failures.filter((f) => f[2]!.includes('EADDRINUSE')).map((f) => f[1]!)
+  if (inUse.length > 0) {
+    return new FedmeshError('listen-address-in-use', `cannot listen on ${inUse.join(', ')}: the address is in use (another node?); choose another with --listen, e.g. --listen /ip4/0.0.0.0/tcp/7410 (tcp/0: any free port)`)
+  }
+  return new FedmeshError('listen-failed', `cannot listen on ${failures.map((f) => `${f[1]!} (${f[2]!})`).join(', ')}; check --listen`)
 }
 
 // Checked on dials by peer id and, once the Noise handshake names the remote, on every inbound and

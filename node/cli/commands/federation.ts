@@ -19,7 +19,7 @@ import { toHex } from '../../../base/bytes.js'
 import { verifyCertificate } from '../../../base/org-certificate.js'
 import { CERT_FILE, ORG_ROOT_KEY_FILE } from '../../org/org-identity.js'
 
-const USAGE = `usage:
+export const USAGE = `usage:
   fedmesh federation create --member NAME=ROOTKEYHEX ... [--out FILE] [--checkpoint-interval K] [--view-change-timeout-ms MS]
       on a node holding its org root (org-root.key): write a genesis listing this org and the members
       (at least 4 orgs in all), signed by this org's root; also imports it into this data dir
