@@ -9,8 +9,8 @@ import { parseHostPort } from '../api/server.js'
 import { resolveStartConfig, type StartFlags } from '../runtime/config.js'
 import { callApi } from '../api/client.js'
 import { CONFIG_FILE, defaultDataDir, loadOrCreateToken, readRuntime } from '../runtime/data-dir.js'
-import { inviteToken } from '../org/org-identity.js'
-import { JOIN_TTL_MS_DEFAULT } from '../../base/org-certificate.js'
+import { hasOrgCertificate, inviteToken, ORG_ROOT_KEY_FILE } from '../org/org-identity.js'
+import { assertOrgName, JOIN_TTL_MS_DEFAULT } from '../../base/org-certificate.js'
 import { KEY_FILE, loadOrCreateIdentity, peerIdOf } from '../runtime/key-file.js'
 import { createLogger } from '../runtime/log.js'
 import type { FedmeshNode, MemberView, NodeStatus } from '../node.js'
@@ -19,7 +19,7 @@ import { policyCommand, USAGE as POLICY_USAGE } from './commands/policy.js'
 import { sanitizeCommand, USAGE as SANITIZE_USAGE } from './commands/sanitize.js'
 import { simulateCommand, USAGE as SIMULATE_USAGE } from './commands/simulate.js'
 import { taskCommand, USAGE as TASK_USAGE } from './commands/task.js'
-import { federationCommand, orgOfDataDir, USAGE as FEDERATION_USAGE } from './commands/federation.js'
+import { federationCommand, orgOfDataDir, orgRootOfDataDir, USAGE as FEDERATION_USAGE } from './commands/federation.js'
 import type { PeerTrust } from '../../membership/trust.js'
 
 const USAGE = `fedmesh — a peer-to-peer federation mesh node
@@ -105,12 +105,17 @@ async function init (args: string[]): Promise<number> {
   const dataDir = values['data-dir'] ?? defaultDataDir()
   const { identity, created } = await loadOrCreateIdentity(dataDir)
   await loadOrCreateToken(dataDir)
+  let root: string | undefined
   if (values.org !== undefined) {
+    assertOrgName(values.org)
     const path = join(dataDir, CONFIG_FILE)
     const config = await readFile(path, 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => ({}))
     await writeFile(path, JSON.stringify({ ...config, org: values.org }, null, 2) + '\n', { mode: 0o600 })
+    // The org root now, not at first start: its key goes into a federation genesis before any node runs.
+    if (!hasOrgCertificate(dataDir)) root = (await loadOrCreateIdentity(dataDir, ORG_ROOT_KEY_FILE)).identity.publicKeyHex
   }
-  process.stdout.write(`${created ? 'created' : 'existing'} node key in ${dataDir}\n  key      ${identity.publicKeyHex}\n  peer id  ${peerIdOf(identity.publicKey).toString()}\n`)
+  process.stdout.write(`${created ? 'created' : 'existing'} node key in ${dataDir}\n  key      ${identity.publicKeyHex}\n  peer id  ${peerIdOf(identity.publicKey).toString()}\n` +
+    (root !== undefined ? `  org      ${values.org!} (founded at first start)\n  org root ${root}\n` : ''))
   return 0
 }
 
@@ -226,10 +231,20 @@ async function id (args: string[]): Promise<number> {
     return 1
   }
   const { identity } = await loadOrCreateIdentity(dataDir)
-  const org = await orgOfDataDir(dataDir)
-  const info = { key: identity.publicKeyHex, peerId: peerIdOf(identity.publicKey).toString(), org: org?.org ?? null, orgRoot: org?.root ?? null }
-  process.stdout.write(values.json ? JSON.stringify(info) + '\n' : `key      ${info.key}\npeer id  ${info.peerId}\n` + (org !== undefined ? `org      ${org.org}\norg root ${org.root}\n` : ''))
+  // Before a first start, the org is the one `init --org` (or config.json) names, its root the key init created.
+  const org: { org: string, root: string, pending?: true } | undefined = await orgOfDataDir(dataDir) ?? await orgToFound(dataDir)
+  const info = { key: identity.publicKeyHex, peerId: peerIdOf(identity.publicKey).toString(), org: org?.org ?? null, orgRoot: org?.root ?? null, ...(org?.pending === true ? { founded: false } : {}) }
+  process.stdout.write(values.json
+    ? JSON.stringify(info) + '\n'
+    : `key      ${info.key}\npeer id  ${info.peerId}\n` + (org !== undefined ? `org      ${org.org}${org.pending === true ? ' (founded at first start)' : ''}\norg root ${org.root}\n` : ''))
   return 0
+}
+
+async function orgToFound (dataDir: string): Promise<{ org: string, root: string, pending: true } | undefined> {
+  const root = await orgRootOfDataDir(dataDir)
+  if (root === undefined) return undefined
+  const { org } = await resolveStartConfig(dataDir, {}, {})
+  return { org: org ?? 'default', root, pending: true }
 }
 
 /** A read-only command over the running node's API: JSON with --json, else rendered for people. */

@@ -64,6 +64,7 @@ export async function resolveOrgIdentity (init: ResolveOrgInit): Promise<OrgIden
     return { org: certificate.org, root: certificate.root, certificate, certificateBytes, ...(rootSigner !== undefined ? { rootSigner } : {}) }
   }
   if (init.join !== undefined) {
+    if (rootSigner !== undefined) throw new FedmeshError('already-in-org', `${join(init.dataDir, ORG_ROOT_KEY_FILE)} exists (fedmesh init --org): this data dir founds its own org; to join another, use a new data dir`)
     const token = parseJoinToken(init.join, init.nowMs)
     const certificateBytes = await init.requestJoin(init.join)
     const certificate = verifyCertificate(certificateBytes, { nowMs: init.nowMs, node: init.identity.publicKey, org: token.org, root: token.root })
