@@ -27,7 +27,7 @@ async function convergence (size: number): Promise<Record<string, number>> {
   try {
     nodes.push(await CliNode.start(join(root, 'n0'), TIMING))
     const spawnMs = performance.now()
-    nodes.push(...await Promise.all(Array.from({ length: size - 1 }, async (_, i) => await CliNode.start(join(root, `n${i + 1}`), [...TIMING, '--bootstrap', nodes[0]!.address]))))
+    nodes.push(...await Promise.all(Array.from({ length: size - 1 }, async (_, i) => await CliNode.start(join(root, `n${i + 1}`), [...TIMING, '--org', `n${i + 1}`, '--bootstrap', nodes[0]!.address]))))
     const allUpMs = performance.now()
     const keys = new Set(nodes.map((n) => n.key))
     await waitFor(`${size} nodes to converge`, async () => {

@@ -11,6 +11,7 @@ import { ConsoleMonitor } from './api/console-monitor.js'
 import { LISTEN_DEFAULT } from './runtime/config.js'
 import { AuditLog, type AuditEntry, type AuditInput } from './gate/audit.js'
 import { CapabilityService, type CapabilityHandler } from './gate/capabilities.js'
+import { RejectionAudit } from './gate/rejection-audit.js'
 import type { Clock, Rng } from '../base/clock.js'
 import type { NodeComponents } from '../base/components.js'
 import { decodeCanonical, encodeCanonical } from '../base/codec.js'
@@ -19,7 +20,9 @@ import { DB_DIR, loadOrCreateMetricsToken, loadOrCreateSalt, loadOrCreateToken, 
 import { toHex } from '../base/bytes.js'
 import { loadOrCreateIdentity } from './runtime/key-file.js'
 import { type NodeIdentity } from '../base/ed25519.js'
-import { requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from './org/org-identity.js'
+import { hasOrgCertificate, requestJoin, resolveOrgIdentity, serveJoins, type OrgIdentity } from './org/org-identity.js'
+import { parseJoinToken } from '../base/org-certificate.js'
+import { BootstrapError, checkBootstrapAddresses, keepBootstrapped, KnownAddresses, reachBootstrap } from './runtime/bootstrap.js'
 import { Lifecycle } from './runtime/lifecycle.js'
 import { LevelStorage } from './runtime/level-storage.js'
 import { Libp2pTransport } from './runtime/libp2p-transport.js'
@@ -112,6 +115,7 @@ interface Parts {
   identity: NodeIdentity
   storage: Storage
   audit: AuditLog
+  rejections: RejectionAudit
   trust: TrustStore
   revocations: RevocationList
   policy: PolicyWatcher
@@ -146,6 +150,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const { identity, transport, clock, rng, logger, trust, revocations } = parts
     const components: NodeComponents = { signer: identity, org: parts.org.org, transport, clock, rng, logger, isOrgRevoked: (root) => revocations.isOrgRevoked(root) }
     const audit = async (input: AuditInput): Promise<AuditEntry> => await this.audit(input)
+    const auditRejection = async (input: AuditInput, reason: string): Promise<void> => await parts.rejections.record(input, reason)
     this.#startedMs = clock.monotonicMs()
     this.membership = new Membership({
       ...components,
@@ -172,6 +177,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       },
       conduct: (peer, event) => this.#conduct.record(peer, event),
       audit,
+      auditRejection,
       orgOf: (peer) => this.membership.core.get(peer)?.org,
       isRevoked: (peer) => this.#revocation.refusesPeer(peer, 'capability')
     })
@@ -183,7 +189,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       if (key === undefined) return
       if (reason === 'org-revoked' && root !== undefined) return this.#revocation.refuseAnnouncement(key, root)
       this.#conduct.announcement(key, verdict, reason)
-      if (verdict === 'reject') void this.audit({ action: 'announcement.in', decision: 'reject', peer: key, detail: { reason: reason ?? '' } }).catch(() => undefined)
+      if (verdict === 'reject') void auditRejection({ action: 'announcement.in', decision: 'reject', peer: key, detail: { reason: reason ?? '' } }, reason ?? '').catch(() => undefined)
     })
   }
 
@@ -195,6 +201,13 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const logger = init.logger ?? createLogger('fedmesh')
     const clock = init.clock ?? systemClock
     const rng = init.rng ?? cryptoRng
+    const bootstrap = init.bootstrap ?? []
+    // Nothing is written before the addresses are checked, and a first start names its org.
+    checkBootstrapAddresses(bootstrap)
+    const firstStart = !hasOrgCertificate(init.dataDir)
+    if (firstStart && bootstrap.length > 0 && init.org === undefined && init.join === undefined) {
+      throw new BootstrapError('org-unspecified', 'a first start with --bootstrap founds no org by accident: pass --join TOKEN (from fedmesh invite on a node of the org to join) or --org NAME (found your own org in that mesh)')
+    }
     const { identity } = await loadOrCreateIdentity(init.dataDir)
     const lifecycle = new Lifecycle(logger)
     // The audit log of a node that got as far as node.started ends with node.stopped.
@@ -207,6 +220,12 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         if (announced) await log.append({ action: 'node.stopped', decision: 'info' }).catch(() => undefined)
         await log.close()
       })
+      // Stopped before the log closes, so the last window's counts are written.
+      const rejections = await lifecycle.start('rejections', () => {
+        const bounded = new RejectionAudit({ audit: async (input) => await audit.append(input), clock, logger })
+        bounded.start()
+        return bounded
+      }, async (bounded) => await bounded.stop())
       const revocations = await RevocationList.load({ storage, logger })
       const policy = await lifecycle.start('policy', async () => {
         const watcher = new PolicyWatcher({ dataDir: init.dataDir, clock, logger })
@@ -219,19 +238,25 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
         scoring: { appSpecificScore: (key) => trust.appSpecificScore(key, clock.wallMs()), thresholds: TRUST_SCORE_THRESHOLDS, topicScoreCap: TRUST_TOPIC_SCORE_CAP_MAX },
         denyPeer: (key) => refusesPeer({ revocations, trust }, toHex(key), 'connection')
       }), async (t) => await t.stop())
+      if (firstStart && bootstrap.length > 0) await reachBootstrap(transport, bootstrap, { clock, logger })
+      const known = await KnownAddresses.load(init.dataDir, transport.libp2p.peerId.toString(), logger)
       const org = await resolveOrgIdentity({
         dataDir: init.dataDir, identity, nowMs: clock.wallMs(), org: init.org, join: init.join,
         requestJoin: async (token) => await requestJoin(transport, identity, token, clock, rng)
       })
-      serveJoins({ transport, org, identity, storage, clock, audit: async (input) => await audit.append(input) })
-      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, trust, revocations, policy, sanitizer, transport, logger, clock, rng, lifecycle }, init, incarnation)
+      if (firstStart && init.join !== undefined) known.remember(parseJoinToken(init.join, clock.wallMs()).addrs)
+      serveJoins({ transport, org, identity, storage, clock, audit: async (input) => await audit.append(input), auditRejection: async (input, reason) => await rejections.record(input, reason) })
+      const node = new FedmeshNode({ dataDir: init.dataDir, org, identity, storage, audit, rejections, trust, revocations, policy, sanitizer, transport, logger, clock, rng, lifecycle }, init, incarnation)
       // The task board finds the org's members through membership; the leave goes out once the board and federation stopped.
       await lifecycle.start('membership', () => node.membership.start(), async () => await node.membership.stop())
       node.#tasks = await lifecycle.start('tasks', async () => await node.#startTasks(init.raft, init.forceNewGroup === true), async (tasks) => await tasks.stop())
       const federation = await node.#loadFederation(init.federation)
       if (federation !== undefined) node.#federation = await lifecycle.start('federation', () => node.#startFederation(federation), (f) => f.stop())
       await lifecycle.start('conduct', () => node.#conduct.start(), () => node.#conduct.stop())
-      await lifecycle.start('bootstrap', () => keepBootstrapped(transport, init.bootstrap ?? [], node.membership.heartbeatMs, clock, logger), (stopDialing) => stopDialing())
+      await lifecycle.start('bootstrap', () => keepBootstrapped({
+        transport, bootstrap, known, everyMs: node.membership.heartbeatMs, clock, logger,
+        learned: () => node.membership.members().filter((m) => m.status === 'alive').flatMap((m) => m.addrs)
+      }), (stop) => stop())
       if (init.api !== null) node.#api = await lifecycle.start('api', async () => await node.#startApi(init.api ?? { host: '127.0.0.1', port: API_PORT_DEFAULT }), async (api) => await api.close())
       await lifecycle.start('runtime', async () => await writeRuntime(init.dataDir, {
         pid: process.pid, key: identity.publicKeyHex, peerId: node.peerId, org: org.org,
@@ -488,20 +513,6 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
     const stopSampling = monitor.start()
     return { url: api.url, close: async () => { stopSampling(); await api.close() } }
   }
-}
-
-// Dials the bootstrap addresses at start and again whenever the node finds itself alone (the
-// bootstrap node may start later, or restart); returns the stop.
-function keepBootstrapped (transport: Libp2pTransport, addresses: string[], everyMs: number, clock: Clock, logger: Logger): () => void {
-  if (addresses.length === 0) return () => {}
-  const dialAll = (): void => {
-    if (transport.connectedPeers().length > 0) return
-    for (const address of addresses) {
-      transport.dial([address]).catch((err) => logger.warn({ address, err: (err as Error).message }, 'bootstrap dial failed'))
-    }
-  }
-  dialAll()
-  return clock.every(everyMs, dialAll)
 }
 
 /** Increments and durably stores the incarnation before we announce it. */

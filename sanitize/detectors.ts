@@ -33,6 +33,12 @@ import type { Span } from './span.js'
 //   mostly words; never hex-only (hashes, git SHAs, UUIDs) nor under a digest label (sha256-…, etag), nor
 //   data-URI payloads (…;base64,…). Random-looking ids of that length (some payment-provider object ids)
 //   are flagged: across organisations an unexplained random token is treated as a credential.
+// - the mesh's own identifiers are not findings: libp2p ed25519 peer ids ("12D3KooW" and 44 base58
+//   characters, alone or as a /p2p/ segment of a multiaddr; the rest of the multiaddr is judged on its
+//   own), addresses inside multiaddrs ("/ip4/10.0.0.5/tcp/7400", "/ip6/2001:db8::1/tcp/7400": every
+//   member announces them anyway), 64-hex public keys (hex is never a generic secret; only under a
+//   seed/private-key label) and task references ("3.17.0"). A 32-byte secret encoded as a peer id
+//   passes: the shape says nothing about who made it.
 
 const TEXT_LENGTH_MIN = 6
 const TOKEN_RUN_MIN = 16
@@ -54,6 +60,7 @@ const BEARER = /\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)/gi // {8,}: BEARER_LENGTH_M
 const AUTHORIZATION = /\bauthorization["']?\s*[:=]\s*["']?(?:(?:basic|token|digest)\s+)?([A-Za-z0-9._~+/-]{8,}=*)/gi
 const IBAN_CANDIDATE = /\b[A-Z]{2}\d{2}[A-Z0-9 ]{10,40}/g
 const IPV6_CANDIDATE = /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.\d{1,3}){3})?(?![\w:]|\.\d)/g
+const MULTIADDR_IP6 = '/ip6/'
 const PEM_BEGIN = '-----BEGIN '
 const DATA_URI_MARK = 'base64,'
 const PEM_DASHES = '-----'
@@ -68,6 +75,8 @@ const AWS_SECRET_VALUE = /^[A-Za-z0-9/+]{40}$/
 const AZURE_KEY_VALUE = /^[A-Za-z0-9+/]{20,}={0,2}$/
 const KEY_ID_VALUE = /^[0-9a-fA-F]{40}$/
 const SEED_LABEL = /(?:seed|privatekey|secretkey|signingkey|privkey)$/
+const PEER_ID_PREFIX = '12D3KooW'
+const PEER_ID = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/
 const SEED_VALUE = /^(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{128}|[A-Za-z0-9+/_-]{43}=?|[A-Za-z0-9+/_-]{86}(?:==)?)$/
 
 /** All findings in text, overlaps resolved by category priority, ordered by start. */
@@ -144,17 +153,39 @@ function findTokenSecrets (text: string, runs: number[], labelHint: string, span
   if (text.includes('eyJ')) collect(JWT, text, 'jwt', spans)
   if (text.includes('AKIA') || text.includes('ASIA')) collect(AWS_KEY_ID, text, 'cloud-key', spans)
   if (text.includes('AIza')) collect(GCP_API_KEY, text, 'cloud-key', spans)
+  const peerIds = text.includes(PEER_ID_PREFIX)
   for (let index = 0; index < runs.length; index += 2) {
     const start = runs[index] as number
-    const end = paddedEnd(text, runs[index + 1] as number)
-    const value = text.slice(start, end)
-    const label = labelBefore(text, start, labelHint)
-    const labelled = label === undefined ? undefined : labelledCategory(label, value)
-    if (labelled !== undefined) spans.push({ start, end, category: labelled })
-    else if (!text.startsWith(DATA_URI_MARK, start - DATA_URI_MARK.length) && isHighEntropySecret(value, label)) {
-      spans.push({ start, end, category: 'secret' })
-    }
+    const end = runs[index + 1] as number
+    if (peerIds) forEachPeerIdFreePart(text, start, end, (partStart, partEnd) => judgeToken(text, partStart, partEnd, labelHint, spans))
+    else judgeToken(text, start, end, labelHint, spans)
   }
+}
+
+function judgeToken (text: string, start: number, runEnd: number, labelHint: string, spans: Span[]): void {
+  const end = paddedEnd(text, runEnd)
+  const value = text.slice(start, end)
+  const label = labelBefore(text, start, labelHint)
+  const labelled = label === undefined ? undefined : labelledCategory(label, value)
+  if (labelled !== undefined) spans.push({ start, end, category: labelled })
+  else if (!text.startsWith(DATA_URI_MARK, start - DATA_URI_MARK.length) && isHighEntropySecret(value, label)) {
+    spans.push({ start, end, category: 'secret' })
+  }
+}
+
+/** The parts of a token run between its '/'-separated peer-id segments ("…/tcp/7400/p2p/12D3KooW…"). */
+function forEachPeerIdFreePart (text: string, start: number, end: number, judge: (start: number, end: number) => void): void {
+  let partStart = start
+  let segmentStart = start
+  for (let index = start; index <= end; index++) {
+    if (index < end && text.charCodeAt(index) !== 47) continue
+    if (index - segmentStart === 52 && PEER_ID.test(text.slice(segmentStart, index))) {
+      if (segmentStart - 1 > partStart) judge(partStart, segmentStart - 1)
+      partStart = index + 1
+    }
+    segmentStart = index + 1
+  }
+  if (partStart < end) judge(partStart, end)
 }
 
 /**
@@ -418,6 +449,7 @@ function ibanEnd (text: string, start: number): number {
 function findIpv6 (text: string, spans: Span[]): void {
   IPV6_CANDIDATE.lastIndex = 0
   for (let match = IPV6_CANDIDATE.exec(text); match !== null; match = IPV6_CANDIDATE.exec(text)) {
+    if (text.startsWith(MULTIADDR_IP6, match.index - MULTIADDR_IP6.length)) continue
     if (ipv6Valid(match[0])) spans.push({ start: match.index, end: match.index + match[0].length, category: 'ip-address' })
   }
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from '../../base/log.js'
+import { FedmeshError } from '../../base/errors.js'
 
 // The admin HTTP API: loopback by default, every request needs `Authorization: Bearer <token>`
 // (the token is in the data dir), except the routes its access table opens: to anyone (health
@@ -88,8 +89,13 @@ export async function startApi (init: ApiInit): Promise<ApiServer> {
   }
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(init.port, init.host, () => { server.off('error', reject); resolve() })
+    const failed = (err: NodeJS.ErrnoException): void => {
+      reject(err.code === 'EADDRINUSE'
+        ? new FedmeshError('api-address-in-use', `cannot serve the admin API on ${init.host}:${init.port}: the address is in use (another node?); choose another with --api HOST:PORT (port 0: any free port)`)
+        : err)
+    }
+    server.once('error', failed)
+    server.listen(init.port, init.host, () => { server.off('error', failed); resolve() })
   })
   const address = server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address

@@ -2,24 +2,24 @@
 import '../runtime/polyfills.js'
 import { parseArgs } from 'node:util'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseHostPort } from '../api/server.js'
 import { resolveStartConfig, type StartFlags } from '../runtime/config.js'
 import { callApi } from '../api/client.js'
 import { CONFIG_FILE, defaultDataDir, loadOrCreateToken, readRuntime } from '../runtime/data-dir.js'
-import { acceptDelegation, delegateIssuing, inviteToken } from '../org/org-identity.js'
-import { JOIN_TTL_MS_DEFAULT } from '../../base/org-certificate.js'
+import { acceptDelegation, delegateIssuing, hasOrgCertificate, inviteToken, ORG_ROOT_KEY_FILE } from '../org/org-identity.js'
+import { assertOrgName, JOIN_TTL_MS_DEFAULT } from '../../base/org-certificate.js'
 import { KEY_FILE, loadOrCreateIdentity, peerIdOf } from '../runtime/key-file.js'
 import { createLogger } from '../runtime/log.js'
 import type { FedmeshNode, MemberView, NodeStatus } from '../node.js'
-import { auditCommand } from './commands/audit.js'
-import { policyCommand } from './commands/policy.js'
-import { sanitizeCommand } from './commands/sanitize.js'
-import { simulateCommand } from './commands/simulate.js'
-import { taskCommand } from './commands/task.js'
-import { federationCommand, orgOfDataDir } from './commands/federation.js'
+import { auditCommand, USAGE as AUDIT_USAGE } from './commands/audit.js'
+import { policyCommand, USAGE as POLICY_USAGE } from './commands/policy.js'
+import { sanitizeCommand, USAGE as SANITIZE_USAGE } from './commands/sanitize.js'
+import { simulateCommand, USAGE as SIMULATE_USAGE } from './commands/simulate.js'
+import { taskCommand, USAGE as TASK_USAGE } from './commands/task.js'
+import { federationCommand, orgOfDataDir, orgRootOfDataDir, USAGE as FEDERATION_USAGE } from './commands/federation.js'
 import type { PeerTrust } from '../../membership/trust.js'
 import type { LeaveResult, RaftMembers } from '../../consensus/raft/driver.js'
 
@@ -48,6 +48,8 @@ Commands:
 Common options:
   --data-dir DIR   node state (default $FEDMESH_HOME or ~/.fedmesh)
   --json           machine-readable output (id, status, members)
+  -h, --help       this text, or a command's (fedmesh COMMAND --help)
+  --version        the fedmesh version
 
 start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
   --org NAME             organisation to found on first start (default 'default')
@@ -68,6 +70,8 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
   --force-new-group      disaster recovery, once: this node becomes the org's only Raft voter from its own log (audited)
 `
 
+const START_OPTIONS_AT = USAGE.indexOf('start options')
+
 type Command = (args: string[]) => Promise<number>
 
 async function main (argv: string[]): Promise<number> {
@@ -76,12 +80,29 @@ async function main (argv: string[]): Promise<number> {
     process.stdout.write(USAGE)
     return 0
   }
+  if (name === '--version' || name === 'version' || args.includes('--version')) {
+    process.stdout.write(`fedmesh ${version()}\n`)
+    return 0
+  }
   const command = COMMANDS[name]
   if (command === undefined) {
     process.stderr.write(`fedmesh: unknown command '${name}'\n\n${USAGE}`)
     return 2
   }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(COMMAND_USAGE[name]!.trimEnd() + '\n')
+    return 0
+  }
   return await command(args)
+}
+
+/** The package's version: package.json sits two levels above node/cli/ in the source tree, three in dist/. */
+function version (): string {
+  for (const path of ['../../package.json', '../../../package.json']) {
+    const url = new URL(path, import.meta.url)
+    if (existsSync(url)) return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version
+  }
+  return 'unknown'
 }
 
 const DATA_DIR_OPTION = { 'data-dir': { type: 'string' } } as const
@@ -92,12 +113,17 @@ async function init (args: string[]): Promise<number> {
   const dataDir = values['data-dir'] ?? defaultDataDir()
   const { identity, created } = await loadOrCreateIdentity(dataDir)
   await loadOrCreateToken(dataDir)
+  let root: string | undefined
   if (values.org !== undefined) {
+    assertOrgName(values.org)
     const path = join(dataDir, CONFIG_FILE)
     const config = await readFile(path, 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => ({}))
     await writeFile(path, JSON.stringify({ ...config, org: values.org }, null, 2) + '\n', { mode: 0o600 })
+    // The org root now, not at first start: its key goes into a federation genesis before any node runs.
+    if (!hasOrgCertificate(dataDir)) root = (await loadOrCreateIdentity(dataDir, ORG_ROOT_KEY_FILE)).identity.publicKeyHex
   }
-  process.stdout.write(`${created ? 'created' : 'existing'} node key in ${dataDir}\n  key      ${identity.publicKeyHex}\n  peer id  ${peerIdOf(identity.publicKey).toString()}\n`)
+  process.stdout.write(`${created ? 'created' : 'existing'} node key in ${dataDir}\n  key      ${identity.publicKeyHex}\n  peer id  ${peerIdOf(identity.publicKey).toString()}\n` +
+    (root !== undefined ? `  org      ${values.org!} (founded at first start)\n  org root ${root}\n` : ''))
   return 0
 }
 
@@ -245,10 +271,20 @@ async function id (args: string[]): Promise<number> {
     return 1
   }
   const { identity } = await loadOrCreateIdentity(dataDir)
-  const org = await orgOfDataDir(dataDir)
-  const info = { key: identity.publicKeyHex, peerId: peerIdOf(identity.publicKey).toString(), org: org?.org ?? null, orgRoot: org?.root ?? null }
-  process.stdout.write(values.json ? JSON.stringify(info) + '\n' : `key      ${info.key}\npeer id  ${info.peerId}\n` + (org !== undefined ? `org      ${org.org}\norg root ${org.root}\n` : ''))
+  // Before a first start, the org is the one `init --org` (or config.json) names, its root the key init created.
+  const org: { org: string, root: string, pending?: true } | undefined = await orgOfDataDir(dataDir) ?? await orgToFound(dataDir)
+  const info = { key: identity.publicKeyHex, peerId: peerIdOf(identity.publicKey).toString(), org: org?.org ?? null, orgRoot: org?.root ?? null, ...(org?.pending === true ? { founded: false } : {}) }
+  process.stdout.write(values.json
+    ? JSON.stringify(info) + '\n'
+    : `key      ${info.key}\npeer id  ${info.peerId}\n` + (org !== undefined ? `org      ${org.org}${org.pending === true ? ' (founded at first start)' : ''}\norg root ${org.root}\n` : ''))
   return 0
+}
+
+async function orgToFound (dataDir: string): Promise<{ org: string, root: string, pending: true } | undefined> {
+  const root = await orgRootOfDataDir(dataDir)
+  if (root === undefined) return undefined
+  const { org } = await resolveStartConfig(dataDir, {}, {})
+  return { org: org ?? 'default', root, pending: true }
 }
 
 /** A read-only command over the running node's API: JSON with --json, else rendered for people. */
@@ -348,9 +384,31 @@ function table (header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n'
 }
 
+const COMMON = '[--data-dir DIR] [--json]'
+const COMMAND_USAGE: Record<string, string> = {
+  init: 'usage: fedmesh init [--org NAME] [--data-dir DIR]\n    create the node key (node.key, 0600), API token and config (org) in the data dir',
+  invite: 'usage: fedmesh invite [--ttl-ms N] [--data-dir DIR]\n    print a one-time join token for this org (on the running node that holds org-root.key; default 1 h)',
+  start: 'usage: fedmesh start [options]\n    run a node (a first start with --bootstrap needs --org NAME or --join TOKEN)\n\n' + USAGE.slice(START_OPTIONS_AT),
+  id: `usage: fedmesh id ${COMMON}\n    this node's key, peer id, org and org root (no running node needed)`,
+  status: `usage: fedmesh status ${COMMON}\n    the running node's status (exit 1 when no node runs in the data dir)`,
+  members: `usage: fedmesh members ${COMMON} | fedmesh members remove KEY [--data-dir DIR]\n    every mesh member the running node knows; remove KEY: have the org's Raft leader remove a member (from any member)`,
+  raft: 'usage: fedmesh raft members [--data-dir DIR] [--json]\n    the org\'s Raft group as its leader sees it (asked from any member)',
+  leave: 'usage: fedmesh leave [--data-dir DIR] [--json]\n    have the org\'s Raft leader remove this node (when a healthy quorum remains without it), then stop it',
+  org: 'usage: fedmesh org delegate KEY [--ttl-ms N] | fedmesh org accept-issuer TEXT [--data-dir DIR]\n    let a member issue invites (on the founder), or accept that right (on the member)',
+  trust: `usage: fedmesh trust ${COMMON}\n    trust score per peer and the recent events behind it`,
+  audit: AUDIT_USAGE,
+  policy: POLICY_USAGE,
+  sanitize: SANITIZE_USAGE,
+  task: TASK_USAGE,
+  federation: FEDERATION_USAGE,
+  simulate: SIMULATE_USAGE
+}
+
 const COMMANDS: Record<string, Command> = { init, invite, org, start, id, status, members, raft, leave, trust, audit: auditCommand, policy: policyCommand, sanitize: sanitizeCommand, task: taskCommand, federation: federationCommand, simulate: simulateCommand }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
   process.stderr.write(`fedmesh: ${err.message}\n`)
   process.exitCode = 1
+  // A failed command (a start that failed part way) exits even if something it opened lingers.
+  setTimeout(() => process.exit(1), 5_000).unref()
 })

@@ -62,7 +62,13 @@ export function validateGenesis (value: unknown): Genesis {
     if (typeof root !== 'string' || !KEY_HEX.test(root)) throw new GenesisError(`org ${name}: root must be 64 lowercase hex digits`)
     return { name, root }
   })
-  if (new Set(orgs.map((o) => o.root)).size !== orgs.length || new Set(orgs.map((o) => o.name)).size !== orgs.length) throw new GenesisError('org names and root keys must be distinct')
+  for (const [i, o] of orgs.entries()) {
+    const twin = orgs.findIndex((other, j) => j < i && (other.name === o.name || other.root === o.root))
+    if (twin >= 0) {
+      const same = orgs[twin]!.name === o.name ? `the name ${o.name}` : `the root ${o.root}`
+      throw new GenesisError(`orgs ${orgs[twin]!.name} and ${o.name} share ${same}: each org is listed once, with its own name and root key`)
+    }
+  }
   if (orgs.some((o, i) => i > 0 && orgs[i - 1]!.root > o.root)) throw new GenesisError('orgs must be sorted by root key')
   const { checkpointInterval, viewChangeTimeoutMs } = (typeof g.pbft === 'object' && g.pbft !== null ? g.pbft : {}) as Record<string, unknown>
   if (!isInt(checkpointInterval, 1, 256) || !isInt(viewChangeTimeoutMs, 100, 600_000)) throw new GenesisError('pbft needs checkpointInterval 1..256 and viewChangeTimeoutMs 100..600000')

@@ -32,6 +32,8 @@ export interface CapabilityServiceInit extends NodeComponents {
   conduct: (peer: string, event: TrustEventType) => void
   /** Durable audit; resolves once the entry is synced. */
   audit: (input: AuditInput) => Promise<unknown>
+  /** Audit of a rejection that strangers can repeat at will (bounded per window: gate/rejection-audit.ts). */
+  auditRejection: (input: AuditInput, reason: string) => Promise<unknown>
   /** The organisation a member announced, if known. */
   orgOf: (peer: string) => string | undefined
   /** Refusal check: true if peer belongs to an organisation the federation revoked (the node counts it). */
@@ -104,7 +106,8 @@ export class CapabilityService {
       payload = parseJson(json)
     } catch (err) {
       if (envelope !== undefined) init.conduct(peer, 'malformed')
-      await init.audit({ action: 'capability.request', decision: 'reject', peer, detail: { reason: err instanceof FedmeshError ? err.code : 'malformed' } })
+      const reason = err instanceof FedmeshError ? err.code : 'malformed'
+      await init.auditRejection({ action: 'capability.request', decision: 'reject', peer, detail: { reason } }, reason)
       throw err
     }
     const content = new TextEncoder().encode(json)
@@ -115,7 +118,9 @@ export class CapabilityService {
       : trust.quarantined
         ? { decision: 'deny', rule: 'quarantine', reason: `peer trust ${trust.score.toFixed(3)} is below the quarantine threshold` }
         : init.decide({ peer, org: envelope.org, capability, payload, payloadBytes: content.length }, { nowMs: init.clock.wallMs(), trust: trust.score })
-    await init.audit({ action: 'policy.decision', decision: decision.decision, peer, org: envelope.org, content, detail: { capability, rule: decision.rule, reason: decision.reason.slice(0, 256) } })
+    const audited: AuditInput = { action: 'policy.decision', decision: decision.decision, peer, org: envelope.org, content, detail: { capability, rule: decision.rule, reason: decision.reason.slice(0, 256) } }
+    // A quarantined or revoked peer's requests are refused before any policy runs: bounded audit.
+    await (revoked || trust.quarantined ? init.auditRejection(audited, decision.rule) : init.audit(audited))
     if (decision.decision === 'deny') {
       if (revoked) throw new RevocationError('org-revoked', `${capability}: ${decision.reason}`)
       if (!trust.quarantined) init.conduct(peer, decision.cause === 'rate-limit' ? 'rate-limit' : 'policy-violation')

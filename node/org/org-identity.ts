@@ -53,6 +53,11 @@ export interface ResolveOrgInit {
   requestJoin: (token: string) => Promise<Uint8Array>
 }
 
+/** Whether this data dir's node belongs to an org already (a later start, not the first). */
+export function hasOrgCertificate (dataDir: string): boolean {
+  return existsSync(join(dataDir, CERT_FILE))
+}
+
 /** Loads this node's org identity, founding an org or joining one on first start. */
 export async function resolveOrgIdentity (init: ResolveOrgInit): Promise<OrgIdentity> {
   const certPath = join(init.dataDir, CERT_FILE)
@@ -67,6 +72,7 @@ export async function resolveOrgIdentity (init: ResolveOrgInit): Promise<OrgIden
     return { org: certificate.org, root: certificate.root, certificate, certificateBytes, ...(rootSigner !== undefined ? { rootSigner } : {}), ...(delegation !== undefined ? { delegation } : {}) }
   }
   if (init.join !== undefined) {
+    if (rootSigner !== undefined) throw new FedmeshError('already-in-org', `${join(init.dataDir, ORG_ROOT_KEY_FILE)} exists (fedmesh init --org): this data dir founds its own org; to join another, use a new data dir`)
     const token = parseJoinToken(init.join, init.nowMs)
     const certificateBytes = await init.requestJoin(init.join)
     const certificate = verifyCertificate(certificateBytes, { nowMs: init.nowMs, node: init.identity.publicKey, org: token.org, root: token.root })
@@ -146,7 +152,11 @@ export async function requestJoin (transport: Transport, identity: NodeIdentity,
 }
 
 /** The issuing side (the root, or a delegate): checks the token (ours, unexpired, unused), burns it, issues a certificate. */
-export function serveJoins (init: { transport: Transport, org: OrgIdentity, identity: NodeIdentity, storage: Storage, clock: Clock, audit: (input: AuditInput) => Promise<unknown>, certTtlMs?: number }): void {
+export function serveJoins (init: {
+  transport: Transport, org: OrgIdentity, identity: NodeIdentity, storage: Storage, clock: Clock, audit: (input: AuditInput) => Promise<unknown>,
+  /** Refused joins come from strangers: their audit is bounded per window (gate/rejection-audit.ts). */
+  auditRejection: (input: AuditInput, reason: string) => Promise<unknown>, certTtlMs?: number
+}): void {
   const { org, storage, clock } = init
   const signer: Signer | Issuer | undefined = org.rootSigner ?? (org.delegation !== undefined ? { signer: init.identity, delegation: org.delegation } : undefined)
   if (signer === undefined) return
@@ -175,7 +185,8 @@ export function serveJoins (init: { transport: Transport, org: OrgIdentity, iden
       await init.audit({ action: 'org.join', decision: 'allow', peer, org: org.org })
       return encodeCertificate(certificate)
     } catch (err) {
-      await init.audit({ action: 'org.join', decision: 'deny', peer, detail: { reason: err instanceof FedmeshError ? err.code : 'malformed' } })
+      const reason = err instanceof FedmeshError ? err.code : 'malformed'
+      await init.auditRejection({ action: 'org.join', decision: 'deny', peer, detail: { reason } }, reason)
       throw err
     }
   })

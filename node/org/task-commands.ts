@@ -34,7 +34,9 @@ const TASK_ID = /^t[1-9][0-9]{0,15}(-[0-9]{1,5})?$/
 const PRINTABLE = /^[^\p{Cc}]+$/u
 
 export function proposeCommand (input: { title?: unknown, capability?: unknown, payload?: unknown }, proposer: string): ProposeCommand {
-  return { op: 'propose', title: text(input.title, 'title', TITLE_LENGTH_MAX), capability: capability(input.capability), payload: json(input.payload ?? null, 'payload'), proposer }
+  // Capabilities are case-insensitive names: 'Ops' is proposed as 'ops' (the log and the wire hold lower case only).
+  const named = typeof input.capability === 'string' ? input.capability.toLowerCase() : input.capability
+  return { op: 'propose', title: text(input.title, 'title', TITLE_LENGTH_MAX), capability: capability(named), payload: json(input.payload ?? null, 'payload'), proposer }
 }
 
 export function claimCommand (id: unknown, assignee: unknown): ClaimCommand {

@@ -29,6 +29,13 @@ export const RPC_TIMEOUT_MS_DEFAULT = 5_000
 /** One-way message frames (Raft appends and snapshots ride on them). */
 export const MESSAGE_FRAME_BYTES_MAX = 16 * 1024 * 1024
 const RPC_INBOUND_STREAMS_MAX = 256
+// Inbound connection admission. libp2p's defaults — 5 connections per second per remote host, 10
+// upgrading at once — reset all but 5 of 40 simultaneous dials from one machine: a federation runs
+// many nodes behind one address (one host, one NAT egress), and they all dial their bootstrap node
+// when they boot together. A host may open 64 a second, 64 may be in their Noise/yamux upgrade at
+// once (each costs a handshake; 10 s upgrade timeout), and the connection cap stays the bound.
+export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND_MAX = 64
+export const INBOUND_UPGRADES_MAX = 64
 const CHANNEL_LENGTH_MAX = 64
 
 export interface Libp2pTransportInit {
@@ -90,14 +97,18 @@ export class Libp2pTransport implements Transport {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      connectionManager: { maxConnections: init.connectionsMax ?? 256, maxIncomingPendingConnections: 32 },
+      connectionManager: {
+        maxConnections: init.connectionsMax ?? 256,
+        inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND_MAX,
+        maxIncomingPendingConnections: INBOUND_UPGRADES_MAX
+      },
       connectionGater: gaterOf(init.denyPeer),
       services: {
         identify: identify(),
         ping: ping(),
         pubsub: gossipsub(gossipOptions)
       }
-    })
+    }).catch((err: unknown) => { throw listenProblem(err) ?? err })
     const transport = new Libp2pTransport(libp2p, init.identity, init.logger)
     await libp2p.handle(RPC_PROTOCOL, (stream, connection) => {
       void transport.#serve(stream, connection.remotePeer)
@@ -246,6 +257,18 @@ export class Libp2pTransport implements Transport {
       }
     }
   }
+}
+
+// libp2p names each address it could not listen on in its error's text ("  ADDR: Error: listen
+// EADDRINUSE…", with stacks): one line instead, saying which address and what to do.
+function listenProblem (err: unknown): FedmeshError | undefined {
+  const failures = [...String((err as Error).message).matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.*)$/gm)]
+  if (failures.length === 0) return undefined
+  const inUse = failures.filter((f) => f[2]!.includes('EADDRINUSE')).map((f) => f[1]!)
+  if (inUse.length > 0) {
+    return new FedmeshError('listen-address-in-use', `cannot listen on ${inUse.join(', ')}: the address is in use (another node?); choose another with --listen, e.g. --listen /ip4/0.0.0.0/tcp/7410 (tcp/0: any free port)`)
+  }
+  return new FedmeshError('listen-failed', `cannot listen on ${failures.map((f) => `${f[1]!} (${f[2]!})`).join(', ')}; check --listen`)
 }
 
 // Checked on dials by peer id and, once the Noise handshake names the remote, on every inbound and

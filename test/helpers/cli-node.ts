@@ -77,3 +77,16 @@ export class CliNode {
     return await this.exited
   }
 }
+
+/** Runs the built CLI to completion (killed after timeoutMs): exit code, stdout, and stderr without the JSON log lines. */
+export async function runCli (args: string[], timeoutMs = 20_000): Promise<{ code: number | null, stdout: string, stderr: string, logs: string[] }> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build (npm test does it first)`)
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FEDMESH_LOG_LEVEL: 'info' }, timeout: timeoutMs, killSignal: 'SIGKILL' })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode)))
+  const lines = stderr.split('\n').filter((l) => l !== '')
+  return { code, stdout, stderr: lines.filter((l) => !l.startsWith('{')).join('\n'), logs: lines.filter((l) => l.startsWith('{')) }
+}

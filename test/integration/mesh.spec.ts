@@ -42,7 +42,7 @@ describe('a mesh of 5 fedmesh processes on 127.0.0.1', function () {
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'fedmesh-mesh-'))
     nodes.push(await CliNode.start(join(root, 'n0'), TIMING))
-    const started = await Promise.all([1, 2, 3, 4].map(async (i) => await CliNode.start(join(root, `n${i}`), [...TIMING, '--bootstrap', nodes[0]!.address])))
+    const started = await Promise.all([1, 2, 3, 4].map(async (i) => await CliNode.start(join(root, `n${i}`), [...TIMING, '--org', `n${i}`, '--bootstrap', nodes[0]!.address])))
     nodes.push(...started)
   })
 

@@ -155,6 +155,7 @@ describe('the capability gate of a revoked org', () => {
     trustOf: () => ({ score: 0.5, quarantined: false }),
     conduct: (peer, event) => { conduct.push(`${peer === revoked.publicKeyHex ? 'revoked' : 'member'}:${event}`) },
     audit: async (input) => { audits.push(input) },
+    auditRejection: async (input) => { audits.push(input) },
     orgOf: () => undefined,
     isRevoked: (peer) => peer === revoked.publicKeyHex
   })

@@ -15,7 +15,7 @@ import { KEY_FILE, loadOrCreateIdentity } from '../../runtime/key-file.js'
 import { LevelStorage } from '../../runtime/level-storage.js'
 import type { Storage } from '../../../base/storage.js'
 
-const USAGE = `usage:
+export const USAGE = `usage:
   fedmesh audit tail [-n N] [--json] [--data-dir D]
       the last N audit entries (default 20, at most ${AUDIT_TAIL_ENTRIES_MAX}), oldest first
   fedmesh audit export [--since SEQ | --since-time ISO] [--data-dir D]

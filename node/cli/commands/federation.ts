@@ -19,7 +19,7 @@ import { toHex } from '../../../base/bytes.js'
 import { verifyCertificate } from '../../../base/org-certificate.js'
 import { CERT_FILE, ORG_ROOT_KEY_FILE } from '../../org/org-identity.js'
 
-const USAGE = `usage:
+export const USAGE = `usage:
   fedmesh federation create --member NAME=ROOTKEYHEX ... [--out FILE] [--checkpoint-interval K] [--view-change-timeout-ms MS]
       on a node holding its org root (org-root.key): write a genesis listing this org and the members
       (at least 4 orgs in all), signed by this org's root; also imports it into this data dir
@@ -157,7 +157,13 @@ async function create (dataDir: string, values: { member?: string[], out?: strin
   for (const m of values.member ?? []) {
     const eq = m.indexOf('=')
     if (eq <= 0) throw new UsageError(`--member takes NAME=ROOTKEYHEX, got '${m}'`)
-    members.push({ name: m.slice(0, eq), root: m.slice(eq + 1).toLowerCase() })
+    const member = { name: m.slice(0, eq), root: m.slice(eq + 1).toLowerCase() }
+    // This node's own org is always a member: listing it again is harmless, listing it otherwise is not.
+    if (member.name === own.org && member.root === own.root) continue
+    if (member.name === own.org || member.root === own.root) {
+      throw new UsageError(`--member ${m}: this node's org is ${own.org} (root ${own.root}) and is a member already; list only the other orgs`)
+    }
+    members.push(member)
   }
   const pbft = {
     checkpointInterval: intFlag(values['checkpoint-interval'], PBFT_PARAMS_DEFAULT.checkpointInterval, '--checkpoint-interval'),
@@ -188,17 +194,19 @@ async function joinFile (dataDir: string, file: string, json: boolean, out: Comm
 }
 
 async function joinGenesis (dataDir: string, genesis: Genesis, json: boolean, out: CommandOutput): Promise<number> {
-  const own = await orgOfDataDir(dataDir)
-  if (own !== undefined && !genesis.orgs.some((o) => o.root === own.root)) {
-    throw new FedmeshError('not-federated', `this node's org ${own.org} (root ${own.root}) is not in the genesis; an org admitted later joins with the genesis and then its epoch file`)
-  }
+  const root = await orgRootOfDataDir(dataDir)
+  // An org admitted after the genesis imports it first, then the epoch file it was admitted into.
+  const admittedLater = root !== undefined && !genesis.orgs.some((o) => o.root === root)
   const existing = await loadGenesis(dataDir).catch(() => undefined)
   if (existing !== undefined && genesisId(existing) !== genesisId(genesis)) {
     throw new FedmeshError('already-federated', `${dataDir} already holds federation ${genesisId(existing)}; use a new data dir to join another`)
   }
   const path = await writeGenesis(dataDir, genesis)
   const id = genesisId(genesis)
-  out.stdout(json ? JSON.stringify({ id, path }) + '\n' : describe(id, genesis.orgs, genesis.pbft) + `imported into ${path} (restart the node to start its replica)\n`)
+  out.stdout(json
+    ? JSON.stringify({ id, path, member: !admittedLater }) + '\n'
+    : describe(id, genesis.orgs, genesis.pbft) + `imported into ${path} ` +
+      (admittedLater ? '(this org is not in the genesis: import the epoch file it was admitted into next, fedmesh federation join EPOCH.json)\n' : '(restart the node to start its replica)\n'))
   return 0
 }
 
@@ -219,7 +227,7 @@ async function joinEpoch (dataDir: string, epoch: EpochFile, json: boolean, out:
 
 
 /** This data dir's org root key: from its certificate or, before the first start, its org root key file. */
-async function orgRootOfDataDir (dataDir: string): Promise<string | undefined> {
+export async function orgRootOfDataDir (dataDir: string): Promise<string | undefined> {
   const own = await orgOfDataDir(dataDir)
   if (own !== undefined) return own.root
   // The file exists, so this only reads it.

@@ -5,7 +5,7 @@ import { DEFAULT_TRUST_OPTIONS } from '../../../membership/trust.js'
 import { loadPolicyFile, POLICY_FILE } from '../../gate/policy-file.js'
 import { PolicyError, POLICY_TEXT_BYTES_MAX, type Policy } from '../../gate/policy.js'
 
-const USAGE = `usage:
+export const USAGE = `usage:
   fedmesh policy check FILE [--json]
       validate a policy file: exit 0 "ok: N capabilities, M rules", exit 1 "FILE:LINE: reason"
   fedmesh policy explain --peer KEY --org ORG --capability C [--payload JSON] [--trust X]

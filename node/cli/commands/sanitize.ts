@@ -7,7 +7,7 @@ import { defaultDataDir, loadOrCreateSalt, SALT_FILE } from '../../runtime/data-
 import { FedmeshError } from '../../../base/errors.js'
 import type { CommandOutput } from './audit.js'
 
-const USAGE = `usage:
+export const USAGE = `usage:
   fedmesh sanitize [--mode CATEGORY=MODE]... [--text] [--json] [--report FILE] [--data-dir D] < input
       scrub JSON (or, with --text, plain text) from stdin for a cross-organisation send: the clean
       payload on stdout, the report (categories and counts, never values) on stderr (JSON with --json,

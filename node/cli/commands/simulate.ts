@@ -11,7 +11,7 @@ import { sweepPool } from '../../../simulations/sweep-pool.js'
 import { cryptoRng } from '../../runtime/system-clock.js'
 import { processOutput, type CommandOutput } from './audit.js'
 
-const USAGE = `usage:
+export const USAGE = `usage:
   fedmesh simulate [SCENARIO.yaml] [--orgs 4..10] [--nodes 1..5] [--seed S] [--duration 10s] [--liveness 30s]
                    [--tasks-per-second N] [--concurrency N] [--faults random|none] [--byzantine ORG=KIND]...
                    [--seeds N [--workers K]] [--trace] [--out DIR]

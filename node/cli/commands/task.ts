@@ -5,7 +5,7 @@ import type { FederationReceipt } from '../../federation/federation.js'
 import type { TaskReceipt } from '../../org/task-service.js'
 import type { Task } from '../../org/task-board.js'
 
-const USAGE = `usage (through the running node's admin API):
+export const USAGE = `usage (through the running node's admin API):
   fedmesh task propose --title T --capability C [--payload JSON] [--request-id ID]
   fedmesh task propose --federation --title T --capability C [--payload JSON] [--target ORG]
       ordered by PBFT into every member org's board; only ORG (name or root) may claim it

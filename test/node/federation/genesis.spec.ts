@@ -31,7 +31,7 @@ describe('federation genesis', () => {
     rejects(() => validateGenesis({ ...g, pbft: { ...g.pbft, checkpointInterval: 1000 } }), /checkpointInterval/)
     rejects(() => createGenesis(roots[4]!, orgs(4), 1_000), /creating org must be a member/)
     rejects(() => createGenesis(roots[0]!, orgs(3), 1_000), /4\.\.64 orgs/)
-    rejects(() => createGenesis(roots[0]!, [...orgs(3), { name: 'dup', root: roots[0]!.publicKeyHex }], 1_000), /distinct/)
+    rejects(() => createGenesis(roots[0]!, [...orgs(3), { name: 'dup', root: roots[0]!.publicKeyHex }], 1_000), /share the root/)
     rejects(() => parseGenesis('{not json'), /not JSON/)
     rejects(() => validateGenesis({ ...g, orgs: [...g.orgs].reverse() }), /sorted/)
   })

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import * as cborg from 'cborg'
+import { fromHex } from '../../../base/bytes.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,7 +10,7 @@ import {
   parseAuditEntry, sha256Hex, type AuditEntry
 } from '../../../node/gate/audit.js'
 import { FedmeshError } from '../../../base/errors.js'
-import { NodeIdentity } from '../../../base/ed25519.js'
+import { NodeIdentity, verify } from '../../../base/ed25519.js'
 import { LevelStorage } from '../../../node/runtime/level-storage.js'
 import { MemoryStorage } from '../../../base/memory-storage.js'
 import type { BatchOp, Storage } from '../../../base/storage.js'
@@ -75,6 +78,17 @@ describe('AuditLog', () => {
     assert.deepEqual(decodeStoredAuditEntry((await storage.get(auditEntryKey(2)))!).entry, second)
     assert.deepEqual(log.head, { seq: 2, hash: second.hash })
     assert.deepEqual(await log.verify(), { ok: true, count: 2, headHash: second.hash })
+  })
+
+  it('hashes exactly as the README states, so an independent verifier can be written', async () => {
+    const log = await AuditLog.open({ storage: new MemoryStorage(), signer: identity, clock: manualClock() })
+    const entry = await log.append(sampleInput(1))
+    const { seq, timeMs, actor, peer, org, action, decision, digest, detail, prevHash } = entry
+    // cborg's default encoding sorts map keys length-first, then bytewise: RFC 8949 deterministic order for these keys.
+    const fields = cborg.encode({ seq, timeMs, actor, peer, org, action, decision, digest, detail, prevHash })
+    const hash = createHash('sha256').update('fedmesh/audit/v1\n', 'ascii').update(fields).digest()
+    assert.equal(entry.hash, hash.toString('hex'))
+    assert.ok(verify(fromHex(actor), hash, fromHex(entry.sig)), 'the signature is over the 32 hash bytes')
   })
 
   it('signs on the thread pool exactly as the identity signs', async () => {

@@ -178,7 +178,7 @@ describe('an org\'s Raft group: snapshots, restarts and the HTTP API (in-process
     assert.deepEqual(await call('POST', `/v1/tasks/${id}/claim`, '{}'), { status: 409, json: { error: `task ${id} is claimed, not open`, code: 'task-conflict' } })
     assert.equal((await call('POST', '/v1/tasks', '{"title": ')).status, 400)
     assert.equal((await call('POST', '/v1/tasks', 'x'.repeat(300_000))).status, 413)
-    const bad = await call('POST', '/v1/tasks', JSON.stringify({ title: 'x', capability: 'Nope' }))
+    const bad = await call('POST', '/v1/tasks', JSON.stringify({ title: 'x', capability: 'no pe' }))
     assert.equal(bad.status, 400)
     assert.equal(bad.json.code, 'task-invalid')
     assert.equal((await call('GET', '/v1/tasks/t99999')).status, 404)

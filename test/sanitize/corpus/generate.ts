@@ -350,6 +350,46 @@ for (let i = 0; i < 10; i++) {
   })
 }
 
+// ---- the mesh's own identifiers: peer ids, multiaddrs, public keys, task references (look-alikes)
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+function base58 (bytes: number[]): string {
+  let value = bytes.reduce((n, byte) => n * 256n + BigInt(byte), 0n)
+  let out = ''
+  while (value > 0n) {
+    out = BASE58[Number(value % 58n)] + out
+    value /= 58n
+  }
+  for (const byte of bytes) if (byte === 0) out = '1' + out; else break
+  return out
+}
+/** A libp2p ed25519 peer id: base58btc of the identity multihash of the protobuf public key. */
+function peerId (): string {
+  return base58([0x00, 0x24, 0x08, 0x01, 0x12, 0x20, ...Array.from({ length: 32 }, () => prng.nextU32() % 256)])
+}
+const taskRef = (): string => `${prng.intInclusive(0, 9)}.${prng.intInclusive(1, 99_999)}.${prng.intInclusive(0, 63)}`
+const MESH_IDENTIFIERS: Array<() => string> = [
+  () => `peer ${peerId()} is slow`,
+  () => `{"peer":"${peerId()}","state":"suspect"}`,
+  () => `fedmesh start --bootstrap /ip4/${ipv4()}/tcp/7400/p2p/${peerId()}`,
+  () => `dial /ip6/${ipv6()}/tcp/${prng.intInclusive(1024, 65535)}/p2p/${peerId()}`,
+  () => `relay /ip4/${ipv4()}/tcp/4001/p2p/${peerId()}/p2p-circuit/p2p/${peerId()}`,
+  () => `listening on /ip4/${ipv4()}/tcp/${prng.intInclusive(1024, 65535)}`,
+  () => `org root ${chars(HEX, 64)} of globex`,
+  () => `{"key":"${chars(HEX, 64)}","org":"initech"}`,
+  () => `public_key=${chars(HEX, 64)}`,
+  () => `claim task ${taskRef()} for umbrella, then ${taskRef()}`,
+  () => `client ${chars(HEX, 64)}.${chars(HEX, 64)}.${prng.intInclusive(1, 999)}`
+]
+for (let i = 0; i < 4; i++) for (const generate of MESH_IDENTIFIERS) lines.push({ text: generate(), expected: [] })
+for (let i = 0; i < 6; i++) {
+  const secret = mixed(32)
+  const ip = ipv4()
+  lines.push({
+    text: `node ${peerId()} at /ip4/${ipv4()}/tcp/7400/p2p/${peerId()} leaked token=${secret} from ${ip} (task ${taskRef()})`,
+    expected: [{ category: 'secret', match: secret }, { category: 'ip-address', match: ip }]
+  })
+}
+
 const path = join(dirArgument ?? dirname(fileURLToPath(import.meta.url)), 'corpus.jsonl')
 writeFileSync(path, lines.map((line) => JSON.stringify(line)).join('\n') + '\n')
 const fieldsPath = join(dirname(path), 'fields.jsonl')
