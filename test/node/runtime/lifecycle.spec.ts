@@ -46,7 +46,7 @@ describe('lifecycle', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
     const port = (taken.address() as { port: number }).port
     try {
-      await assert.rejects(FedmeshNode.start({ dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], api: { host: '127.0.0.1', port }, logger: silentLogger }), /EADDRINUSE/)
+      await assert.rejects(FedmeshNode.start({ dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], api: { host: '127.0.0.1', port }, logger: silentLogger }), /the address is in use/)
       const storage = await LevelStorage.open(join(dataDir, DB_DIR))
       await storage.close()
     } finally {
