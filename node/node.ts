@@ -54,6 +54,8 @@ export interface FedmeshNodeInit {
   /** A join token from `fedmesh invite`: join that org on first start. */
   join?: string
   listen?: string[]
+  /** Announced (and put in invite tokens) instead of the listening addresses: behind NAT or a port forward. */
+  announce?: string[]
   bootstrap?: string[]
   /** Admin API address, or null for none; metricsUnauthenticated serves /metrics without a token to loopback clients. */
   api?: ApiAddress | null
@@ -234,7 +236,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       }, async (watcher) => await watcher.stop())
       const sanitizer = createSanitizer({ salt: await loadOrCreateSalt(init.dataDir) })
       const transport = await lifecycle.start('transport', async () => await Libp2pTransport.create({
-        identity, listen: init.listen ?? LISTEN_DEFAULT, logger,
+        identity, listen: init.listen ?? LISTEN_DEFAULT, ...(init.announce !== undefined ? { announce: init.announce } : {}), logger,
         scoring: { appSpecificScore: (key) => trust.appSpecificScore(key, clock.wallMs()), thresholds: TRUST_SCORE_THRESHOLDS, topicScoreCap: TRUST_TOPIC_SCORE_CAP_MAX },
         denyPeer: (key) => refusesPeer({ revocations, trust }, toHex(key), 'connection')
       }), async (t) => await t.stop())

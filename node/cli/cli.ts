@@ -55,6 +55,8 @@ start options (each also from env FEDMESH_<NAME> or <data-dir>/config.json):
   --org NAME             organisation to found on first start (default 'default')
   --join TOKEN           join the organisation that issued TOKEN (fedmesh invite) on first start
   --listen MULTIADDR     repeatable (default /ip4/0.0.0.0/tcp/7400)
+  --announce MULTIADDR   repeatable: the address(es) other machines reach this node at, announced and put in
+                         invite tokens instead of the listening ones (behind NAT or a port forward)
   --bootstrap MULTIADDR  repeatable; a member's address to join through
   --api HOST:PORT        admin API address (default 127.0.0.1:7401; port 0 picks a free one)
   --capability NAME      repeatable; capabilities this node exposes
@@ -173,6 +175,7 @@ async function start (args: string[]): Promise<number> {
       org: { type: 'string' },
       join: { type: 'string' },
       listen: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
       bootstrap: { type: 'string', multiple: true },
       api: { type: 'string' },
       capability: { type: 'string', multiple: true },
@@ -193,6 +196,7 @@ async function start (args: string[]): Promise<number> {
     org: values.org,
     join: values.join,
     listen: values.listen,
+    announce: values.announce,
     bootstrap: values.bootstrap,
     api: values.api,
     capabilities: values.capability,
@@ -214,6 +218,7 @@ async function start (args: string[]): Promise<number> {
     ...(config.org !== undefined ? { org: config.org } : {}),
     ...(config.join !== undefined ? { join: config.join } : {}),
     listen: config.listen,
+    ...(config.announce.length > 0 ? { announce: config.announce } : {}),
     bootstrap: config.bootstrap,
     api: { ...parseHostPort(config.api), metricsUnauthenticated: config.metricsUnauthenticated },
     capabilities: config.capabilities,

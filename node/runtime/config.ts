@@ -10,6 +10,8 @@ export interface StartConfig {
   org: string | undefined
   join: string | undefined
   listen: string[]
+  /** The addresses other machines reach this node at, when not the listening ones (NAT, a load balancer). */
+  announce: string[]
   bootstrap: string[]
   api: string
   capabilities: string[]
@@ -21,7 +23,7 @@ export interface StartConfig {
   raftElectionTicks: number | undefined
   raftVotersMax: number | undefined
   /** Serve GET /metrics without a token to loopback clients (a Prometheus on the same machine). */
-  metricsUnauthenticated: boolean,
+  metricsUnauthenticated: boolean
   /** The leader removes a voter silent this long (0: never) while a healthy quorum remains. */
   raftDeadVoterRemoveAfterMs: number | undefined
 }
@@ -32,6 +34,7 @@ export const START_DEFAULTS: StartConfig = {
   org: undefined,
   join: undefined,
   listen: LISTEN_DEFAULT,
+  announce: [],
   bootstrap: [],
   api: `127.0.0.1:${API_PORT_DEFAULT}`,
   capabilities: [],
@@ -49,6 +52,7 @@ const ENV_NAMES: Record<keyof StartConfig, string> = {
   org: 'FEDMESH_ORG',
   join: 'FEDMESH_JOIN',
   listen: 'FEDMESH_LISTEN',
+  announce: 'FEDMESH_ANNOUNCE',
   bootstrap: 'FEDMESH_BOOTSTRAP',
   api: 'FEDMESH_API',
   capabilities: 'FEDMESH_CAPABILITIES',

@@ -41,6 +41,8 @@ const CHANNEL_LENGTH_MAX = 64
 export interface Libp2pTransportInit {
   identity: NodeIdentity
   listen: string[]
+  /** Announced instead of the listening addresses (getMultiaddrs answers these). */
+  announce?: string[]
   logger: Logger
   connectionsMax?: number
   /** gossipsub heartbeat; mesh repairs happen this often. */
@@ -93,7 +95,7 @@ export class Libp2pTransport implements Transport {
     }
     const libp2p = await createLibp2p({
       privateKey: await libp2pPrivateKey(init.identity),
-      addresses: { listen: init.listen },
+      addresses: { listen: init.listen, ...(init.announce !== undefined && init.announce.length > 0 ? { announce: announceAddresses(init.announce) } : {}) },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
@@ -257,6 +259,18 @@ export class Libp2pTransport implements Transport {
       }
     }
   }
+}
+
+/** Checked before libp2p sees them: a bad --announce is one line, not a stack trace. */
+function announceAddresses (addrs: string[]): string[] {
+  for (const a of addrs) {
+    try {
+      multiaddr(a)
+    } catch {
+      throw new FedmeshError('announce-malformed', `--announce '${a}' is not a multiaddr (e.g. /ip4/203.0.113.7/tcp/7400 or /dns4/node.example.org/tcp/7400)`)
+    }
+  }
+  return addrs
 }
 
 // libp2p names each address it could not listen on in its error's text ("  ADDR: Error: listen
