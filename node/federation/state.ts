@@ -63,7 +63,11 @@ const DIGESTS_MAX = 8
 /** Federated tasks still open to a claim or result (oldest forgotten first: then 'unknown-task'). */
 const OPEN_TASKS_MAX = 1024
 export const CORE_BYTES_MAX = 900 * 1024
-const CORE_FIELDS = 6
+const CORE_FIELDS = 7
+/** Cores exported before finished tasks were kept held one field less (snapshots and transfers from older nodes). */
+const CORE_FIELDS_V1 = 6
+/** Finished federated tasks remembered, so that finishing one again says so (oldest forgotten first: then 'unknown-task'). */
+const FINISHED_TASKS_MAX = 1024
 const ANCHORS_PER_NODE_MAX = 16
 const ANCHORED_NODES_MAX = PBFT_REPLICAS_MAX * 64
 const CHANGES_MAX = 256
@@ -89,6 +93,8 @@ export class FederationState {
   #changes: MembershipChange[] = []
   /** ref (epoch.seq.position) -> an unfinished federated task's target org and claimer. Carried across epochs. */
   #open = new Map<string, { target: string | null, claimer: string | null }>()
+  /** ref -> how a federated task that left #open ended. Carried across epochs. */
+  #finished = new Map<string, 'done' | 'failed'>()
   /** The core as the current epoch began: what an org admitted into it starts from. */
   #epochStart: Uint8Array
   /** The core at the latest checkpoint applied here (not part of snapshots): what a host hands a laggard. */
@@ -232,7 +238,8 @@ export class FederationState {
         return this.#result(seq, position, 'applied', '')
       case 'claim': case 'finish': {
         const task = this.#open.get(op.ref)
-        if (task === undefined) return this.#result(seq, position, 'refused', 'unknown-task')
+        const finished = this.#finished.get(op.ref)
+        if (task === undefined) return this.#result(seq, position, 'refused', finished !== undefined ? `already-${finished}` : 'unknown-task')
         if (op.kind === 'claim') {
           if (task.target !== null && task.target !== opened.root) return this.#result(seq, position, 'refused', 'not-the-target')
           if (task.claimer !== null) return this.#result(seq, position, 'refused', 'already-claimed')
@@ -241,6 +248,8 @@ export class FederationState {
         } else {
           if (task.claimer !== opened.node) return this.#result(seq, position, 'refused', 'not-the-claimer')
           this.#open.delete(op.ref)
+          this.#finished.set(op.ref, op.status)
+          if (this.#finished.size > FINISHED_TASKS_MAX) this.#finished.delete(this.#finished.keys().next().value!)
           out.updates.push({ ref: op.ref, status: op.status, node: opened.node, result: op.result })
         }
         return this.#result(seq, position, 'applied', '')
@@ -340,9 +349,9 @@ export class FederationState {
   installCore (instance: string, bytes: Uint8Array): void {
     const bad = (what: string): never => { throw new FederationStateError('federation-state-malformed', `bad transferred state: ${what}`) }
     const v = decodeCanonical(bytes, () => new FederationStateError('federation-state-malformed', 'undecodable transferred state'))
-    if (!Array.isArray(v) || v.length !== CORE_FIELDS) return bad('shape')
+    if (!Array.isArray(v) || (v.length !== CORE_FIELDS && v.length !== CORE_FIELDS_V1)) return bad('shape')
     const next = new FederationState(decodeConfig(v[0]))
-    next.#decodeCore(v, bad)
+    next.#decodeCore(v, v.length, bad)
     if (next.#instance !== instance) return bad('the state belongs to another epoch')
     if (next.#lastSeq < this.#lastSeq && this.#instance === instance) return
     // A core of an epoch this org already left (an old instance's late fetch) would take it back in time.
@@ -354,6 +363,7 @@ export class FederationState {
     this.#executed = next.#executed
     this.#recent = next.#recent
     this.#open = next.#open
+    this.#finished = next.#finished
     if (next.#lastSeq === 0) this.#epochStart = bytes
     this.#digests = new Map([[next.#lastSeq, sha256(bytes)]])
   }
@@ -364,12 +374,14 @@ export class FederationState {
       [...this.#votes].map(([key, roots]) => [key, [...roots]]),
       [...this.#executed],
       [...this.#recent],
-      [...this.#open].map(([ref, t]) => [ref, t.target, t.claimer])
+      [...this.#open].map(([ref, t]) => [ref, t.target, t.claimer]),
+      [...this.#finished]
     ]
   }
 
-  #decodeCore (v: unknown[], bad: (what: string) => never): void {
-    const [, lastSeq, votes, executed, recent, open] = v
+  /** The core's rows at the start of v (coreFields of them: CORE_FIELDS, or CORE_FIELDS_V1 from an older node). */
+  #decodeCore (v: unknown[], coreFields: number, bad: (what: string) => never): void {
+    const [, lastSeq, votes, executed, recent, open, finished] = v
     if (!isCount(lastSeq)) return bad('lastSeq')
     this.#lastSeq = lastSeq
     for (const [key, roots] of rows(votes, 2, PROPOSALS_MAX, bad)) {
@@ -384,6 +396,10 @@ export class FederationState {
     for (const [ref, target, claimer] of rows(open, 3, OPEN_TASKS_MAX, bad)) {
       if (typeof ref !== 'string' || !(target === null || (typeof target === 'string' && KEY_HEX.test(target))) || !(claimer === null || (typeof claimer === 'string' && KEY_HEX.test(claimer)))) return bad('open task')
       this.#open.set(ref, { target, claimer })
+    }
+    for (const [ref, status] of coreFields === CORE_FIELDS ? rows(finished, 2, FINISHED_TASKS_MAX, bad) : []) {
+      if (typeof ref !== 'string' || (status !== 'done' && status !== 'failed')) return bad('finished task')
+      this.#finished.set(ref, status)
     }
   }
 
@@ -402,11 +418,11 @@ export class FederationState {
 
   static decode (v: unknown): FederationState {
     const bad = (what: string): never => { throw new FederationStateError('federation-state-malformed', `bad federation state: ${what}`) }
-    if (!Array.isArray(v) || v.length !== CORE_FIELDS + 5) return bad('shape')
-    const [digests, epochStart, anchors, changes, closing] = v.slice(CORE_FIELDS) as unknown[]
+    if (!Array.isArray(v) || (v.length !== CORE_FIELDS + 5 && v.length !== CORE_FIELDS_V1 + 5)) return bad('shape')
+    const [digests, epochStart, anchors, changes, closing] = v.slice(v.length - 5) as unknown[]
     const config = v[0]
     const s = new FederationState(decodeConfig(config))
-    s.#decodeCore(v, bad)
+    s.#decodeCore(v, v.length - 5, bad)
     if (!(epochStart instanceof Uint8Array) || epochStart.length > CORE_BYTES_MAX) return bad('epoch start')
     s.#epochStart = epochStart
     for (const [seq, digest] of rows(digests, 2, DIGESTS_MAX, bad)) {

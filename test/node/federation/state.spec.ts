@@ -173,7 +173,24 @@ describe('federation state (applied by every org from PBFT batches)', () => {
       request(charlie, GENESIS, { kind: 'finish', ref: '0.1.0', status: 'done', result: '{"ok":true}' }),
       request(charlie, GENESIS, { kind: 'finish', ref: '0.1.0', status: 'failed', result: 'null' })
     ] })
-    assert.deepEqual(done.results.map((r) => outcome(r).slice(3)), [['applied', ''], ['refused', 'unknown-task']])
+    // Finishing (or claiming) a finished task says so, not 'unknown-task' — also after a snapshot.
+    assert.deepEqual(done.results.map((r) => outcome(r).slice(3)), [['applied', ''], ['refused', 'already-done']])
     assert.deepEqual(done.updates, [{ ref: '0.1.0', status: 'done', node: charlie.node.publicKeyHex, result: '{"ok":true}' }])
+    const restored = FederationState.decode(decodeCanonical(encodeCanonical(s.encode())))
+    const again = restored.apply({ config: CONFIG, instance: GENESIS, seq: 4, requests: [request(bravo, GENESIS, { kind: 'claim', ref: '0.1.0' })] })
+    assert.deepEqual(again.results.map((r) => outcome(r).slice(3)), [['refused', 'already-done']])
+  })
+
+  it('reads snapshots and state cores from nodes that kept no finished tasks (one core field less)', () => {
+    const s = new FederationState(CONFIG)
+    s.apply({ config: CONFIG, instance: GENESIS, seq: 1, requests: [request(ORGS[0]!, GENESIS, task('t'))] })
+    const snapshot = s.encode()
+    const older = [...snapshot.slice(0, 6), ...snapshot.slice(7)]
+    const decoded = FederationState.decode(older)
+    assert.equal(decoded.lastSeq, 1)
+    const core = decodeCanonical(s.exportCore()) as unknown[]
+    const fresh = new FederationState(CONFIG)
+    fresh.installCore(GENESIS, encodeCanonical(core.slice(0, 6)))
+    assert.equal(fresh.lastSeq, 1)
   })
 })
