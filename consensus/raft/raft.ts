@@ -735,6 +735,10 @@ export class RaftCore implements ConsensusCore<RaftMessage, RaftReady> {
     this.#confScannedTo = this.#commit
     if (this.#conf === before || this.#role !== 'leader') return
     if (!this.#conf.voters.includes(this.id)) {
+      // A leader that removed itself tells the others that the removal committed before it steps
+      // down: they apply configurations as they commit, and without this one they would wait for
+      // its vote in the old configuration — for good once it stopped (the org-join delegate test).
+      this.#broadcastHeartbeat('')
       this.#becomeFollower(this.#term, '')
       return
     }

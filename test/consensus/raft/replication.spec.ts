@@ -138,6 +138,22 @@ describe('raft: replication', () => {
     assert.equal(net.node(lagger).applied.at(-1), 'after')
   })
 
+  it('a leader that removes itself tells the others the removal committed before it steps down', () => {
+    // Found by the org-join delegate test under load: the founder, still leading after a handover
+    // that timed out, removed itself and stopped; the other voter never heard the removal commit,
+    // so it waited for the founder's vote in the old configuration for good.
+    const net = new TestNetwork(['a', 'b'])
+    const leader = net.electLeader()
+    const other = others(['a', 'b'], leader)[0]!
+    assert.deepEqual(net.core(leader).proposeConfChange({ type: 'remove', node: leader }), { ok: true })
+    net.stabilize()
+    assert.equal(net.core(leader).status().role, 'follower')
+    net.isolate(leader)   // it stopped
+    assert.deepEqual(net.core(other).status().conf.voters, [other])
+    net.tick(100)
+    assert.deepEqual(net.leaders(), [other])
+  })
+
   it('adds a learner, promotes it once caught up, then removes a voter', () => {
     const net = new TestNetwork(['a', 'b', 'c'])
     const leader = net.electLeader()
