@@ -262,8 +262,10 @@ function startBanner (node: FedmeshNode): string {
     `  api      ${node.apiUrl ?? 'disabled'}`,
     '  listening on:',
     ...addrs.map((a) => `    ${a}`),
-    ...(local !== undefined ? [`join from this machine:     fedmesh start --bootstrap ${local}`] : []),
-    ...(remote !== undefined ? [`join from another machine:  fedmesh start --bootstrap ${remote}`] : []),
+    // A first start with --bootstrap names its org: a new one (--org), or this one (--join a token from fedmesh invite).
+    ...(local !== undefined ? [`join from this machine:     fedmesh start --org NAME --bootstrap ${local}`] : []),
+    ...(remote !== undefined ? [`join from another machine:  fedmesh start --org NAME --bootstrap ${remote}`] : []),
+    ...(local !== undefined || remote !== undefined ? ['  (--org NAME founds another org in this mesh; to join this org: --join TOKEN from fedmesh invite)'] : []),
     ''
   ].join('\n')
 }
