@@ -15,12 +15,15 @@ export const USAGE = `usage:
   fedmesh simulate [SCENARIO.yaml] [--orgs 4..10] [--nodes 1..5] [--seed S] [--duration 10s] [--liveness 30s]
                    [--tasks-per-second N] [--concurrency N] [--faults random|none] [--byzantine ORG=KIND]...
                    [--seeds N [--workers K]] [--trace] [--out DIR]
+  fedmesh simulate --swarm [--orgs N] [--nodes N] [--seed S] [--seeds N [--workers K]] [--trace] [--out DIR]
       run a whole federation (orgs × nodes: Raft in each org, PBFT across them) in simulated time
       under faults, check its invariants, and write DIR/report.json and DIR/report.html (default
       ./fedmesh-sim-report). Flags override the file; times are ms or '500ms', '30s', '2m'; without
       --seed one is drawn and printed. --seeds N runs seeds S..S+N-1 on K worker threads (default one
       per core) and stops at the first failure, printing the command that replays it (its report is
-      the one written). Exit 0 ok, 1 an invariant violated (or the simulator failed), 2 bad input.
+      the one written). --swarm draws every setting but --orgs/--nodes from each seed (federation
+      size, network, workload, Byzantine orgs, votes: swarm testing), as randomScenario(seed) does.
+      Exit 0 ok, 1 an invariant violated (or the simulator failed), 2 bad input.
       orgs: alpha, bravo, charlie, …; nodes: ORG/0, ORG/1, …
       fault kinds: ${FAULT_KINDS.join(', ')}
       byzantine kinds: ${BYZANTINE_KINDS.join(', ')}`
@@ -28,7 +31,10 @@ export const USAGE = `usage:
 /** Where the simulator is once built; loaded on demand, so every other command runs without it. */
 export const SIMULATOR = new URL('../../../simulations/federation/federation-sim.js', import.meta.url)
 const SIMULATOR_EXPORT = 'runFederationSim'
-type RunFederationSim = typeof import('../../../simulations/federation/federation-sim.js').runFederationSim
+type Simulator = typeof import('../../../simulations/federation/federation-sim.js')
+type RunFederationSim = Simulator['runFederationSim']
+/** The scenario of each seed: the loaded one with that seed, or (--swarm) one drawn from it. */
+type ScenarioOf = (seed: number) => Scenario
 
 export const REPORT_DIR_DEFAULT = 'fedmesh-sim-report'
 const PROGRESS_INTERVAL_MS = 1000
@@ -63,6 +69,7 @@ export async function simulateCommand (args: string[], out: CommandOutput = proc
         seeds: { type: 'string', default: '1' },
         workers: { type: 'string' },
         trace: { type: 'boolean', default: false },
+        swarm: { type: 'boolean', default: false },
         out: { type: 'string', default: REPORT_DIR_DEFAULT }
       }
     })
@@ -73,7 +80,9 @@ export async function simulateCommand (args: string[], out: CommandOutput = proc
     if (!Number.isSafeInteger(workers) || workers < 1) throw new UsageError('--workers must be a positive integer')
     if (values.trace && seeds > 1) throw new UsageError('--trace is for one seed (the replay of a sweep\'s failure), not for --seeds')
     const file = positionals[0]
-    const flags: ScenarioFlags = values
+    const { swarm, ...flags }: ScenarioFlags & { swarm?: boolean } = values
+    const drawn = Object.keys(flags).filter((k) => !['seed', 'orgs', 'nodes', 'seeds', 'workers', 'trace', 'out'].includes(k) && (flags as Record<string, unknown>)[k] !== undefined)
+    if (swarm === true && (file !== undefined || drawn.length > 0)) throw new UsageError(`--swarm draws every setting but --orgs and --nodes from the seed: drop ${file !== undefined ? file : `--${drawn[0]!}`}`)
     // The only randomness: a first seed when none is given, printed so that the run replays.
     const scenario = loadScenario({
       ...(file !== undefined ? { yaml: await readScenarioFile(file), source: file } : {}),
@@ -81,11 +90,15 @@ export async function simulateCommand (args: string[], out: CommandOutput = proc
       defaultSeed: cryptoRng.nextU32() >>> 1
     })
     if (scenario.seed + seeds - 1 > SEED_MAX) throw new UsageError(`seeds ${scenario.seed}..${scenario.seed + seeds - 1} run past ${SEED_MAX}`)
-    const run = await loadSimulator(simulator)
+    const { runFederationSim: run, randomScenario } = await loadSimulator(simulator)
+    const fixed = { ...(flags.orgs !== undefined ? { orgs: scenario.orgs } : {}), ...(flags.nodes !== undefined ? { nodesPerOrg: scenario.nodesPerOrg } : {}) }
+    const scenarioOf: ScenarioOf = swarm === true ? (seed) => randomScenario(seed, fixed) : (seed) => ({ ...scenario, seed })
     const replay = replayCommand(tokens)
     const result = seeds === 1
-      ? await runOne(run, scenario, values.trace, replay, out)
-      : await runSweep(simulator, scenario, seeds, Math.min(workers, seeds), replay, out)
+      ? await runOne(run, scenarioOf(scenario.seed), values.trace, replay, out)
+      : await runSweep(simulator, scenarioOf, scenario.seed, seeds, Math.min(workers, seeds), swarm === true
+        ? `swarm: every setting${Object.keys(fixed).length > 0 ? ` but ${Object.entries(fixed).map(([k, v]) => `${k} ${String(v)}`).join(', ')}` : ''} drawn from each seed`
+        : `${scenario.orgs} orgs × ${scenario.nodesPerOrg} nodes, ${scenario.durationMs / 1000} s each`, replay, out)
     if (result.report !== undefined) {
       await writeReport(result.report, values.out)
       out.stdout(`report: ${join(values.out, 'report.html')} (data: report.json)\n`)
@@ -117,7 +130,7 @@ async function readScenarioFile (file: string): Promise<string> {
 /** What a run leaves: whether a seed failed, and the report to write (a sweep writes its failure's). */
 interface RunResult { failed: boolean, report?: FederationSimReport }
 
-async function loadSimulator (simulator: URL): Promise<RunFederationSim> {
+async function loadSimulator (simulator: URL): Promise<Pick<Simulator, 'runFederationSim' | 'randomScenario'>> {
   let module: Record<string, unknown>
   try {
     module = await import(simulator.href) as Record<string, unknown>
@@ -128,9 +141,10 @@ async function loadSimulator (simulator: URL): Promise<RunFederationSim> {
     }
     throw err
   }
-  const run = module[SIMULATOR_EXPORT]
-  if (typeof run !== 'function') throw new SimulatorMissing(`${fileURLToPath(simulator)} exports no function ${SIMULATOR_EXPORT}`)
-  return run as RunFederationSim
+  for (const name of [SIMULATOR_EXPORT, 'randomScenario']) {
+    if (typeof module[name] !== 'function') throw new SimulatorMissing(`${fileURLToPath(simulator)} exports no function ${name}`)
+  }
+  return module as unknown as Pick<Simulator, 'runFederationSim' | 'randomScenario'>
 }
 
 /** One seed in this thread, so that --trace and progress come straight from the simulator. */
@@ -150,11 +164,11 @@ async function runOne (run: RunFederationSim, scenario: Scenario, trace: boolean
 }
 
 /** Seeds S.. on worker threads until one fails. */
-async function runSweep (simulator: URL, base: Scenario, seeds: number, workers: number, replay: (seed: number) => string, out: CommandOutput): Promise<RunResult> {
+async function runSweep (simulator: URL, scenarioOf: ScenarioOf, first: number, seeds: number, workers: number, shape: string, replay: (seed: number) => string, out: CommandOutput): Promise<RunResult> {
   const startedMs = performance.now()
   const progress = throttle()
   const scenarios = function * (): Generator<Scenario> {
-    for (let i = 0; i < seeds; i++) yield { ...base, seed: base.seed + i }
+    for (let i = 0; i < seeds; i++) yield scenarioOf(first + i)
   }
   let done = 0
   let shown = 0
@@ -164,7 +178,7 @@ async function runSweep (simulator: URL, base: Scenario, seeds: number, workers:
     out.stderr(`seeds ${done}/${seeds} done, ${Math.round(done / Math.max(minutes, 1e-9))} seeds/min, ${failure === undefined ? 0 : 1} failed\n`)
     shown = done
   }
-  out.stderr(`seeds ${base.seed}..${base.seed + seeds - 1} on ${workers} workers: ${base.orgs} orgs × ${base.nodesPerOrg} nodes, ${base.durationMs / 1000} s each\n`)
+  out.stderr(`seeds ${first}..${first + seeds - 1} on ${workers} workers: ${shape}\n`)
   for await (const outcome of sweepPool<Scenario, FederationSimReport>({ module: simulator, exportName: SIMULATOR_EXPORT, inputs: scenarios(), workers })) {
     done++
     if (!outcome.ok) failure = { seed: outcome.input.seed, cause: outcome.error }
@@ -174,7 +188,7 @@ async function runSweep (simulator: URL, base: Scenario, seeds: number, workers:
   }
   if (shown !== done) show()
   if (failure === undefined) {
-    out.stdout(`${seeds}/${seeds} seeds ok from seed ${base.seed} (no report: a sweep writes its failure's)\n`)
+    out.stdout(`${seeds}/${seeds} seeds ok from seed ${first} (no report: a sweep writes its failure's)\n`)
     return { failed: false }
   }
   out.stdout(failureText(failure.seed, failure.cause, replay))

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { simulateCommand } from '../../../node/cli/commands/simulate.js'
 import type { FederationSimReport } from '../../../simulations/federation/scenario.js'
 import { FAILING_SEED } from '../../simulation/fixtures/federation-sim-double.js'
+import { randomScenario } from '../../../simulations/federation/federation-sim.js'
 
 // `fedmesh simulate` around a test double of the simulator: flags, the sweep on worker threads, the
 // replay line and the report files (the simulator's own behaviour is tested with the simulator).
@@ -35,6 +36,20 @@ describe('fedmesh simulate (with a test double of the simulator)', () => {
     assert.match(stderr, /^fedmesh simulate: --byzantine: 2 byzantine orgs, but 4 orgs tolerate at most f = 1\n/)
     assert.equal((await simulate(['--seeds', '0'])).code, 2)
     assert.equal((await simulate(['--seeds', '3', '--trace'])).code, 2)
+  })
+
+  it('--swarm draws every setting but --orgs/--nodes from the seed, as randomScenario does, and refuses other settings', async () => {
+    const out = join(dir, 'swarm')
+    const { code, stdout } = await simulate(['--swarm', '--orgs', '5', '--seed', '42', '--out', out])
+    assert.equal(code, 0, stdout)
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as FederationSimReport
+    assert.deepEqual(report.scenario, randomScenario(42, { orgs: 5 }))
+    const sweep = await simulate(['--swarm', '--seed', '40', '--seeds', '3', '--workers', '1'])
+    assert.equal(sweep.code, 0)
+    assert.match(sweep.stderr, /swarm: every setting drawn from each seed/)
+    const refused = await simulate(['--swarm', '--duration', '5s'])
+    assert.equal(refused.code, 2)
+    assert.match(refused.stderr, /--swarm draws every setting but --orgs and --nodes from the seed: drop --duration/)
   })
 
   it('runs one seed and writes report.json and report.html', async () => {
