@@ -8,7 +8,8 @@
 // the org's only node, a PBFT view change; 4 × 3: the org's Raft leader, a Raft failover after which
 // the next leader resumes the replica), and measure the longest gap between consecutive completions
 // and the first completion of a task sent after the kill.
-//   npm run bench:pbft [-- --orgs-nodes 1,3 --concurrency 1,16,64 --seconds 5 --stall-concurrency 16 --stall-seconds 15]
+//   npm run bench:pbft [-- --orgs-nodes 1,3 --concurrency 1,16,64,256 --seconds 10 --stall-concurrency 16 --stall-seconds 15]
+// The windows are long enough (10 s) that a collapse under load shows as a number, not as a missing sample.
 import '../node/runtime/polyfills.js'
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
@@ -22,8 +23,8 @@ import { round, writeResult } from './stats.js'
 const { values: opts } = parseArgs({
   options: {
     'orgs-nodes': { type: 'string', default: '1,3' },
-    concurrency: { type: 'string', default: '1,16,64' },
-    seconds: { type: 'string', default: '5' },
+    concurrency: { type: 'string', default: '1,16,64,256' },
+    seconds: { type: 'string', default: '10' },
     'payload-bytes': { type: 'string', default: '256' },
     'stall-concurrency': { type: 'string', default: '16' },
     'stall-seconds': { type: 'string', default: '15' }
