@@ -480,6 +480,7 @@ export class FedmeshNode extends EventEmitter<FedmeshNodeEvents> {
       genesis, ...(epoch !== undefined ? { config: { genesis: epoch.genesis, epoch: epoch.epoch, orgs: epoch.orgs }, ...(epoch.core !== undefined ? { epochCore: new Uint8Array(Buffer.from(epoch.core, 'base64')) } : {}) } : {}),
       signer: identity, certificate: org.certificateBytes, org: org.org, orgRoot: this.orgRoot, transport, clock, rng, logger, sanitizer,
       isLeader: () => this.tasks.raftStatus().role === 'leader',
+      orgLeader: () => this.tasks.raftStatus().leader ?? undefined,
       commitBatch: async (batch) => await this.tasks.commitFederationBatch(batch),
       installState: async (install) => await this.tasks.installFederationState(install),
       state: () => this.tasks.federationState(id),

@@ -29,6 +29,8 @@ export interface FederationInit {
   sanitizer: Sanitizer
   /** Whether this node leads its org's Raft group (and so hosts the org's replica). */
   isLeader: () => boolean
+  /** The node key (hex) of the org's Raft leader, which hosts the org's replica, if known. */
+  orgLeader?: () => string | undefined
   /** Applies a committed batch to the org's federation state and board (idempotent per batch): results, and the state digest at a checkpoint. */
   commitBatch: (batch: FederationBatch) => Promise<{ results: Uint8Array[], digest?: Uint8Array }>
   /** Installs another org's federation state core (a state transfer whose digest checked out). */

@@ -111,6 +111,7 @@ export class SimFedNode {
       signer: this.#signer, certificate: this.certificate, org: org.name, orgRoot: org.root.publicKeyHex,
       transport: this.transport, clock: this.clock, rng: this.prng, logger, sanitizer: world.sanitizer,
       isLeader: () => tasks.raftStatus().role === 'leader',
+      orgLeader: () => tasks.raftStatus().leader ?? undefined,
       commitBatch: async (batch) => await tasks.commitFederationBatch(batch),
       installState: async (install) => await tasks.installFederationState(install),
       state: () => tasks.federationState(federationId),
